@@ -1,0 +1,1 @@
+//! Markdown articles with TOML front matter.

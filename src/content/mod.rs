@@ -1,0 +1,12 @@
+//! Content ingest: issue folders of clippings and Markdown articles -> [`Issue`]s.
+//!
+//! Reading is split from parsing so that a run can tell from hashes alone that
+//! nothing changed (see [`scan::read_tree`]) and skip the parse.
+
+mod model;
+pub mod clipping;
+pub mod markdown;
+pub mod scan;
+
+pub use model::{Article, ContentHash, Issue, Problem, SourceFormat};
+pub use scan::{Ingest, ScanError, ScanOptions, SourceTree, parse_tree, read_tree};

@@ -1,0 +1,1 @@
+//! One cycle: ingest -> record -> feeds.

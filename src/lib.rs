@@ -1,0 +1,10 @@
+//! gazette: syndication and newsletter system for a periodical.
+//!
+//! Data flows one way: content files -> issue model -> (feeds, ledger) -> transport.
+//! See ARCHITECTURE.md for the map.
+
+pub mod config;
+pub mod content;
+pub mod cycle;
+pub mod feeds;
+pub mod store;
