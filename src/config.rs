@@ -1,4 +1,21 @@
-//! Typed configuration (config.toml + GAZETTE_<SECTION>_<KEY> overrides).
+//! Typed configuration: `config.toml` plus `GAZETTE_<SECTION>_<KEY>` overrides.
+//!
+//! Loading happens in three layers so that every error can say *where*:
+//! 1. the file is deserialized into [`RawConfig`] (all fields optional, unknown
+//!    keys rejected): toml reports the line and column of a bad key or type;
+//! 2. each environment override is deserialized on its own, so a bad one is
+//!    reported with the variable's name; then it replaces the file's value;
+//! 3. [`Config::from_raw`] applies defaults and checks values (URLs, cron,
+//!    time zone, ranges), naming the key and the line it came from.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
 use url::Url;
 
 /// `[publication]`: who publishes, and where the public site lives.
@@ -20,5 +37,1007 @@ impl Publication {
             Ok(u) => u.to_string(),
             Err(_) => format!("{}{}", self.base_url, path.trim_start_matches('/')),
         }
+    }
+}
+
+/// The whole, checked configuration. Paths are absolute (resolved against the
+/// folder of config.toml).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file this came from.
+    pub path: PathBuf,
+    pub publication: Publication,
+    pub content: ContentConfig,
+    pub feeds: FeedsConfig,
+    pub database: DatabaseConfig,
+    pub schedule: ScheduleConfig,
+    pub mail: MailConfig,
+    pub http: HttpConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ContentConfig {
+    pub dir: PathBuf,
+    /// Article files larger than this are reported and skipped.
+    pub max_article_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct FeedsConfig {
+    pub dir: PathBuf,
+    /// How many of the newest articles the feeds carry.
+    pub items: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// As written (for messages).
+    pub url: String,
+    /// The SQLite file.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScheduleConfig {
+    /// Standard 5-field crontab, Sunday = 0; checked at load.
+    pub cron: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    File,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    Starttls,
+    Tls,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DigestBody {
+    Full,
+    Summary,
+}
+
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// Required once mail is sent; checked then.
+    pub from: Option<String>,
+    pub reply_to: Option<String>,
+    pub transport: Transport,
+    pub outbox: PathBuf,
+    /// A template; the default names the issue title.
+    pub subject: String,
+    pub rate_per_second: f64,
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub skip_older_than: Duration,
+    pub digest: DigestBody,
+    pub smtp: SmtpConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub username: Option<String>,
+    /// The NAME of the environment variable holding the password.
+    pub password_env: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// The NAME of the environment variable holding the admin API token.
+    pub admin_token_env: Option<String>,
+}
+
+pub const DEFAULT_SUBJECT: &str = "{{ issue.title }} | {{ publication.title }}";
+
+// ---------------------------------------------------------------------------
+// Raw layer: exactly what the file (or an override) says.
+
+macro_rules! raw_section {
+    ($name:ident { $($field:ident : $ty:ty),* $(,)? }) => {
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name { $(pub $field: Option<$ty>,)* }
+
+        impl $name {
+            /// Values set in `over` replace ours.
+            fn merge(&mut self, over: $name) {
+                $(if over.$field.is_some() { self.$field = over.$field; })*
+            }
+        }
+    };
+}
+
+raw_section!(RawPublication {
+    title: String,
+    description: String,
+    base_url: String,
+    language: String,
+    timezone: String
+});
+raw_section!(RawContent {
+    dir: String,
+    max_article_bytes: u64
+});
+raw_section!(RawFeeds {
+    dir: String,
+    items: i64
+});
+raw_section!(RawDatabase { url: String });
+raw_section!(RawSchedule { cron: String });
+raw_section!(RawSmtp {
+    host: String,
+    port: i64,
+    security: Security,
+    username: String,
+    password_env: String
+});
+raw_section!(RawHttp {
+    listen: String,
+    admin_token_env: String
+});
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMail {
+    pub from: Option<String>,
+    pub reply_to: Option<String>,
+    pub transport: Option<Transport>,
+    pub outbox: Option<String>,
+    pub subject: Option<String>,
+    pub rate_per_second: Option<f64>,
+    pub concurrency: Option<i64>,
+    pub max_attempts: Option<i64>,
+    pub skip_older_than: Option<String>,
+    pub digest: Option<DigestBody>,
+    #[serde(default)]
+    pub smtp: RawSmtp,
+}
+
+impl RawMail {
+    fn merge(&mut self, over: RawMail) {
+        macro_rules! take {
+            ($($f:ident),*) => { $(if over.$f.is_some() { self.$f = over.$f; })* };
+        }
+        take!(
+            from,
+            reply_to,
+            transport,
+            outbox,
+            subject,
+            rate_per_second,
+            concurrency,
+            max_attempts,
+            skip_older_than,
+            digest
+        );
+        self.smtp.merge(over.smtp);
+    }
+}
+
+/// The file as written: every key optional, unknown keys rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub publication: RawPublication,
+    #[serde(default)]
+    pub content: RawContent,
+    #[serde(default)]
+    pub feeds: RawFeeds,
+    #[serde(default)]
+    pub database: RawDatabase,
+    #[serde(default)]
+    pub schedule: RawSchedule,
+    #[serde(default)]
+    pub mail: RawMail,
+    #[serde(default)]
+    pub http: RawHttp,
+}
+
+impl RawConfig {
+    fn merge(&mut self, over: RawConfig) {
+        self.publication.merge(over.publication);
+        self.content.merge(over.content);
+        self.feeds.merge(over.feeds);
+        self.database.merge(over.database);
+        self.schedule.merge(over.schedule);
+        self.mail.merge(over.mail);
+        self.http.merge(over.http);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+
+/// Where a value came from, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A line of the config file.
+    File { path: PathBuf, line: Option<usize> },
+    /// An environment variable.
+    Env(String),
+    /// Not set anywhere: the key is missing.
+    Missing { path: PathBuf },
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File {
+                path,
+                line: Some(l),
+            } => write!(f, "{}:{l}", path.display()),
+            Origin::File { path, line: None } | Origin::Missing { path } => {
+                write!(f, "{}", path.display())
+            }
+            Origin::Env(var) => write!(f, "environment variable {var}"),
+        }
+    }
+}
+
+/// One bad key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyProblem {
+    pub origin: Origin,
+    /// Dotted key, e.g. `publication.base_url`.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for KeyProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.origin, self.key, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key or a wrong type: toml's message names line and key.
+    #[error("{origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("{}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<KeyProblem>),
+}
+
+// ---------------------------------------------------------------------------
+// Loading
+
+const SECTIONS: &[&str] = &[
+    "publication",
+    "content",
+    "feeds",
+    "database",
+    "schedule",
+    "mail.smtp",
+    "mail",
+    "http",
+];
+
+impl Config {
+    /// Load `path`, apply overrides from the process environment, check.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Config::load_with_env(path, &env)
+    }
+
+    /// Like [`Config::load`] with an explicit environment (tests).
+    pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(path, &text, env)
+    }
+
+    /// Parse config text that was read from `path` (used for messages and to
+    /// resolve relative paths).
+    pub fn parse(path: &Path, text: &str, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        let mut raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: shown.clone(),
+            message: describe_toml_error(&e, text),
+        })?;
+        let mut from_env = BTreeMap::new();
+        for (var, value) in env {
+            let Some(rest) = var.strip_prefix("GAZETTE_") else {
+                continue;
+            };
+            if matches!(rest, "CONFIG" | "LOG") {
+                continue;
+            }
+            let (section, key) = split_env_key(rest).ok_or_else(|| ConfigError::Parse {
+                origin: format!("environment variable {var}"),
+                message: format!(
+                    "no config section matches; sections are {}",
+                    SECTIONS.join(", ")
+                ),
+            })?;
+            let over =
+                env_override(&section, &key, value).map_err(|message| ConfigError::Parse {
+                    origin: format!("environment variable {var}"),
+                    message,
+                })?;
+            raw.merge(over);
+            from_env.insert(format!("{section}.{key}"), var.clone());
+        }
+        let locator = Locator {
+            path: path.to_path_buf(),
+            text,
+            from_env,
+        };
+        Config::from_raw(raw, &locator)
+    }
+
+    fn from_raw(raw: RawConfig, at: &Locator<'_>) -> Result<Config, ConfigError> {
+        let root = at.path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let root = if root.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            root
+        };
+        let root = std::path::absolute(&root).unwrap_or(root);
+        let mut problems = Vec::new();
+        let mut bad = |key: &str, message: String| {
+            problems.push(KeyProblem {
+                origin: at.origin(key),
+                key: key.to_string(),
+                message,
+            })
+        };
+
+        let p = raw.publication;
+        let title = match p.title.map(|t| t.trim().to_string()) {
+            Some(t) if !t.is_empty() => t,
+            Some(_) => {
+                bad("publication.title", "must not be empty".into());
+                String::new()
+            }
+            None => {
+                bad("publication.title", "missing required key".into());
+                String::new()
+            }
+        };
+        let base_url = match p.base_url.as_deref() {
+            None => {
+                bad("publication.base_url", "missing required key (the public address of the site, e.g. \"https://example.org/\")".into());
+                None
+            }
+            Some(s) => match parse_base_url(s) {
+                Ok(u) => Some(u),
+                Err(m) => {
+                    bad("publication.base_url", m);
+                    None
+                }
+            },
+        };
+        let timezone = match p
+            .timezone
+            .as_deref()
+            .unwrap_or("UTC")
+            .parse::<chrono_tz::Tz>()
+        {
+            Ok(tz) => tz,
+            Err(_) => {
+                bad(
+                    "publication.timezone",
+                    format!(
+                        "unknown time zone {:?}; use an IANA name such as \"Europe/London\" or \"UTC\"",
+                        p.timezone.unwrap_or_default()
+                    ),
+                );
+                chrono_tz::UTC
+            }
+        };
+        let language = p.language.unwrap_or_else(|| "en".into());
+        if language.is_empty()
+            || !language.split('-').all(|part| {
+                !part.is_empty()
+                    && part.len() <= 8
+                    && part.chars().all(|c| c.is_ascii_alphanumeric())
+            })
+        {
+            bad(
+                "publication.language",
+                format!("{language:?} is not a language tag such as \"en\" or \"en-GB\""),
+            );
+        }
+        let description = p.description.unwrap_or_default();
+
+        let c = raw.content;
+        let content_dir = root.join(c.dir.as_deref().unwrap_or("content"));
+        let max_article_bytes = c.max_article_bytes.unwrap_or(1024 * 1024);
+        if max_article_bytes == 0 {
+            bad("content.max_article_bytes", "must be greater than 0".into());
+        }
+
+        let f = raw.feeds;
+        let feeds_dir = root.join(f.dir.as_deref().unwrap_or("feeds"));
+        let items = f.items.unwrap_or(50);
+        if !(1..=100_000).contains(&items) {
+            bad(
+                "feeds.items",
+                format!("must be between 1 and 100000, not {items}"),
+            );
+        }
+
+        let db_url = raw
+            .database
+            .url
+            .unwrap_or_else(|| "sqlite://gazette.db".into());
+        let db_path = match sqlite_path(&db_url) {
+            Some(p) => root.join(p),
+            None => {
+                bad(
+                    "database.url",
+                    format!("{db_url:?} is not a SQLite URL such as \"sqlite://gazette.db\""),
+                );
+                root.join("gazette.db")
+            }
+        };
+
+        let cron = raw.schedule.cron.unwrap_or_else(|| "*/15 * * * *".into());
+        if let Err(m) = check_cron(&cron) {
+            bad("schedule.cron", m);
+        }
+
+        let m = raw.mail;
+        let subject = m.subject.unwrap_or_else(|| DEFAULT_SUBJECT.into());
+        if subject.trim().is_empty() {
+            bad("mail.subject", "must not be empty".into());
+        }
+        let rate_per_second = m.rate_per_second.unwrap_or(50.0);
+        if !(rate_per_second > 0.0 && rate_per_second.is_finite()) {
+            bad(
+                "mail.rate_per_second",
+                format!("must be a positive number, not {rate_per_second}"),
+            );
+        }
+        let concurrency = m.concurrency.unwrap_or(4);
+        if !(1..=256).contains(&concurrency) {
+            bad(
+                "mail.concurrency",
+                format!("must be between 1 and 256, not {concurrency}"),
+            );
+        }
+        let max_attempts = m.max_attempts.unwrap_or(5);
+        if !(1..=100).contains(&max_attempts) {
+            bad(
+                "mail.max_attempts",
+                format!("must be between 1 and 100, not {max_attempts}"),
+            );
+        }
+        let skip_older_than = match parse_duration(m.skip_older_than.as_deref().unwrap_or("30d")) {
+            Ok(d) => d,
+            Err(msg) => {
+                bad("mail.skip_older_than", msg);
+                Duration::from_secs(30 * 86400)
+            }
+        };
+        for (key, value) in [("mail.from", &m.from), ("mail.reply_to", &m.reply_to)] {
+            if let Some(v) = value
+                && !looks_like_mailbox(v)
+            {
+                bad(
+                    key,
+                    format!("{v:?} is not an address such as \"The Ledger <news@example.org>\""),
+                );
+            }
+        }
+        let s = m.smtp;
+        let port = s
+            .port
+            .unwrap_or(match s.security.unwrap_or(Security::Starttls) {
+                Security::Tls => 465,
+                Security::Starttls => 587,
+                Security::None => 25,
+            });
+        if !(1..=65535).contains(&port) {
+            bad(
+                "mail.smtp.port",
+                format!("must be between 1 and 65535, not {port}"),
+            );
+        }
+        for (key, value) in [
+            ("mail.smtp.password_env", &s.password_env),
+            ("http.admin_token_env", &raw.http.admin_token_env),
+        ] {
+            if let Some(v) = value
+                && !is_env_name(v)
+            {
+                bad(
+                    key,
+                    format!(
+                        "{v:?} must be the NAME of an environment variable (letters, digits, '_'), never the secret itself"
+                    ),
+                );
+            }
+        }
+
+        let listen_s = raw.http.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen = match listen_s.parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => {
+                bad(
+                    "http.listen",
+                    format!("{listen_s:?} is not an address such as \"127.0.0.1:8080\""),
+                );
+                SocketAddr::from(([127, 0, 0, 1], 8080))
+            }
+        };
+
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(problems));
+        }
+        let base_url = base_url
+            .unwrap_or_else(|| Url::parse("https://invalid.example/").expect("literal URL"));
+        Ok(Config {
+            path: at.path.clone(),
+            publication: Publication {
+                title,
+                description,
+                base_url,
+                language,
+                timezone,
+            },
+            content: ContentConfig {
+                dir: content_dir,
+                max_article_bytes,
+            },
+            feeds: FeedsConfig {
+                dir: feeds_dir,
+                items: items as usize,
+            },
+            database: DatabaseConfig {
+                url: db_url,
+                path: db_path,
+            },
+            schedule: ScheduleConfig { cron },
+            mail: MailConfig {
+                from: m.from,
+                reply_to: m.reply_to,
+                transport: m.transport.unwrap_or(Transport::File),
+                outbox: root.join(m.outbox.as_deref().unwrap_or("outbox")),
+                subject,
+                rate_per_second,
+                concurrency: concurrency as usize,
+                max_attempts: max_attempts as u32,
+                skip_older_than,
+                digest: m.digest.unwrap_or(DigestBody::Full),
+                smtp: SmtpConfig {
+                    host: s.host.unwrap_or_else(|| "localhost".into()),
+                    port: port as u16,
+                    security: s.security.unwrap_or(Security::Starttls),
+                    username: s.username,
+                    password_env: s.password_env,
+                },
+            },
+            http: HttpConfig {
+                listen,
+                admin_token_env: raw.http.admin_token_env,
+            },
+        })
+    }
+}
+
+/// Finds where a key was set, for messages.
+struct Locator<'a> {
+    path: PathBuf,
+    text: &'a str,
+    /// dotted key -> the environment variable that set it
+    from_env: BTreeMap<String, String>,
+}
+
+impl Locator<'_> {
+    fn origin(&self, dotted: &str) -> Origin {
+        if let Some(var) = self.from_env.get(dotted) {
+            return Origin::Env(var.clone());
+        }
+        match find_key_line(self.text, dotted) {
+            Some(line) => Origin::File {
+                path: self.path.clone(),
+                line: Some(line),
+            },
+            None => Origin::Missing {
+                path: self.path.clone(),
+            },
+        }
+    }
+}
+
+/// The 1-based line where `section.key` is set, for the usual layout of
+/// `[section]` headers followed by `key = value` lines.
+fn find_key_line(text: &str, dotted: &str) -> Option<usize> {
+    let (section, key) = dotted.rsplit_once('.')?;
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if let Some(h) = t.strip_prefix('[') {
+            current = h.trim_end_matches(']').trim().to_string();
+            continue;
+        }
+        if current == section
+            && let Some((k, _)) = t.split_once('=')
+            && k.trim().trim_matches('"') == key
+        {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+/// toml's own message already shows the line, column and offending key; keep
+/// it, but on one line per fact.
+fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
+    let msg = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            let src = text.lines().nth(line - 1).unwrap_or("").trim();
+            format!("line {line}: {msg} (in `{src}`)")
+        }
+        None => msg,
+    }
+}
+
+/// `MAIL_SMTP_HOST` -> ("mail.smtp", "host").
+fn split_env_key(rest: &str) -> Option<(String, String)> {
+    let lower = rest.to_ascii_lowercase();
+    SECTIONS.iter().find_map(|s| {
+        let prefix = s.replace('.', "_") + "_";
+        lower
+            .strip_prefix(&prefix)
+            .filter(|k| !k.is_empty())
+            .map(|k| (s.to_string(), k.to_string()))
+    })
+}
+
+/// Deserialize one override as if the file had `[section] key = value`. The
+/// value is read as TOML when it is a TOML value (numbers, booleans), else as
+/// a string.
+fn env_override(section: &str, key: &str, value: &str) -> Result<RawConfig, String> {
+    let as_string = toml::Value::String(value.to_string()).to_string();
+    let mut last = String::new();
+    for literal in [value, as_string.as_str()] {
+        let doc = format!("[{section}]\n{key} = {literal}\n");
+        match toml::from_str::<RawConfig>(&doc) {
+            Ok(r) => return Ok(r),
+            Err(e) => last = e.message().to_string(),
+        }
+    }
+    Err(format!("{section}.{key}: {last}"))
+}
+
+fn parse_base_url(s: &str) -> Result<Url, String> {
+    let mut url = Url::parse(s).map_err(|e| {
+        format!("{s:?} is not an absolute URL ({e}); write it like \"https://example.org/\"")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{s:?} must be an http or https URL"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{s:?} has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{s:?} must not have a query or fragment"));
+    }
+    if !url.path().ends_with('/') {
+        let p = format!("{}/", url.path());
+        url.set_path(&p);
+    }
+    Ok(url)
+}
+
+/// `sqlite://gazette.db`, `sqlite:gazette.db`, `sqlite:///abs/path.db`.
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = rest.split('?').next().unwrap_or("");
+    if rest.is_empty() || rest == ":memory:" {
+        return None;
+    }
+    Some(PathBuf::from(rest))
+}
+
+/// Standard 5-field crontab (Sunday = 0); seconds or a 6th field are refused
+/// so that "every minute" can't be mistaken for "every second".
+pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
+    let fields = expr.split_whitespace().count();
+    if fields != 5 && !expr.trim_start().starts_with('@') {
+        return Err(format!(
+            "{expr:?} has {fields} fields; use the standard 5 (minute hour day-of-month month day-of-week), e.g. \"*/15 * * * *\""
+        ));
+    }
+    croner::Cron::from_str(expr)
+        .map_err(|e| format!("{expr:?} is not a valid cron expression: {e}"))
+}
+
+fn check_cron(expr: &str) -> Result<(), String> {
+    parse_cron(expr).map(|_| ())
+}
+
+/// "30d", "12h", "90m", "2w" or a bare number of days.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration such as \"30d\", \"12h\" or \"2w\""))?;
+    let secs = match unit.trim() {
+        "" | "d" | "day" | "days" => 86_400,
+        "h" | "hour" | "hours" => 3_600,
+        "m" | "min" | "minutes" => 60,
+        "w" | "week" | "weeks" => 7 * 86_400,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use d, h, m or w")),
+    };
+    Ok(Duration::from_secs(n.saturating_mul(secs)))
+}
+
+fn looks_like_mailbox(s: &str) -> bool {
+    let addr = match (s.rfind('<'), s.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &s[a + 1..b],
+        _ => s.trim(),
+    };
+    match addr.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !addr.contains(char::is_whitespace)
+                && !s.contains(['\r', '\n'])
+        }
+        None => false,
+    }
+}
+
+fn is_env_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str =
+        "[publication]\ntitle = \"The Ledger\"\nbase_url = \"https://example.org/paper\"\n";
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/srv/gz/config.toml"), text, &[])
+    }
+
+    fn parse_env(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: Vec<_> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::parse(Path::new("/srv/gz/config.toml"), text, &env)
+    }
+
+    fn err(text: &str) -> String {
+        parse(text)
+            .expect_err("config should be refused")
+            .to_string()
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults_and_absolute_paths() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(
+            c.publication.base_url.as_str(),
+            "https://example.org/paper/"
+        );
+        assert_eq!(
+            c.publication.url("feeds/atom.xml"),
+            "https://example.org/paper/feeds/atom.xml"
+        );
+        assert_eq!(c.publication.timezone, chrono_tz::UTC);
+        assert_eq!(c.content.dir, Path::new("/srv/gz/content"));
+        assert_eq!(c.feeds.dir, Path::new("/srv/gz/feeds"));
+        assert_eq!(c.feeds.items, 50);
+        assert_eq!(c.database.path, Path::new("/srv/gz/gazette.db"));
+        assert_eq!(c.schedule.cron, "*/15 * * * *");
+        assert_eq!(c.mail.transport, Transport::File);
+        assert_eq!(c.mail.outbox, Path::new("/srv/gz/outbox"));
+        assert!(c.mail.subject.contains("issue.title"));
+        assert_eq!(c.mail.skip_older_than, Duration::from_secs(30 * 86400));
+        assert_eq!(c.http.listen, "127.0.0.1:8080".parse().unwrap());
+    }
+
+    #[test]
+    fn the_repository_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+        let c = Config::load_with_env(&path, &[]).unwrap();
+        assert!(!c.publication.title.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let e = err(&format!(
+            "{MINIMAL}\n[feeds]\nitems = 10\ncolour = \"red\"\n"
+        ));
+        assert!(e.contains("line 7"), "{e}");
+        assert!(e.contains("colour"), "{e}");
+        assert!(e.starts_with("/srv/gz/config.toml"), "{e}");
+    }
+
+    #[test]
+    fn unknown_section_is_named() {
+        let e = err(&format!("{MINIMAL}[feed]\nitems = 10\n"));
+        assert!(e.contains("feed") && e.contains("line 4"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_named_with_its_line() {
+        let e = err(&format!("{MINIMAL}[feeds]\nitems = \"fifty\"\n"));
+        assert!(e.contains("line 5"), "{e}");
+        assert!(e.contains("items"), "{e}");
+    }
+
+    #[test]
+    fn bad_enum_value_lists_the_choices() {
+        let e = err(&format!("{MINIMAL}[mail]\ntransport = \"pigeon\"\n"));
+        assert!(
+            e.contains("line 5") && e.contains("pigeon") && e.contains("smtp"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_required_keys_are_all_reported() {
+        let e = err("[publication]\ndescription = \"x\"\n");
+        assert!(e.contains("publication.title: missing required key"), "{e}");
+        assert!(
+            e.contains("publication.base_url: missing required key"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_url_is_named_with_its_line() {
+        let e = err("[publication]\ntitle = \"T\"\nbase_url = \"example.org/news\"\n");
+        assert!(e.contains("config.toml:3: publication.base_url"), "{e}");
+        let e = err("[publication]\ntitle = \"T\"\nbase_url = \"ftp://example.org/\"\n");
+        assert!(e.contains("http or https"), "{e}");
+    }
+
+    #[test]
+    fn bad_cron_is_named_with_its_line() {
+        for bad in [
+            "* * * *",
+            "0 0 * * * *",
+            "61 * * * *",
+            "0 0 * * 8",
+            "every day",
+        ] {
+            let e = err(&format!("{MINIMAL}[schedule]\ncron = \"{bad}\"\n"));
+            assert!(e.contains("config.toml:5: schedule.cron"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn cron_is_standard_with_sunday_zero() {
+        use chrono::{Datelike, TimeZone};
+        let cron = parse_cron("0 9 * * 0").unwrap();
+        let from = chrono::Utc.with_ymd_and_hms(2026, 11, 27, 0, 0, 0).unwrap(); // a Friday
+        let next = cron.find_next_occurrence(&from, false).unwrap();
+        assert_eq!(next.weekday(), chrono::Weekday::Sun);
+        assert!(parse_cron("*/15 * * * *").is_ok());
+    }
+
+    #[test]
+    fn bad_time_zone_is_named_with_its_line() {
+        let e = err(
+            "[publication]\ntitle = \"T\"\nbase_url = \"https://x.org/\"\ntimezone = \"Mars/Olympus\"\n",
+        );
+        assert!(
+            e.contains("config.toml:4: publication.timezone") && e.contains("Mars/Olympus"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn several_bad_values_are_reported_together() {
+        let e = err(&format!(
+            "{MINIMAL}[feeds]\nitems = 0\n[mail]\nconcurrency = 0\nfrom = \"nobody\"\n"
+        ));
+        assert_eq!(e.lines().count(), 3, "{e}");
+    }
+
+    #[test]
+    fn env_overrides_win_and_are_named_in_errors() {
+        let c = parse_env(
+            MINIMAL,
+            &[
+                ("GAZETTE_FEEDS_ITEMS", "7"),
+                ("GAZETTE_MAIL_SMTP_HOST", "mx.example.org"),
+                ("GAZETTE_PUBLICATION_TITLE", "Other"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.feeds.items, 7);
+        assert_eq!(c.mail.smtp.host, "mx.example.org");
+        assert_eq!(c.publication.title, "Other");
+
+        let e = parse_env(MINIMAL, &[("GAZETTE_FEEDS_ITEMS", "lots")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("GAZETTE_FEEDS_ITEMS"), "{e}");
+        let e = parse_env(MINIMAL, &[("GAZETTE_SCHEDULE_CRON", "nope")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("environment variable GAZETTE_SCHEDULE_CRON: schedule.cron"),
+            "{e}"
+        );
+        let e = parse_env(MINIMAL, &[("GAZETTE_FEEDS_COLOUR", "red")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("GAZETTE_FEEDS_COLOUR") && e.contains("colour"),
+            "{e}"
+        );
+        let e = parse_env(MINIMAL, &[("GAZETTE_NOPE_X", "1")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("GAZETTE_NOPE_X"), "{e}");
+        // GAZETTE_CONFIG names the file; it is not a key.
+        assert!(parse_env(MINIMAL, &[("GAZETTE_CONFIG", "/elsewhere.toml")]).is_ok());
+    }
+
+    #[test]
+    fn secrets_are_named_not_inlined() {
+        let e = err(&format!(
+            "{MINIMAL}[mail.smtp]\npassword_env = \"hunter2!\"\n"
+        ));
+        assert!(
+            e.contains("mail.smtp.password_env") && e.contains("config.toml:5"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 86400)
+        );
+        assert_eq!(
+            parse_duration("12h").unwrap(),
+            Duration::from_secs(12 * 3600)
+        );
+        assert_eq!(
+            parse_duration("2w").unwrap(),
+            Duration::from_secs(14 * 86400)
+        );
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7 * 86400));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("3y").is_err());
+    }
+
+    #[test]
+    fn missing_file_names_the_path() {
+        let e = Config::load_with_env(Path::new("/nonexistent/gazette/config.toml"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/gazette/config.toml"), "{e}");
     }
 }

@@ -3,9 +3,9 @@
 //! Reading is split from parsing so that a run can tell from hashes alone that
 //! nothing changed (see [`scan::read_tree`]) and skip the parse.
 
-mod model;
 pub mod clipping;
 pub mod markdown;
+mod model;
 pub mod scan;
 
 pub use model::{Article, ContentHash, Issue, Problem, SourceFormat};
