@@ -1,0 +1,253 @@
+//! Recording what ingest saw: issues and articles with their content hashes.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::content::Issue;
+
+/// What recording one ingest changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RecordReport {
+    /// Slugs seen for the first time.
+    pub new: Vec<String>,
+    /// Slugs whose content hash changed.
+    pub changed: Vec<String>,
+    pub unchanged: usize,
+}
+
+/// An issue as the store knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueRecord {
+    pub slug: String,
+    pub title: String,
+    pub issue_date: String,
+    pub content_hash: String,
+    pub article_count: i64,
+    pub first_seen_at: String,
+    pub updated_at: String,
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+impl Store {
+    /// Record every issue in one transaction: new ones are inserted with
+    /// `first_seen_at = now`; changed ones get their articles replaced and
+    /// `updated_at = now`; unchanged ones are not written at all.
+    pub async fn record_issues(
+        &self,
+        issues: &[Issue],
+        now: DateTime<Utc>,
+    ) -> Result<RecordReport, StoreError> {
+        let now = stamp(now);
+        let mut report = RecordReport::default();
+        let mut tx = self.pool.begin().await?;
+        for issue in issues {
+            let hash = issue.hash.to_hex();
+            let existing = sqlx::query("SELECT id, content_hash FROM issues WHERE slug = $1")
+                .bind(&issue.slug)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let issue_id: i64 = match existing {
+                Some(row) if row.get::<String, _>("content_hash") == hash => {
+                    report.unchanged += 1;
+                    continue;
+                }
+                Some(row) => {
+                    let id: i64 = row.get("id");
+                    sqlx::query("UPDATE issues SET title = $1, issue_date = $2, content_hash = $3, article_count = $4, updated_at = $5 WHERE id = $6")
+                        .bind(&issue.title)
+                        .bind(issue.date.to_string())
+                        .bind(&hash)
+                        .bind(issue.articles.len() as i64)
+                        .bind(&now)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    report.changed.push(issue.slug.clone());
+                    id
+                }
+                None => {
+                    let row = sqlx::query(
+                        "INSERT INTO issues (slug, title, issue_date, content_hash, article_count, first_seen_at, updated_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
+                    )
+                    .bind(&issue.slug)
+                    .bind(&issue.title)
+                    .bind(issue.date.to_string())
+                    .bind(&hash)
+                    .bind(issue.articles.len() as i64)
+                    .bind(&now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    report.new.push(issue.slug.clone());
+                    row.get("id")
+                }
+            };
+            // Articles: upsert each, keeping first_seen_at; drop ones that are gone.
+            let mut keep = Vec::with_capacity(issue.articles.len());
+            for a in &issue.articles {
+                let authors = serde_json::to_string(&a.authors).unwrap_or_else(|_| "[]".into());
+                let a_hash = a.hash.to_hex();
+                sqlx::query(
+                    "INSERT INTO articles (issue_id, slug, title, authors, article_date, source_path, content_hash, first_seen_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+                     ON CONFLICT (issue_id, slug) DO UPDATE SET
+                        title = excluded.title, authors = excluded.authors, article_date = excluded.article_date,
+                        source_path = excluded.source_path,
+                        updated_at = CASE WHEN articles.content_hash = excluded.content_hash THEN articles.updated_at ELSE excluded.updated_at END,
+                        content_hash = excluded.content_hash",
+                )
+                .bind(issue_id)
+                .bind(&a.slug)
+                .bind(&a.title)
+                .bind(authors)
+                .bind(a.date.to_string())
+                .bind(a.source.display().to_string())
+                .bind(a_hash)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+                keep.push(a.slug.clone());
+            }
+            let keep = serde_json::to_string(&keep).unwrap_or_else(|_| "[]".into());
+            sqlx::query("DELETE FROM articles WHERE issue_id = $1 AND slug NOT IN (SELECT value FROM json_each($2))")
+                .bind(issue_id)
+                .bind(keep)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    /// Every recorded issue, newest issue date first.
+    pub async fn issue_records(&self) -> Result<Vec<IssueRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT slug, title, issue_date, content_hash, article_count, first_seen_at, updated_at
+             FROM issues ORDER BY issue_date DESC, slug",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| IssueRecord {
+                slug: r.get("slug"),
+                title: r.get("title"),
+                issue_date: r.get("issue_date"),
+                content_hash: r.get("content_hash"),
+                article_count: r.get("article_count"),
+                first_seen_at: r.get("first_seen_at"),
+                updated_at: r.get("updated_at"),
+            })
+            .collect())
+    }
+
+    /// Article slugs recorded for an issue, with their first-seen times.
+    pub async fn article_first_seen(
+        &self,
+        issue_slug: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.slug, a.first_seen_at FROM articles a JOIN issues i ON i.id = a.issue_id WHERE i.slug = $1 ORDER BY a.slug",
+        )
+        .bind(issue_slug)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get("slug"), r.get("first_seen_at")))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use chrono::{NaiveDate, TimeZone};
+
+    use super::*;
+    use crate::content::{Article, ContentHash, SourceFormat};
+
+    fn article(slug: &str, body: &str) -> Article {
+        Article {
+            slug: slug.into(),
+            title: format!("Title {slug}"),
+            authors: vec!["Zoë Álvarez".into()],
+            date: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+            section: None,
+            dateline: None,
+            summary: "s".into(),
+            html: format!("<p>{body}</p>"),
+            source: PathBuf::from(format!("content/i/{slug}.md")),
+            format: SourceFormat::Markdown,
+            hash: ContentHash::of(body.as_bytes()),
+        }
+    }
+
+    fn issue(slug: &str, articles: Vec<Article>) -> Issue {
+        let mut all = Vec::new();
+        for a in &articles {
+            all.extend_from_slice(&a.hash.0);
+        }
+        Issue {
+            slug: slug.into(),
+            title: format!("Issue {slug}"),
+            date: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+            number: None,
+            volume: None,
+            summary: None,
+            publication: None,
+            dir: PathBuf::from(format!("content/{slug}")),
+            articles,
+            hash: ContentHash::of(&all),
+        }
+    }
+
+    #[tokio::test]
+    async fn records_new_changed_and_unchanged_issues() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("g.db")).await.unwrap();
+        let t1 = Utc.with_ymd_and_hms(2026, 11, 1, 8, 0, 0).unwrap();
+        let t2 = Utc.with_ymd_and_hms(2026, 11, 2, 8, 0, 0).unwrap();
+
+        let v1 = vec![
+            issue("a", vec![article("x", "1"), article("y", "1")]),
+            issue("b", vec![article("z", "1")]),
+        ];
+        let r = store.record_issues(&v1, t1).await.unwrap();
+        assert_eq!(r.new, vec!["a", "b"]);
+        assert!(r.changed.is_empty());
+
+        // Same content again: nothing written.
+        let r = store.record_issues(&v1, t2).await.unwrap();
+        assert_eq!((r.new.len(), r.changed.len(), r.unchanged), (0, 0, 2));
+
+        // Article y edited, x removed, w added: first_seen kept for y.
+        let v2 = vec![
+            issue("a", vec![article("y", "2"), article("w", "1")]),
+            issue("b", vec![article("z", "1")]),
+        ];
+        let r = store.record_issues(&v2, t2).await.unwrap();
+        assert_eq!(r.changed, vec!["a"]);
+        let seen = store.article_first_seen("a").await.unwrap();
+        assert_eq!(
+            seen,
+            vec![("w".to_string(), stamp(t2)), ("y".to_string(), stamp(t1))]
+        );
+
+        let recs = store.issue_records().await.unwrap();
+        let a = recs.iter().find(|r| r.slug == "a").unwrap();
+        assert_eq!(
+            (
+                a.first_seen_at.as_str(),
+                a.updated_at.as_str(),
+                a.article_count
+            ),
+            (stamp(t1).as_str(), stamp(t2).as_str(), 2)
+        );
+    }
+}
