@@ -3,10 +3,11 @@
 //! Reading is split from parsing so that a run can tell from hashes alone that
 //! nothing changed (see [`scan::read_tree`]) and skip the parse.
 
-mod model;
 pub mod clipping;
 pub mod markdown;
+mod model;
 pub mod scan;
+mod text;
 
 pub use model::{Article, ContentHash, Issue, Problem, SourceFormat};
 pub use scan::{Ingest, ScanError, ScanOptions, SourceTree, parse_tree, read_tree};

@@ -102,7 +102,11 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(path: impl Into<PathBuf>, line: Option<usize>, message: impl Into<String>) -> Self {
-        Problem { path: path.into(), line, message: message.into() }
+        Problem {
+            path: path.into(),
+            line,
+            message: message.into(),
+        }
     }
 }
 

@@ -18,7 +18,10 @@ pub struct ScanOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
     #[error("content folder {}: {source}", path.display())]
-    Dir { path: PathBuf, source: std::io::Error },
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// One source file of an issue folder, read into memory.

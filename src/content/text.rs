@@ -1,0 +1,104 @@
+//! Small text helpers shared by the clipping, Markdown and issue.toml readers.
+
+/// Longest summary, in characters, including the trailing "…".
+pub const SUMMARY_MAX_CHARS: usize = 300;
+
+/// The text without a leading UTF-8 byte order mark.
+pub fn strip_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
+/// Appends `text` to `out` with `& < > " '` escaped.
+pub fn push_escaped(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Whitespace runs collapsed to one space, ends trimmed.
+pub fn collapse_whitespace(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
+/// Plain text shortened at a word boundary to at most [`SUMMARY_MAX_CHARS`]
+/// characters, ending with "…" when something was cut.
+pub fn summarize(text: &str) -> String {
+    let text = collapse_whitespace(text);
+    if text.chars().count() <= SUMMARY_MAX_CHARS {
+        return text;
+    }
+    // Room for the ellipsis.
+    let limit = SUMMARY_MAX_CHARS - 1;
+    let cut = text
+        .char_indices()
+        .nth(limit)
+        .map_or(text.len(), |(i, _)| i);
+    // `text[cut..]` starts with the first character that does not fit: when it
+    // is a space, the word before it is whole.
+    let head = if text[cut..].starts_with(' ') {
+        &text[..cut]
+    } else {
+        match text[..cut].rfind(' ') {
+            Some(space) => &text[..space],
+            // One giant word: cut it.
+            None => &text[..cut],
+        }
+    };
+    let head = head.trim_end_matches(|c: char| c.is_whitespace() || ",;:—–-".contains(c));
+    format!("{head}…")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summarize_keeps_short_text() {
+        assert_eq!(summarize("  Short\n text. "), "Short text.");
+    }
+
+    #[test]
+    fn summarize_cuts_at_a_word_boundary() {
+        let text = "word ".repeat(100);
+        let s = summarize(&text);
+        assert!(
+            s.chars().count() <= SUMMARY_MAX_CHARS,
+            "{}",
+            s.chars().count()
+        );
+        assert!(s.ends_with("word…"), "{s}");
+        let long = "x".repeat(400);
+        let s = summarize(&long);
+        assert_eq!(s.chars().count(), SUMMARY_MAX_CHARS);
+        // Exactly at the limit: nothing cut.
+        let exact = "é".repeat(SUMMARY_MAX_CHARS);
+        assert_eq!(summarize(&exact), exact);
+        // The cut falls right before a space: the last word stays whole.
+        let text = format!("{} tail and more", "a".repeat(SUMMARY_MAX_CHARS - 1));
+        assert_eq!(
+            summarize(&text),
+            format!("{}…", "a".repeat(SUMMARY_MAX_CHARS - 1))
+        );
+    }
+
+    #[test]
+    fn escapes_the_five_characters() {
+        let mut out = String::new();
+        push_escaped(&mut out, r#"a & b < c > d "e" 'f'"#);
+        assert_eq!(out, "a &amp; b &lt; c &gt; d &quot;e&quot; &#39;f&#39;");
+    }
+}
