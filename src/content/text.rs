@@ -1,11 +1,51 @@
 //! Small text helpers shared by the clipping, Markdown and issue.toml readers.
 
+use std::ops::Range;
+use std::path::Path;
+
+use super::Problem;
+
 /// Longest summary, in characters, including the trailing "…".
 pub const SUMMARY_MAX_CHARS: usize = 300;
 
 /// The text without a leading UTF-8 byte order mark.
 pub fn strip_bom(text: &str) -> &str {
     text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
+/// 1-based line of a byte offset in `text`.
+pub fn line_at(text: &[u8], offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text[..end].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// TOML text that starts on line `first_line` of the file at `path`: turns
+/// spans into file lines for problems.
+pub struct TomlSource<'a> {
+    pub path: &'a Path,
+    pub text: &'a str,
+    pub first_line: usize,
+}
+
+impl TomlSource<'_> {
+    /// 1-based file line of a byte offset in the TOML text.
+    pub fn line(&self, offset: usize) -> usize {
+        self.first_line + line_at(self.text.as_bytes(), offset) - 1
+    }
+
+    /// A problem for a parse error (unknown key, wrong type, bad syntax).
+    pub fn error(&self, err: &toml::de::Error) -> Problem {
+        let line = err
+            .span()
+            .map_or(self.first_line, |span| self.line(span.start));
+        let message = err.message().trim_end().replace('\n', " ");
+        Problem::new(self.path, Some(line), message)
+    }
+
+    /// A problem about the value at `span`.
+    pub fn at(&self, span: Range<usize>, message: impl Into<String>) -> Problem {
+        Problem::new(self.path, Some(self.line(span.start)), message)
+    }
 }
 
 /// Appends `text` to `out` with `& < > " '` escaped.
