@@ -27,6 +27,8 @@ pub struct Clipping {
     /// The `<issue name>` of the "From the <issue name> issue of <publication>" line.
     pub issue_name: String,
     pub publication: String,
+    /// 1-based line of the "From the … issue of …" line.
+    pub from_line: usize,
     /// From the by-line; empty when there is none.
     pub authors: Vec<String>,
     /// "Place" when the first paragraph starts with "Place—".
@@ -147,6 +149,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Clipping, Problem> {
         date,
         issue_name,
         publication,
+        from_line,
         authors,
         dateline,
         sections,

@@ -100,21 +100,7 @@ pub fn parse(path: &Path, text: &str, base_url: &Url) -> Result<MarkdownArticle,
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let date = match fm.date {
-        None => None,
-        Some(date) => {
-            let day = date
-                .get_ref()
-                .date
-                .and_then(|d| NaiveDate::from_ymd_opt(d.year.into(), d.month.into(), d.day.into()));
-            match day {
-                Some(day) => Some(day),
-                None => {
-                    return Err(source.at(date.span(), "date needs a day, e.g. date = 2021-11-19"));
-                }
-            }
-        }
-    };
+    let date = fm.date.as_ref().map(|d| source.date(d)).transpose()?;
 
     if body.trim().is_empty() {
         return Err(Problem::new(

@@ -3,6 +3,10 @@
 use std::ops::Range;
 use std::path::Path;
 
+use chrono::NaiveDate;
+use toml::Spanned;
+use toml::value::Datetime;
+
 use super::Problem;
 
 /// Longest summary, in characters, including the trailing "…".
@@ -40,6 +44,15 @@ impl TomlSource<'_> {
             .map_or(self.first_line, |span| self.line(span.start));
         let message = err.message().trim_end().replace('\n', " ");
         Problem::new(self.path, Some(line), message)
+    }
+
+    /// The day of a TOML date or datetime (`2021-11-19`, `2021-11-19T08:00:00Z`).
+    pub fn date(&self, value: &Spanned<Datetime>) -> Result<NaiveDate, Problem> {
+        value
+            .get_ref()
+            .date
+            .and_then(|d| NaiveDate::from_ymd_opt(d.year.into(), d.month.into(), d.day.into()))
+            .ok_or_else(|| self.at(value.span(), "date needs a day, e.g. date = 2021-11-19"))
     }
 
     /// A problem about the value at `span`.
@@ -102,6 +115,21 @@ pub fn summarize(text: &str) -> String {
     format!("{head}…")
 }
 
+/// The text of a UTF-8 file, or a problem naming the line of the first bad byte.
+pub fn utf8<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str, Problem> {
+    std::str::from_utf8(bytes).map_err(|err| {
+        let at = err.valid_up_to();
+        Problem::new(
+            path,
+            Some(line_at(bytes, at)),
+            format!(
+                "not UTF-8: invalid byte 0x{:02x} at byte offset {at}; save the file as UTF-8",
+                bytes[at]
+            ),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +168,12 @@ mod tests {
         let mut out = String::new();
         push_escaped(&mut out, r#"a & b < c > d "e" 'f'"#);
         assert_eq!(out, "a &amp; b &lt; c &gt; d &quot;e&quot; &#39;f&#39;");
+    }
+
+    #[test]
+    fn utf8_error_names_the_line() {
+        let p = utf8(Path::new("x.txt"), b"ok\nok\nbad \xff here").unwrap_err();
+        assert_eq!(p.line, Some(3));
+        assert!(p.message.contains("not UTF-8"), "{}", p.message);
     }
 }
