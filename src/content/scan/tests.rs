@@ -516,3 +516,66 @@ fn fingerprint_and_issue_hash_follow_the_files() {
     moved.folders[0].slug = "2024-04".into();
     assert_ne!(moved.fingerprint(), tree.fingerprint());
 }
+
+#[test]
+fn repository_sample_content() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("content");
+    let opts = ScanOptions {
+        base_url: Url::parse("https://harbour-ledger.example/").unwrap(),
+        max_article_bytes: 1_000_000,
+    };
+    let ingest = parse_tree(&read_tree(&dir, &opts).unwrap(), &opts);
+    assert!(ingest.problems.is_empty(), "{:#?}", ingest.problems);
+    assert_eq!(ingest.issues.len(), 1);
+    let issue = &ingest.issues[0];
+    assert_eq!(issue.slug, "2026-11-winter-reading");
+    assert_eq!(issue.title, "Winter Reading 2026");
+    assert_eq!(issue.date, date(2026, 11, 20));
+    assert_eq!(issue.publication.as_deref(), Some("The Harbour Ledger"));
+    let got: Vec<(&str, &str, Vec<&str>)> = issue
+        .articles
+        .iter()
+        .map(|a| {
+            (
+                a.slug.as_str(),
+                a.title.as_str(),
+                a.authors.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "ferry-fares",
+                "Rents > wages & “temporary” < permanent on the ferry",
+                vec!["Zoë Álvarez", "Dariusz Łukasiewicz"]
+            ),
+            (
+                "winter-books",
+                "Seven books for the long nights",
+                vec!["Maren Østergaard"]
+            ),
+            (
+                "letters",
+                "Letters: the lighthouse, the library and the bus",
+                vec![]
+            ),
+        ]
+    );
+    let ferry = &issue.articles[0];
+    assert_eq!(ferry.dateline.as_deref(), Some("Porthcarrow"));
+    assert!(
+        ferry.html.contains("<hr>") && !ferry.html.contains("Leave a Reply"),
+        "{}",
+        ferry.html
+    );
+    let books = &issue.articles[1];
+    assert!(
+        books.html.contains("<ul>")
+            && books.html.contains("<blockquote>")
+            && books.html.contains("href=\"https://"),
+        "{}",
+        books.html
+    );
+}
