@@ -1,9 +1,20 @@
 //! Walking `content.dir`: one folder per issue.
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
 
+use chrono::NaiveDate;
+use serde::Deserialize;
+use toml::Spanned;
+use toml::value::Datetime;
 use url::Url;
 
-use super::{ContentHash, Issue, Problem};
+use super::text::{self, TomlSource, collapse_whitespace, strip_bom};
+use super::{Article, ContentHash, Issue, Problem, SourceFormat, clipping, markdown};
 
 /// What parsing needs to know beyond the files themselves.
 #[derive(Debug, Clone)]
@@ -55,8 +66,36 @@ pub struct SourceTree {
 impl SourceTree {
     /// One hash over every file's name and content hash: equal fingerprints mean
     /// the parse would give the same issues.
+    ///
+    /// The problems found while reading (files skipped as too large or
+    /// unreadable, bad folder names) are part of it, so a change to a skipped
+    /// file that changes its problem changes the fingerprint too. The options
+    /// given to [`parse_tree`] are not: compare them separately.
     pub fn fingerprint(&self) -> ContentHash {
-        todo!()
+        let mut hasher = blake3::Hasher::new();
+        for folder in &self.folders {
+            hash_folder(&mut hasher, folder);
+        }
+        for problem in &self.problems {
+            hash_field(&mut hasher, b"problem");
+            hash_field(&mut hasher, problem.to_string().as_bytes());
+        }
+        ContentHash(*hasher.finalize().as_bytes())
+    }
+}
+
+/// Length-prefixed, so that no two sequences of fields hash alike.
+fn hash_field(hasher: &mut blake3::Hasher, bytes: &[u8]) {
+    hasher.update(&(bytes.len() as u64).to_le_bytes());
+    hasher.update(bytes);
+}
+
+fn hash_folder(hasher: &mut blake3::Hasher, folder: &SourceFolder) {
+    hash_field(hasher, b"folder");
+    hash_field(hasher, folder.slug.as_bytes());
+    for file in &folder.files {
+        hash_field(hasher, file.name.as_bytes());
+        hash_field(hasher, &file.hash.0);
     }
 }
 
@@ -68,10 +107,591 @@ pub struct Ingest {
     pub problems: Vec<Problem>,
 }
 
-pub fn read_tree(_dir: &Path, _opts: &ScanOptions) -> Result<SourceTree, ScanError> {
-    todo!()
+const ISSUE_TOML: &str = "issue.toml";
+
+/// Issue and article slugs: `[A-Za-z0-9][A-Za-z0-9._-]*`.
+pub fn is_valid_slug(slug: &str) -> bool {
+    let mut bytes = slug.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-pub fn parse_tree(_tree: &SourceTree, _opts: &ScanOptions) -> Ingest {
-    todo!()
+const SLUG_RULE: &str = "use letters, digits, '.', '_' and '-', starting with a letter or digit";
+
+/// The article slug and format of a source file name; None for `issue.toml`
+/// and names that are not articles.
+fn article_name(name: &str) -> Option<(&str, SourceFormat)> {
+    if let Some(stem) = name.strip_suffix(".txt") {
+        Some((stem, SourceFormat::Clipping))
+    } else {
+        name.strip_suffix(".md")
+            .map(|stem| (stem, SourceFormat::Markdown))
+    }
 }
+
+/// Reads the content folder: every issue folder's `issue.toml`, `.txt` and
+/// `.md` files into memory with their hashes. No parsing: this is the cheap
+/// step that tells whether anything changed.
+///
+/// Only a missing or unreadable content folder is an error; everything else
+/// becomes a problem in the tree.
+pub fn read_tree(dir: &Path, opts: &ScanOptions) -> Result<SourceTree, ScanError> {
+    let mut problems = Vec::new();
+    let listings = list_issue_folders(dir, &mut problems)?;
+    let paths: Vec<PathBuf> = listings
+        .iter()
+        .flat_map(|l| l.names.iter().map(|name| l.dir.join(name)))
+        .collect();
+    let mut contents = read_files(&paths, opts.max_article_bytes).into_iter();
+    let mut paths = paths.into_iter();
+
+    let mut folders = Vec::with_capacity(listings.len());
+    for listing in listings {
+        let mut files = Vec::with_capacity(listing.names.len());
+        for name in listing.names {
+            let (Some(path), Some(content)) = (paths.next(), contents.next()) else {
+                break; // one path and one content per name
+            };
+            match content {
+                Ok(Some((bytes, hash))) => files.push(SourceFile {
+                    path,
+                    name,
+                    bytes,
+                    hash,
+                }),
+                // Not a regular file (a folder named like an article).
+                Ok(None) => {}
+                Err(ReadError::TooBig(len)) => problems.push(Problem::new(
+                    path,
+                    None,
+                    format!(
+                        "the file is {len} bytes, over the limit of {} bytes \
+                         (config content.max_article_bytes); it is skipped",
+                        opts.max_article_bytes
+                    ),
+                )),
+                Err(ReadError::Io(err)) => problems.push(Problem::new(
+                    path,
+                    None,
+                    format!("cannot read the file: {err}; it is skipped"),
+                )),
+            }
+        }
+        folders.push(SourceFolder {
+            slug: listing.slug,
+            dir: listing.dir,
+            files,
+        });
+    }
+    Ok(SourceTree { folders, problems })
+}
+
+/// An issue folder and the names of its source files, in order.
+struct Listing {
+    slug: String,
+    dir: PathBuf,
+    names: Vec<String>,
+}
+
+/// The issue folders of the content folder in byte order of their names,
+/// without those with a bad or clashing slug (they are problems).
+fn list_issue_folders(dir: &Path, problems: &mut Vec<Problem>) -> Result<Vec<Listing>, ScanError> {
+    let fatal = |source| ScanError::Dir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut folders = Vec::new();
+    for entry in fs::read_dir(dir).map_err(fatal)? {
+        let entry = entry.map_err(fatal)?;
+        let name = entry.file_name();
+        if name.as_encoded_bytes().starts_with(b".") {
+            continue;
+        }
+        let is_dir = match entry.file_type() {
+            Ok(t) if t.is_symlink() => fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()),
+            Ok(t) => t.is_dir(),
+            Err(_) => false,
+        };
+        if is_dir {
+            folders.push((name, entry.path()));
+        }
+    }
+    folders.sort_unstable_by(|a, b| a.0.as_encoded_bytes().cmp(b.0.as_encoded_bytes()));
+
+    let mut listings: Vec<Listing> = Vec::with_capacity(folders.len());
+    // Lowercased slug -> the folder that has it.
+    let mut seen: HashMap<String, PathBuf> = HashMap::new();
+    for (name, path) in folders {
+        let Some(slug) = name.to_str().filter(|s| is_valid_slug(s)) else {
+            problems.push(Problem::new(
+                &path,
+                None,
+                format!("folder name {name:?} is not a valid issue slug ({SLUG_RULE}); the folder is skipped"),
+            ));
+            continue;
+        };
+        let key = slug.to_ascii_lowercase();
+        if let Some(first) = seen.get(&key) {
+            problems.push(Problem::new(
+                &path,
+                None,
+                format!(
+                    "issue folder {} differs from {} only in case; slugs must differ in more than case, \
+                     so {} is skipped",
+                    path.display(),
+                    first.display(),
+                    path.display()
+                ),
+            ));
+            continue;
+        }
+        match list_source_files(&path, problems) {
+            Ok(names) => listings.push(Listing {
+                slug: slug.to_string(),
+                dir: path.clone(),
+                names,
+            }),
+            Err(err) => problems.push(Problem::new(
+                &path,
+                None,
+                format!("cannot read the folder: {err}"),
+            )),
+        }
+        seen.insert(key, path);
+    }
+    Ok(listings)
+}
+
+/// Names of the source files of an issue folder, in byte order.
+fn list_source_files(dir: &Path, problems: &mut Vec<Problem>) -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else {
+            let lossy = name.to_string_lossy();
+            if article_name(&lossy).is_some() && !lossy.starts_with('.') {
+                problems.push(Problem::new(
+                    dir.join(&name),
+                    None,
+                    "file name is not UTF-8; the file is skipped",
+                ));
+            }
+            continue;
+        };
+        if !name.starts_with('.') && (name == ISSUE_TOML || article_name(name).is_some()) {
+            names.push(name.to_string());
+        }
+    }
+    names.sort_unstable();
+    Ok(names)
+}
+
+enum ReadError {
+    TooBig(u64),
+    Io(io::Error),
+}
+
+impl From<io::Error> for ReadError {
+    fn from(err: io::Error) -> Self {
+        ReadError::Io(err)
+    }
+}
+
+type FileContent = Result<Option<(Vec<u8>, ContentHash)>, ReadError>;
+
+/// Below this many files per core, threads cost more than they save.
+const FILES_PER_WORKER: usize = 64;
+
+/// [`read_file`] for every path, in order. The time goes into system calls
+/// (open, stat, read, close), so the files are read on all cores.
+fn read_files(paths: &[PathBuf], max: u64) -> Vec<FileContent> {
+    let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    let workers = cores.min(paths.len() / FILES_PER_WORKER);
+    if workers <= 1 {
+        return paths.iter().map(|path| read_file(path, max)).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(path) = paths.get(i) else {
+                return done;
+            };
+            done.push((i, read_file(path, max)));
+        }
+    };
+    let mut slots: Vec<Option<FileContent>> = (0..paths.len()).map(|_| None).collect();
+    thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers).map(|_| scope.spawn(work)).collect();
+        for handle in handles {
+            let done = handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            for (i, content) in done {
+                slots[i] = Some(content);
+            }
+        }
+    });
+    // Every index was taken by exactly one worker.
+    slots.into_iter().flatten().collect()
+}
+
+/// The bytes and hash of a regular file no larger than `max`; a larger one is
+/// not read (only its metadata).
+fn read_file(path: &Path, max: u64) -> FileContent {
+    let file = File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    let len = meta.len();
+    if len > max {
+        return Err(ReadError::TooBig(len));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    // Up to the size seen by the stat: no extra read to find the end, and a
+    // file growing meanwhile cannot pass the limit.
+    file.take(len).read_to_end(&mut bytes)?;
+    let hash = ContentHash::of(&bytes);
+    Ok(Some((bytes, hash)))
+}
+
+/// Parses every issue folder of the tree. A bad file is a problem and is
+/// skipped; the rest of its issue is still ingested.
+pub fn parse_tree(tree: &SourceTree, opts: &ScanOptions) -> Ingest {
+    let mut ingest = Ingest {
+        issues: Vec::new(),
+        problems: tree.problems.clone(),
+    };
+    for folder in &tree.folders {
+        if let Some(issue) = parse_folder(folder, opts, &mut ingest.problems) {
+            ingest.issues.push(issue);
+        }
+    }
+    ingest
+        .issues
+        .sort_by(|a, b| b.date.cmp(&a.date).then_with(|| a.slug.cmp(&b.slug)));
+    ingest
+}
+
+/// `issue.toml`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssueToml {
+    title: Spanned<String>,
+    date: Spanned<Datetime>,
+    number: Option<u32>,
+    volume: Option<u32>,
+    summary: Option<String>,
+    articles: Option<Vec<Spanned<String>>>,
+}
+
+struct IssueMeta {
+    title: String,
+    date: NaiveDate,
+    number: Option<u32>,
+    volume: Option<u32>,
+    summary: Option<String>,
+    /// (slug, file line) in reading order.
+    order: Vec<(String, usize)>,
+}
+
+fn parse_issue_toml(file: &SourceFile) -> Result<IssueMeta, Problem> {
+    let text = strip_bom(text::utf8(&file.path, &file.bytes)?);
+    let source = TomlSource {
+        path: &file.path,
+        text,
+        first_line: 1,
+    };
+    let toml: IssueToml = toml::from_str(text).map_err(|err| source.error(&err))?;
+    let title = collapse_whitespace(toml.title.get_ref());
+    if title.is_empty() {
+        return Err(source.at(toml.title.span(), "title is empty"));
+    }
+    Ok(IssueMeta {
+        title,
+        date: source.date(&toml.date)?,
+        number: toml.number,
+        volume: toml.volume,
+        summary: toml
+            .summary
+            .map(|s| collapse_whitespace(&s))
+            .filter(|s| !s.is_empty()),
+        order: toml
+            .articles
+            .unwrap_or_default()
+            .into_iter()
+            .map(|entry| (source.line(entry.span().start), entry.into_inner()))
+            .map(|(line, slug)| (slug, line))
+            .collect(),
+    })
+}
+
+/// An article parsed from its file, before the issue's date is known.
+struct Parsed<'a> {
+    file: &'a SourceFile,
+    slug: &'a str,
+    format: SourceFormat,
+    title: String,
+    authors: Vec<String>,
+    /// None for Markdown without a date: the issue's date applies.
+    date: Option<NaiveDate>,
+    section: Option<String>,
+    dateline: Option<String>,
+    summary: String,
+    html: String,
+    /// (issue name, publication, line) of a clipping's "From the … issue of …".
+    from: Option<(String, String, usize)>,
+}
+
+fn parse_article<'a>(
+    file: &'a SourceFile,
+    slug: &'a str,
+    format: SourceFormat,
+    opts: &ScanOptions,
+) -> Result<Parsed<'a>, Problem> {
+    let text = text::utf8(&file.path, &file.bytes)?;
+    Ok(match format {
+        SourceFormat::Clipping => {
+            let c = clipping::parse(&file.path, text)?;
+            Parsed {
+                file,
+                slug,
+                format,
+                title: c.title,
+                authors: c.authors,
+                date: Some(c.date),
+                section: None,
+                dateline: c.dateline,
+                summary: c.summary,
+                html: c.html,
+                from: Some((c.issue_name, c.publication, c.from_line)),
+            }
+        }
+        SourceFormat::Markdown => {
+            let m = markdown::parse(&file.path, text, &opts.base_url)?;
+            Parsed {
+                file,
+                slug,
+                format,
+                title: m.title,
+                authors: m.authors,
+                date: m.date,
+                section: m.section,
+                dateline: m.dateline,
+                summary: m.summary,
+                html: m.html,
+                from: None,
+            }
+        }
+    })
+}
+
+fn parse_folder(
+    folder: &SourceFolder,
+    opts: &ScanOptions,
+    problems: &mut Vec<Problem>,
+) -> Option<Issue> {
+    let mut meta = None;
+    let mut meta_failed = false;
+    let mut parsed: Vec<Parsed> = Vec::new();
+    // Lowercased article slug -> the file that has it.
+    let mut slugs: HashMap<String, &Path> = HashMap::new();
+    for file in &folder.files {
+        if file.name == ISSUE_TOML {
+            match parse_issue_toml(file) {
+                Ok(m) => meta = Some(m),
+                Err(mut problem) => {
+                    problem.message.push_str(" (the issue is skipped)");
+                    problems.push(problem);
+                    meta_failed = true;
+                }
+            }
+            continue;
+        }
+        let Some((slug, format)) = article_name(&file.name) else {
+            continue;
+        };
+        if !is_valid_slug(slug) {
+            problems.push(Problem::new(
+                &file.path,
+                None,
+                format!("{slug:?} is not a valid article slug ({SLUG_RULE}); the file is skipped"),
+            ));
+            continue;
+        }
+        if let Some(first) = slugs.get(&slug.to_ascii_lowercase()) {
+            problems.push(Problem::new(
+                &file.path,
+                None,
+                format!(
+                    "same article slug as {}; article slugs must be unique in an issue (ignoring case), so this file is skipped",
+                    first.display()
+                ),
+            ));
+            continue;
+        }
+        slugs.insert(slug.to_ascii_lowercase(), &file.path);
+        match parse_article(file, slug, format, opts) {
+            Ok(article) => parsed.push(article),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    if meta_failed {
+        return None;
+    }
+    if parsed.is_empty() {
+        problems.push(Problem::new(
+            &folder.dir,
+            None,
+            "no articles: the issue is skipped",
+        ));
+        return None;
+    }
+
+    let clippings: Vec<(&Path, &str, &str, usize)> = parsed
+        .iter()
+        .filter_map(|a| {
+            a.from.as_ref().map(|(issue, publ, line)| {
+                (a.file.path.as_path(), issue.as_str(), publ.as_str(), *line)
+            })
+        })
+        .collect();
+    let publication = clippings.first().map(|&(_, _, publ, _)| publ.to_string());
+    if let Some(&(first_path, _, first_publ, _)) = clippings.first() {
+        for &(path, _, publ, line) in &clippings[1..] {
+            if publ != first_publ {
+                problems.push(Problem::new(
+                    path,
+                    Some(line),
+                    format!(
+                        "names the publication {publ:?}, but {} names {first_publ:?}",
+                        first_path.display()
+                    ),
+                ));
+            }
+        }
+    }
+
+    let meta = match meta {
+        Some(meta) => meta,
+        None => {
+            let Some(&(first_path, first_issue, _, _)) = clippings.first() else {
+                problems.push(Problem::new(
+                    &folder.dir,
+                    None,
+                    "no issue.toml and no clipping that names the issue: add an issue.toml with title and date; the issue is skipped",
+                ));
+                return None;
+            };
+            let mut agree = true;
+            for &(path, issue, _, line) in &clippings[1..] {
+                if issue != first_issue {
+                    agree = false;
+                    problems.push(Problem::new(
+                        path,
+                        Some(line),
+                        format!(
+                            "names the issue {issue:?}, but {} names it {first_issue:?}; make them agree or add an issue.toml (the issue is skipped)",
+                            first_path.display()
+                        ),
+                    ));
+                }
+            }
+            if !agree {
+                return None;
+            }
+            IssueMeta {
+                title: first_issue.to_string(),
+                // Clippings always have a date.
+                date: parsed.iter().filter_map(|a| a.date).max()?,
+                number: None,
+                volume: None,
+                summary: None,
+                order: Vec::new(),
+            }
+        }
+    };
+
+    let mut articles: Vec<Article> = parsed
+        .into_iter()
+        .map(|p| Article {
+            slug: p.slug.to_string(),
+            title: p.title,
+            authors: p.authors,
+            date: p.date.unwrap_or(meta.date),
+            section: p.section,
+            dateline: p.dateline,
+            summary: p.summary,
+            html: p.html,
+            source: p.file.path.clone(),
+            format: p.format,
+            hash: p.file.hash,
+        })
+        .collect();
+    articles.sort_by(|a, b| {
+        a.date
+            .cmp(&b.date)
+            .then_with(|| a.title.cmp(&b.title))
+            .then_with(|| a.slug.cmp(&b.slug))
+    });
+    let articles = order_articles(folder, &meta.order, articles, &slugs, problems);
+
+    let mut hasher = blake3::Hasher::new();
+    hash_folder(&mut hasher, folder);
+    Some(Issue {
+        slug: folder.slug.clone(),
+        title: meta.title,
+        date: meta.date,
+        number: meta.number,
+        volume: meta.volume,
+        summary: meta.summary,
+        publication,
+        dir: folder.dir.clone(),
+        articles,
+        hash: ContentHash(*hasher.finalize().as_bytes()),
+    })
+}
+
+/// The articles of the `articles` list first, in its order, then the others
+/// in their (default) order. `files` holds every article slug of the folder,
+/// lowercased, parsed or not.
+fn order_articles(
+    folder: &SourceFolder,
+    order: &[(String, usize)],
+    mut rest: Vec<Article>,
+    files: &HashMap<String, &Path>,
+    problems: &mut Vec<Problem>,
+) -> Vec<Article> {
+    let toml_path = folder.dir.join(ISSUE_TOML);
+    let mut ordered = Vec::with_capacity(rest.len());
+    let mut listed: HashMap<&str, usize> = HashMap::new();
+    for (slug, line) in order {
+        if let Some(first_line) = listed.insert(slug, *line) {
+            problems.push(Problem::new(
+                &toml_path,
+                Some(*line),
+                format!("articles lists {slug:?} again (first on line {first_line})"),
+            ));
+            continue;
+        }
+        if let Some(i) = rest.iter().position(|a| a.slug == *slug) {
+            ordered.push(rest.remove(i));
+        } else if !files.contains_key(&slug.to_ascii_lowercase()) {
+            problems.push(Problem::new(
+                &toml_path,
+                Some(*line),
+                format!(
+                    "articles lists {slug:?}, but there is no {slug}.txt or {slug}.md in {}",
+                    folder.dir.display()
+                ),
+            ));
+        }
+    }
+    ordered.append(&mut rest);
+    ordered
+}
+
+#[cfg(test)]
+mod tests;
