@@ -26,7 +26,9 @@ use crate::content::{Article, Issue};
 mod atom;
 mod json;
 mod rss;
+mod write;
 
+pub use write::{WriteReport, write};
 
 /// File names of the three feeds, inside `feeds.dir` and under `{base}feeds/`.
 pub const RSS_FILE: &str = "rss.xml";
