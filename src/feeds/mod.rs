@@ -1,1 +1,283 @@
 //! Feed generation: RSS 2.0, Atom 1.0 and JSON Feed 1.1 from the issue model.
+//!
+//! [`build`] is a pure function of its inputs (no clock, no randomness): the
+//! same issues give byte-identical feeds, so [`write`] can leave unchanged files
+//! untouched and HTTP validators (ETag / Last-Modified) keep working.
+//!
+//! What the three feeds share:
+//! - entries: the first `items` articles, issues newest first, articles in
+//!   issue order;
+//! - dates: an article's date at 00:00 in the publication's time zone, as a
+//!   fixed offset; the feed-level date is the newest entry's date;
+//! - ids: RFC 4151 tag URIs `tag:HOST,ISSUE-DATE:ISSUE-SLUG/ARTICLE-SLUG`,
+//!   stable across re-saves of a file; the Atom feed id is its own URL;
+//! - links: absolute, `{base}issues/{issue}#{article}`, self links
+//!   `{base}feeds/rss.xml`, `{base}feeds/atom.xml`, `{base}feeds/feed.json`;
+//! - authors: one per by-line name, the publication when there is none.
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+
+use chrono::{DateTime, FixedOffset, LocalResult, NaiveDate, Offset, TimeZone};
+
+use crate::config::Publication;
+use crate::content::{Article, Issue};
+
+mod atom;
+mod json;
+mod rss;
+mod write;
+
+pub use write::{WriteReport, write};
+
+/// File names of the three feeds, inside `feeds.dir` and under `{base}feeds/`.
+pub const RSS_FILE: &str = "rss.xml";
+pub const ATOM_FILE: &str = "atom.xml";
+pub const JSON_FILE: &str = "feed.json";
+
+/// Media types the feeds are served with.
+pub const RSS_MEDIA_TYPE: &str = "application/rss+xml";
+pub const ATOM_MEDIA_TYPE: &str = "application/atom+xml";
+pub const JSON_MEDIA_TYPE: &str = "application/feed+json";
+
+/// Name written into the feeds' generator fields.
+pub const GENERATOR: &str = "gazette";
+
+/// The three serialized feeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedSet {
+    pub rss: String,
+    pub atom: String,
+    pub json: String,
+}
+
+/// Something went wrong building or writing the feeds.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    /// The publication's base URL has no host to build tag URIs from.
+    #[error("publication.base_url {url} has no host name (needed for feed ids)")]
+    NoHost { url: String },
+    /// A serializer failed (not expected with in-memory buffers).
+    #[error("cannot serialize the {format} feed: {message}")]
+    Serialize {
+        format: &'static str,
+        message: String,
+    },
+    /// A filesystem operation failed; `path` is the file or folder concerned.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Builds the three feeds from `issues` (newest first): the first `items`
+/// articles, taken in issue order.
+pub fn build(
+    publication: &Publication,
+    issues: &[Issue],
+    items: usize,
+) -> Result<FeedSet, FeedError> {
+    let ctx = Context::new(publication, issues, items)?;
+    // The three serializations are independent; with many entries, run them on
+    // separate threads (the output does not depend on scheduling).
+    if ctx.entries.len() >= PARALLEL_THRESHOLD {
+        std::thread::scope(|s| {
+            let rss = s.spawn(|| rss::render(&ctx));
+            let atom = s.spawn(|| atom::render(&ctx));
+            let json = json::render(&ctx);
+            Ok(FeedSet {
+                rss: join(rss)?,
+                atom: join(atom)?,
+                json: json?,
+            })
+        })
+    } else {
+        Ok(FeedSet {
+            rss: rss::render(&ctx)?,
+            atom: atom::render(&ctx)?,
+            json: json::render(&ctx)?,
+        })
+    }
+}
+
+/// Below this many entries, threads cost more than they save.
+const PARALLEL_THRESHOLD: usize = 256;
+
+fn join(
+    handle: std::thread::ScopedJoinHandle<'_, Result<String, FeedError>>,
+) -> Result<String, FeedError> {
+    match handle.join() {
+        Ok(result) => result,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// Everything the three serializers share, computed once.
+pub(crate) struct Context<'a> {
+    pub publication: &'a Publication,
+    pub home_url: String,
+    pub rss_url: String,
+    pub atom_url: String,
+    pub json_url: String,
+    /// Newest entry date (see [`feed_updated`]).
+    pub updated: DateTime<FixedOffset>,
+    pub entries: Vec<Entry<'a>>,
+    /// Total bytes of entry HTML, to pre-size output buffers.
+    pub html_bytes: usize,
+}
+
+/// One feed entry: an article with its derived id, link and date.
+pub(crate) struct Entry<'a> {
+    pub article: &'a Article,
+    pub id: String,
+    pub link: String,
+    pub date: DateTime<FixedOffset>,
+}
+
+impl<'a> Entry<'a> {
+    /// By-line names, or the publication's title when there are none.
+    pub fn author_names(&self, publication: &'a Publication) -> impl Iterator<Item = &'a str> {
+        let fallback = self
+            .article
+            .authors
+            .is_empty()
+            .then_some(publication.title.as_str());
+        self.article
+            .authors
+            .iter()
+            .map(String::as_str)
+            .chain(fallback)
+    }
+}
+
+impl<'a> Context<'a> {
+    fn new(
+        publication: &'a Publication,
+        issues: &'a [Issue],
+        items: usize,
+    ) -> Result<Self, FeedError> {
+        let host = publication
+            .base_url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| FeedError::NoHost {
+                url: publication.base_url.to_string(),
+            })?;
+        let tz = publication.timezone;
+        let mut entries =
+            Vec::with_capacity(items.min(issues.iter().map(|i| i.articles.len()).sum()));
+        let mut html_bytes = 0;
+        'outer: for issue in issues {
+            let issue_seg = encode_segment(&issue.slug);
+            let issue_page = publication.url(&format!("issues/{issue_seg}"));
+            let tag_prefix = format!("tag:{host},{}:{issue_seg}/", issue.date.format("%Y-%m-%d"));
+            for article in &issue.articles {
+                if entries.len() >= items {
+                    break 'outer;
+                }
+                let article_seg = encode_segment(&article.slug);
+                html_bytes += article.html.len();
+                entries.push(Entry {
+                    article,
+                    id: format!("{tag_prefix}{article_seg}"),
+                    link: format!("{issue_page}#{article_seg}"),
+                    date: local_midnight(article.date, tz),
+                });
+            }
+        }
+        let updated = feed_updated(&entries, issues, tz);
+        Ok(Context {
+            publication,
+            home_url: publication.url(""),
+            rss_url: publication.url(&format!("feeds/{RSS_FILE}")),
+            atom_url: publication.url(&format!("feeds/{ATOM_FILE}")),
+            json_url: publication.url(&format!("feeds/{JSON_FILE}")),
+            updated,
+            entries,
+            html_bytes,
+        })
+    }
+}
+
+/// The feed-level date: the newest entry's; with no entries, the newest
+/// issue's; with no issues, the Unix epoch (never the clock: output must be a
+/// pure function of the content).
+fn feed_updated(
+    entries: &[Entry<'_>],
+    issues: &[Issue],
+    tz: chrono_tz::Tz,
+) -> DateTime<FixedOffset> {
+    if let Some(newest) = entries.iter().map(|e| e.date).max() {
+        return newest;
+    }
+    match issues.iter().map(|i| i.date).max() {
+        Some(date) => local_midnight(date, tz),
+        None => DateTime::UNIX_EPOCH.fixed_offset(),
+    }
+}
+
+/// `date` at 00:00 in `tz`, as a fixed offset. When midnight is ambiguous (a
+/// DST fall-back at midnight) the earlier instant is taken; when it does not
+/// exist (a spring-forward gap at midnight) the first instant after the gap.
+pub(crate) fn local_midnight(date: NaiveDate, tz: chrono_tz::Tz) -> DateTime<FixedOffset> {
+    let midnight = date.and_time(chrono::NaiveTime::MIN);
+    match tz.from_local_datetime(&midnight) {
+        LocalResult::Single(dt) | LocalResult::Ambiguous(dt, _) => dt.fixed_offset(),
+        LocalResult::None => {
+            // Read midnight with the offset in force before the gap: that
+            // instant lies just after the gap, shown in the new offset.
+            let before = tz
+                .offset_from_utc_datetime(&(midnight - chrono::Duration::days(1)))
+                .fix();
+            let instant = midnight - chrono::Duration::seconds(i64::from(before.local_minus_utc()));
+            tz.from_utc_datetime(&instant).fixed_offset()
+        }
+    }
+}
+
+/// Percent-encodes a slug for use as one URL path segment, fragment, or the
+/// specific part of a tag URI: keeps RFC 3986 unreserved characters and the
+/// sub-delimiters that are safe everywhere we put it.
+pub(crate) fn encode_segment(s: &str) -> Cow<'_, str> {
+    fn keep(b: u8) -> bool {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'@'
+            )
+    }
+    if s.bytes().all(keep) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if keep(b) {
+            out.push(char::from(b));
+        } else {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
