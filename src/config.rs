@@ -355,20 +355,24 @@ impl Config {
             message: describe_toml_error(&e, text),
         })?;
         let mut from_env = BTreeMap::new();
+        // Variables that hold secrets named by the config are not overrides.
+        let secrets = [
+            raw.mail.smtp.password_env.clone(),
+            raw.http.admin_token_env.clone(),
+        ];
         for (var, value) in env {
             let Some(rest) = var.strip_prefix("GAZETTE_") else {
                 continue;
             };
-            if matches!(rest, "CONFIG" | "LOG") {
+            if secrets.iter().flatten().any(|s| s == var) {
                 continue;
             }
-            let (section, key) = split_env_key(rest).ok_or_else(|| ConfigError::Parse {
-                origin: format!("environment variable {var}"),
-                message: format!(
-                    "no config section matches; sections are {}",
-                    SECTIONS.join(", ")
-                ),
-            })?;
+            // Only GAZETTE_<SECTION>_... is ours; other GAZETTE_ variables
+            // (GAZETTE_CONFIG, GAZETTE_LOG, a token) are left alone. Within a
+            // section, an unknown key is an error: it is almost surely a typo.
+            let Some((section, key)) = split_env_key(rest) else {
+                continue;
+            };
             let over =
                 env_override(&section, &key, value).map_err(|message| ConfigError::Parse {
                     origin: format!("environment variable {var}"),
@@ -995,12 +999,16 @@ mod tests {
             e.contains("GAZETTE_FEEDS_COLOUR") && e.contains("colour"),
             "{e}"
         );
-        let e = parse_env(MINIMAL, &[("GAZETTE_NOPE_X", "1")])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("GAZETTE_NOPE_X"), "{e}");
-        // GAZETTE_CONFIG names the file; it is not a key.
-        assert!(parse_env(MINIMAL, &[("GAZETTE_CONFIG", "/elsewhere.toml")]).is_ok());
+        // Other GAZETTE_ variables are not ours: the file's name, the log
+        // filter, secrets named by the config.
+        let with_secret = format!("{MINIMAL}[http]\nadmin_token_env = \"GAZETTE_HTTP_TOKEN\"\n");
+        let vars = [
+            ("GAZETTE_CONFIG", "/elsewhere.toml"),
+            ("GAZETTE_LOG", "debug"),
+            ("GAZETTE_ADMIN_TOKEN", "s3cret"),
+            ("GAZETTE_HTTP_TOKEN", "s3cret"),
+        ];
+        assert!(parse_env(&with_secret, &vars).is_ok());
     }
 
     #[test]

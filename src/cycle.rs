@@ -1,1 +1,309 @@
-//! One cycle: ingest -> record -> feeds.
+//! One cycle of the daemon (and all of `gazette run`): ingest -> record -> feeds.
+//!
+//! A cycle that finds the content exactly as the last one left it (same
+//! fingerprint over every file's hash, same feed-relevant settings, same
+//! gazette version, feed files present) stops after reading: it does not
+//! parse, write the database or touch the feeds. That keeps a 10,000-article
+//! archive cheap to poll every few minutes.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Config;
+use crate::content::{self, Ingest, Problem, ScanError, ScanOptions, SourceTree};
+use crate::feeds::{self, FeedError};
+use crate::store::{RecordReport, Store, StoreError};
+
+const META_FINGERPRINT: &str = "ingest.fingerprint";
+const META_PROBLEMS: &str = "ingest.problems";
+const META_COUNTS: &str = "ingest.counts";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CycleError {
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Feeds(#[from] FeedError),
+}
+
+/// What the feeds step did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedsOutcome {
+    /// Content and settings as last time: nothing rebuilt.
+    UpToDate,
+    /// Rebuilt; files whose bytes changed were replaced, the others left alone.
+    Built {
+        written: Vec<String>,
+        unchanged: Vec<String>,
+        items: usize,
+    },
+}
+
+/// Everything a cycle did, for the summary a person reads and for `--json`.
+#[derive(Debug, Clone)]
+pub struct CycleReport {
+    pub content_dir: PathBuf,
+    pub feeds_dir: PathBuf,
+    pub folders: usize,
+    pub files: usize,
+    pub issues: usize,
+    pub articles: usize,
+    /// False when the fingerprint matched the last cycle's.
+    pub content_changed: bool,
+    pub recorded: RecordReport,
+    pub problems: Vec<Problem>,
+    pub feeds: FeedsOutcome,
+    pub elapsed: Duration,
+}
+
+/// Ingest options from the config.
+pub fn scan_options(config: &Config) -> ScanOptions {
+    ScanOptions {
+        base_url: config.publication.base_url.clone(),
+        max_article_bytes: config.content.max_article_bytes,
+    }
+}
+
+/// Read and parse the whole content folder.
+pub fn ingest(config: &Config) -> Result<(SourceTree, Ingest), ScanError> {
+    let opts = scan_options(config);
+    let tree = content::read_tree(&config.content.dir, &opts)?;
+    let ingest = content::parse_tree(&tree, &opts);
+    Ok((tree, ingest))
+}
+
+/// Build the feeds from an ingest and write them (atomically; unchanged files untouched).
+pub fn build_feeds(config: &Config, ingest: &Ingest) -> Result<FeedsOutcome, FeedError> {
+    let set = feeds::build(&config.publication, &ingest.issues, config.feeds.items)?;
+    let report = feeds::write(&config.feeds.dir, &set)?;
+    let items = ingest
+        .issues
+        .iter()
+        .map(|i| i.articles.len())
+        .sum::<usize>()
+        .min(config.feeds.items);
+    let names = |paths: Vec<PathBuf>| {
+        paths
+            .iter()
+            .filter_map(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect()
+    };
+    Ok(FeedsOutcome::Built {
+        written: names(report.written),
+        unchanged: names(report.unchanged),
+        items,
+    })
+}
+
+/// Everything besides the content that shapes the feeds: if any of it changes,
+/// the feeds are rebuilt even though no file did.
+fn cycle_key(config: &Config, tree: &SourceTree) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(&tree.fingerprint().0);
+    let p = &config.publication;
+    for part in [
+        env!("CARGO_PKG_VERSION"),
+        &p.title,
+        &p.description,
+        p.base_url.as_str(),
+        &p.language,
+        p.timezone.name(),
+        &config.feeds.items.to_string(),
+        &config.feeds.dir.display().to_string(),
+        &config.content.max_article_bytes.to_string(),
+    ] {
+        h.update(part.as_bytes());
+        h.update(&[0]);
+    }
+    h.finalize().to_hex().to_string()
+}
+
+fn feeds_present(config: &Config) -> bool {
+    [feeds::RSS_FILE, feeds::ATOM_FILE, feeds::JSON_FILE]
+        .iter()
+        .all(|name| config.feeds.dir.join(name).is_file())
+}
+
+/// One cycle. `now` is the time recorded as first-seen for new issues.
+#[tracing::instrument(skip_all, fields(content = %config.content.dir.display()))]
+pub async fn run(
+    config: &Config,
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Result<CycleReport, CycleError> {
+    let started = Instant::now();
+    let opts = scan_options(config);
+    let tree = content::read_tree(&config.content.dir, &opts)?;
+    let key = cycle_key(config, &tree);
+    let files = tree.folders.iter().map(|f| f.files.len()).sum();
+    let mut report = CycleReport {
+        content_dir: config.content.dir.clone(),
+        feeds_dir: config.feeds.dir.clone(),
+        folders: tree.folders.len(),
+        files,
+        issues: 0,
+        articles: 0,
+        content_changed: true,
+        recorded: RecordReport::default(),
+        problems: Vec::new(),
+        feeds: FeedsOutcome::UpToDate,
+        elapsed: Duration::ZERO,
+    };
+
+    if store.meta(META_FINGERPRINT).await?.as_deref() == Some(key.as_str()) && feeds_present(config)
+    {
+        // Nothing changed: repeat the last cycle's counts and problems, so a
+        // problem is reported every cycle until it is fixed.
+        if let Some(counts) = store.meta(META_COUNTS).await?
+            && let Some((i, a)) = counts.split_once(' ')
+        {
+            report.issues = i.parse().unwrap_or(0);
+            report.articles = a.parse().unwrap_or(0);
+        }
+        report.problems = decode_problems(store.meta(META_PROBLEMS).await?.as_deref());
+        report.content_changed = false;
+        report.elapsed = started.elapsed();
+        tracing::debug!("content unchanged; nothing to do");
+        return Ok(report);
+    }
+
+    let ingest = content::parse_tree(&tree, &opts);
+    report.issues = ingest.issues.len();
+    report.articles = ingest.issues.iter().map(|i| i.articles.len()).sum();
+    report.problems = ingest.problems.clone();
+    report.recorded = store.record_issues(&ingest.issues, now).await?;
+    report.feeds = build_feeds(config, &ingest)?;
+    // Only after everything succeeded: a failed cycle is retried in full.
+    store
+        .set_meta(
+            META_COUNTS,
+            &format!("{} {}", report.issues, report.articles),
+        )
+        .await?;
+    store
+        .set_meta(META_PROBLEMS, &encode_problems(&report.problems))
+        .await?;
+    store.set_meta(META_FINGERPRINT, &key).await?;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+fn encode_problems(problems: &[Problem]) -> String {
+    let rows: Vec<(String, Option<usize>, &str)> = problems
+        .iter()
+        .map(|p| (p.path.display().to_string(), p.line, p.message.as_str()))
+        .collect();
+    serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into())
+}
+
+fn decode_problems(s: Option<&str>) -> Vec<Problem> {
+    let rows: Vec<(String, Option<usize>, String)> = s
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default();
+    rows.into_iter()
+        .map(|(path, line, message)| Problem::new(path, line, message))
+        .collect()
+}
+
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+impl CycleReport {
+    /// The one-paragraph summary `gazette run` ends with.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "Read {} ({}) in {}",
+            plural(self.folders, "issue folder", "issue folders"),
+            plural(self.files, "file", "files"),
+            self.content_dir.display()
+        );
+        if self.content_changed {
+            s += &format!(
+                ": {} with {} ingested; {} new, {} changed, {} unchanged since the last run",
+                plural(self.issues, "issue", "issues"),
+                plural(self.articles, "article", "articles"),
+                self.recorded.new.len(),
+                self.recorded.changed.len(),
+                self.recorded.unchanged,
+            );
+            if !self.recorded.new.is_empty() {
+                s += &format!(" (new: {})", self.recorded.new.join(", "));
+            }
+            s += ".";
+        } else {
+            s += &format!(
+                ": nothing changed since the last run ({}, {}).",
+                plural(self.issues, "issue", "issues"),
+                plural(self.articles, "article", "articles")
+            );
+        }
+        match &self.problems.len() {
+            0 => s += " No content problems.",
+            n => {
+                s += &format!(
+                    " {} skipped (listed above; `gazette check` shows them all).",
+                    plural(*n, "problem", "problems")
+                )
+            }
+        }
+        match &self.feeds {
+            FeedsOutcome::UpToDate => {
+                s += &format!(" Feeds in {} are up to date.", self.feeds_dir.display())
+            }
+            FeedsOutcome::Built {
+                written,
+                unchanged,
+                items,
+            } => {
+                s += &format!(
+                    " Feeds ({}) in {}: ",
+                    plural(*items, "item", "items"),
+                    self.feeds_dir.display()
+                );
+                if written.is_empty() {
+                    s += "rebuilt, all byte-identical, left untouched.";
+                } else {
+                    s += &format!("wrote {}", written.join(", "));
+                    if !unchanged.is_empty() {
+                        s += &format!("; {} unchanged", unchanged.join(", "));
+                    }
+                    s += ".";
+                }
+            }
+        }
+        s += &format!(" Took {} ms.", self.elapsed.as_millis());
+        s
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let feeds = match &self.feeds {
+            FeedsOutcome::UpToDate => serde_json::json!({"status": "up_to_date"}),
+            FeedsOutcome::Built {
+                written,
+                unchanged,
+                items,
+            } => {
+                serde_json::json!({"status": "built", "written": written, "unchanged": unchanged, "items": items})
+            }
+        };
+        serde_json::json!({
+            "content_dir": self.content_dir,
+            "folders": self.folders,
+            "files": self.files,
+            "issues": self.issues,
+            "articles": self.articles,
+            "content_changed": self.content_changed,
+            "new_issues": self.recorded.new,
+            "changed_issues": self.recorded.changed,
+            "problems": self.problems.iter().map(|p| serde_json::json!({"path": p.path, "line": p.line, "message": p.message})).collect::<Vec<_>>(),
+            "feeds": feeds,
+            "elapsed_ms": self.elapsed.as_millis() as u64,
+        })
+    }
+}

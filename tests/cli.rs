@@ -1,0 +1,413 @@
+//! The binary end to end: check, run, feeds build, issues, and every kind of
+//! bad input the contract names.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Site, expect_code, stderr, stdout};
+
+fn mtime(site: &Site, rel: &str) -> std::time::SystemTime {
+    std::fs::metadata(site.path(rel))
+        .unwrap()
+        .modified()
+        .unwrap()
+}
+
+#[test]
+fn the_repository_sample_checks_clean() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gazette"))
+        .args(["--config", &format!("{root}/config.toml"), "check"])
+        .env_remove("GAZETTE_CONFIG")
+        .output()
+        .unwrap();
+    expect_code(&out, 0);
+    assert!(stdout(&out).starts_with("ok:"), "{}", stdout(&out));
+}
+
+#[test]
+fn run_ingests_records_builds_feeds_and_then_has_nothing_to_do() {
+    let site = Site::new();
+    let out = site.gazette(&["run"]);
+    expect_code(&out, 0);
+    let summary = stdout(&out);
+    assert!(summary.contains("2 issues with 3 articles"), "{summary}");
+    assert!(summary.contains("2 new"), "{summary}");
+    assert!(
+        summary.contains("wrote rss.xml, atom.xml, feed.json"),
+        "{summary}"
+    );
+    for f in [
+        "feeds/rss.xml",
+        "feeds/atom.xml",
+        "feeds/feed.json",
+        "gazette.db",
+    ] {
+        assert!(site.path(f).is_file(), "{f} missing");
+    }
+    let before: Vec<_> = ["rss.xml", "atom.xml", "feed.json"]
+        .iter()
+        .map(|f| {
+            (
+                site.read(&format!("feeds/{f}")),
+                mtime(&site, &format!("feeds/{f}")),
+            )
+        })
+        .collect();
+
+    std::thread::sleep(Duration::from_millis(20));
+    let out = site.gazette(&["run"]);
+    expect_code(&out, 0);
+    assert!(
+        stdout(&out).contains("nothing changed since the last run (2 issues, 3 articles)"),
+        "{}",
+        stdout(&out)
+    );
+    let after: Vec<_> = ["rss.xml", "atom.xml", "feed.json"]
+        .iter()
+        .map(|f| {
+            (
+                site.read(&format!("feeds/{f}")),
+                mtime(&site, &format!("feeds/{f}")),
+            )
+        })
+        .collect();
+    assert_eq!(
+        before, after,
+        "feeds must be untouched when nothing changed"
+    );
+
+    // A forced rebuild (feeds build) gives byte-identical files and leaves them untouched.
+    let out = site.gazette(&["feeds", "build"]);
+    expect_code(&out, 0);
+    assert!(stdout(&out).contains("none written"), "{}", stdout(&out));
+    let again: Vec<_> = ["rss.xml", "atom.xml", "feed.json"]
+        .iter()
+        .map(|f| {
+            (
+                site.read(&format!("feeds/{f}")),
+                mtime(&site, &format!("feeds/{f}")),
+            )
+        })
+        .collect();
+    assert_eq!(before, again);
+}
+
+#[test]
+fn a_new_issue_is_noticed_by_the_next_run() {
+    let site = Site::new();
+    expect_code(&site.gazette(&["run"]), 0);
+    site.write("content/2026-spring/first.txt", "Spring opens\n\nDecember 1, 2026\n\nFrom the Spring 2026 issue of The Test Ledger\n\nby Ana Ruiz\n\nBuds.\n");
+    let out = site.gazette(&["--json", "run"]);
+    expect_code(&out, 0);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["new_issues"], serde_json::json!(["2026-spring"]));
+    assert_eq!(v["issues"], 3);
+    assert_eq!(v["feeds"]["status"], "built");
+    let atom = site.read("feeds/atom.xml");
+    let first = atom.find("Spring opens").expect("new article in atom");
+    assert!(
+        first < atom.find("Harbour cranes return").unwrap(),
+        "newest issue first"
+    );
+}
+
+#[test]
+fn issues_list_and_show() {
+    let site = Site::new();
+    let out = site.gazette(&["issues", "list"]);
+    expect_code(&out, 0);
+    let text = stdout(&out);
+    let winter = text.find("2026-winter").expect("winter listed");
+    assert!(
+        winter < text.find("2026-autumn").expect("autumn listed"),
+        "{text}"
+    );
+    assert!(text.contains("not yet run"), "{text}");
+
+    expect_code(&site.gazette(&["run"]), 0);
+    let out = site.gazette(&["--json", "issues", "list"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v[0]["slug"], "2026-winter");
+    assert_eq!(v[0]["articles"], 2);
+    assert!(v[0]["first_seen"].is_string(), "{v}");
+
+    let out = site.gazette(&["issues", "show", "2026-winter"]);
+    expect_code(&out, 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains("Winter 2026") && text.contains("Zoë Álvarez, Dariusz Łukasiewicz"),
+        "{text}"
+    );
+    assert!(
+        text.contains("https://news.example.org/ledger/issues/2026-winter"),
+        "{text}"
+    );
+
+    let out = site.gazette(&["issues", "show", "2026-nope"]);
+    expect_code(&out, 1);
+    assert!(
+        stderr(&out).contains("no issue \"2026-nope\"") && stderr(&out).contains("2026-winter"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn bad_files_are_reported_with_path_and_line_and_the_rest_is_ingested() {
+    let site = Site::new();
+    site.write(
+        "content/2026-winter/no-date.txt",
+        "A title\n\nFrom the Winter 2026 issue of The Test Ledger\n\nBody.\n",
+    );
+    site.write(
+        "content/2026-winter/bad-date.txt",
+        "A title\n\nNovember 45, 2026\n\nFrom the Winter 2026 issue of The Test Ledger\n\nBody.\n",
+    );
+    site.write("content/2026-winter/empty.md", "");
+    site.write(
+        "content/2026-winter/unknown-key.md",
+        "+++\ntitle = \"x\"\ncolour = \"red\"\n+++\nBody\n",
+    );
+    site.write(
+        "content/2026-winter/wrong-type.md",
+        "+++\ntitle = \"x\"\ndate = \"soon\"\nsection = 4\n+++\nBody\n",
+    );
+    std::fs::write(
+        site.path("content/2026-winter/latin1.txt"),
+        b"Caf\xe9 news\n\nNovember 1, 2026\n",
+    )
+    .unwrap();
+    std::fs::write(
+        site.path("content/2026-winter/huge.md"),
+        vec![b'a'; 5 * 1024 * 1024],
+    )
+    .unwrap();
+
+    let out = site.gazette(&["check"]);
+    expect_code(&out, 1);
+    let text = stdout(&out);
+    for (file, line) in [
+        ("no-date.txt", Some(3)),
+        ("bad-date.txt", Some(3)),
+        ("empty.md", None),
+        ("unknown-key.md", Some(3)),
+        ("wrong-type.md", None),
+        ("latin1.txt", Some(1)),
+        ("huge.md", None),
+    ] {
+        let path = site
+            .path(&format!("content/2026-winter/{file}"))
+            .display()
+            .to_string();
+        let hit = text
+            .lines()
+            .find(|l| l.starts_with(&path))
+            .unwrap_or_else(|| panic!("{file} not reported:\n{text}"));
+        if let Some(line) = line {
+            assert!(
+                hit.starts_with(&format!("{path}:{line}: ")),
+                "{file} line: {hit}"
+            );
+        }
+    }
+    assert!(text.contains("7 problems"), "{text}");
+
+    // run does its job with the good files and warns about the bad ones.
+    let out = site.gazette(&["run"]);
+    expect_code(&out, 0);
+    assert!(stdout(&out).contains("3 articles"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("latin1.txt"), "{}", stderr(&out));
+    // The problems are repeated by the next run even though nothing changed.
+    let out = site.gazette(&["run"]);
+    assert!(
+        stdout(&out).contains("nothing changed") && stderr(&out).contains("huge.md"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn slugs_differing_only_in_case_are_reported() {
+    let site = Site::new();
+    site.write("content/2026-Winter/other.txt", HARBOUR);
+    let out = site.gazette(&["check"]);
+    expect_code(&out, 1);
+    assert!(
+        stdout(&out).contains("2026-Winter") && stdout(&out).contains("2026-winter"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+const HARBOUR: &str = common::HARBOUR_TXT;
+
+#[test]
+fn a_missing_content_folder_is_an_error_naming_it() {
+    let site = Site::empty();
+    for args in [
+        &["check"][..],
+        &["run"],
+        &["feeds", "build"],
+        &["issues", "list"],
+    ] {
+        let out = site.gazette(args);
+        expect_code(&out, 1);
+        assert!(
+            stderr(&out).contains(&site.path("content").display().to_string()),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn a_missing_or_unreadable_config_is_an_error_naming_it() {
+    let site = Site::new();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gazette"))
+        .args(["--config", "/nonexistent/g.toml", "check"])
+        .output()
+        .unwrap();
+    expect_code(&out, 1);
+    assert!(
+        stderr(&out).contains("/nonexistent/g.toml"),
+        "{}",
+        stderr(&out)
+    );
+    // A folder where the file should be cannot be read, even by root.
+    std::fs::create_dir(site.path("dir.toml")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gazette"))
+        .args([
+            "--config",
+            &site.path("dir.toml").display().to_string(),
+            "run",
+        ])
+        .output()
+        .unwrap();
+    expect_code(&out, 1);
+    assert!(stderr(&out).contains("dir.toml"), "{}", stderr(&out));
+    // GAZETTE_CONFIG is honoured.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gazette"))
+        .arg("check")
+        .env("GAZETTE_CONFIG", "/nonexistent/env.toml")
+        .output()
+        .unwrap();
+    expect_code(&out, 1);
+    assert!(
+        stderr(&out).contains("/nonexistent/env.toml"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_bad_config_key_is_named_with_its_line() {
+    let site = Site::new();
+    site.write(
+        "config.toml",
+        &format!("{}\n[schedule]\ncron = \"0 9 * * 9\"\n", common::CONFIG),
+    );
+    let out = site.gazette(&["run"]);
+    expect_code(&out, 1);
+    let e = stderr(&out);
+    assert!(e.contains("config.toml:12: schedule.cron"), "{e}");
+    assert!(
+        !site.path("gazette.db").exists(),
+        "nothing done on a bad config"
+    );
+
+    let out = site.gazette_env(&["check"], &[("GAZETTE_FEEDS_ITEMS", "many")]);
+    expect_code(&out, 1);
+    assert!(
+        stderr(&out).contains("GAZETTE_FEEDS_ITEMS"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn env_overrides_reach_the_feeds() {
+    let site = Site::new();
+    let out = site.gazette_env(
+        &["feeds", "build"],
+        &[
+            ("GAZETTE_FEEDS_ITEMS", "1"),
+            ("GAZETTE_FEEDS_DIR", "public"),
+        ],
+    );
+    expect_code(&out, 0);
+    let json: serde_json::Value = serde_json::from_str(&site.read("public/feed.json")).unwrap();
+    assert_eq!(json["items"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let site = Site::new();
+    expect_code(&site.gazette(&["frobnicate"]), 2);
+    expect_code(&site.gazette(&["issues", "show"]), 2);
+    expect_code(&site.gazette(&["run", "--wait", "soon"]), 2);
+}
+
+#[test]
+fn an_unwritable_feeds_folder_fails_the_run_and_leaves_old_feeds_whole() {
+    let site = Site::new();
+    expect_code(&site.gazette(&["run"]), 0);
+    let old = site.read("feeds/atom.xml");
+    // A regular file where the feeds folder's parent should be: no user, not
+    // even root, can create the folder.
+    site.write("blocker", "x");
+    let out = site.gazette_env(&["run"], &[("GAZETTE_FEEDS_DIR", "blocker/feeds")]);
+    expect_code(&out, 1);
+    assert!(stderr(&out).contains("blocker"), "{}", stderr(&out));
+    // A read-only feed folder (effective for non-root users) is covered by the unit tests.
+    assert_eq!(site.read("feeds/atom.xml"), old);
+    // The failed cycle is not remembered as done: once the folder can be
+    // made, the same run writes the feeds there.
+    std::fs::remove_file(site.path("blocker")).unwrap();
+    let out = site.gazette_env(&["run"], &[("GAZETTE_FEEDS_DIR", "blocker/feeds")]);
+    expect_code(&out, 0);
+    assert!(
+        stdout(&out).contains("wrote rss.xml, atom.xml, feed.json"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(site.read("blocker/feeds/atom.xml"), old);
+}
+
+#[test]
+fn a_second_run_waits_for_the_first_or_says_why_it_gave_up() {
+    let site = Site::new();
+    expect_code(&site.gazette(&["run"]), 0);
+    let db = site.path("gazette.db");
+    let held = gazette::store::RunLock::acquire(&db, Duration::ZERO, |_| {}).unwrap();
+    let out = site.gazette(&["run", "--wait", "1"]);
+    expect_code(&out, 1);
+    assert!(
+        stderr(&out).contains("another gazette run"),
+        "{}",
+        stderr(&out)
+    );
+    drop(held);
+
+    // Two at once on a fresh database: both succeed, nothing recorded twice.
+    let site = Site::new();
+    let a = site
+        .command(&["--json", "run"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let b = site
+        .command(&["--json", "run"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    expect_code(&a, 0);
+    expect_code(&b, 0);
+    let va: serde_json::Value = serde_json::from_str(&stdout(&a)).unwrap();
+    let vb: serde_json::Value = serde_json::from_str(&stdout(&b)).unwrap();
+    let new =
+        va["new_issues"].as_array().unwrap().len() + vb["new_issues"].as_array().unwrap().len();
+    assert_eq!(new, 2, "each issue is new exactly once: {va} {vb}");
+}

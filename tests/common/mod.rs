@@ -1,0 +1,163 @@
+//! Shared test harness: a site (config + content) in a temp dir, the binary,
+//! and the real external tools. A missing tool fails the test with a hint; it
+//! never skips.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Site {
+    pub dir: tempfile::TempDir,
+}
+
+pub const CONFIG: &str = r#"[publication]
+title = "The Test Ledger"
+description = "Fixture publication"
+base_url = "https://news.example.org/ledger/"
+language = "en"
+timezone = "America/New_York"
+
+[feeds]
+items = 50
+"#;
+
+/// A Markdown article with everything the feeds must carry through.
+pub const RENTS_MD: &str = "+++
+title = \"Rents > wages & “temporary” < permanent\"
+authors = [\"Zoë Álvarez\", \"Dariusz Łukasiewicz\"]
+date = 2026-11-20
+section = \"Housing\"
+dateline = \"Gdańsk\"
+summary = \"Tenants count the cost of a “temporary” rise.\"
++++
+
+Gdańsk—The council met on *Tuesday*; the [minutes](/minutes/2026-11.html) are public.
+
+<script>alert('x')</script><img src=\"/img/a.png\" onerror=\"alert(1)\"> <a href=\"javascript:alert(2)\">bad link</a>
+
+- rent up 12 %
+- wages up 3 %
+";
+
+/// A clipping with no by-line (the feeds credit the publication).
+pub const HARBOUR_TXT: &str = "Harbour cranes return\r\n\r\nNovember 18, 2026\r\n\r\nFrom the Winter 2026 issue of The Test Ledger\r\n\r\nPort Town—Two cranes came back to the quay this week.\r\n\r\nDockers cheered.\r\n\r\n\r\nA second section begins here.\r\n\r\nLeave a Reply\r\n\r\nYour email address will not be published. Required fields are marked *";
+
+pub const OLD_TXT: &str = "Autumn notes\n\nOctober 2, 2026\n\nFrom the Autumn 2026 issue of The Test Ledger\n\nby Ana Ruiz and Bo Chen\n\nLeaves fell.\n";
+
+impl Site {
+    /// Two issues: "2026-winter" (a Markdown article and a clipping) and
+    /// "2026-autumn" (one clipping, no issue.toml).
+    pub fn new() -> Site {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let site = Site { dir };
+        site.write("config.toml", CONFIG);
+        site.write(
+            "content/2026-winter/issue.toml",
+            "title = \"Winter 2026\"\ndate = 2026-11-20\nnumber = 7\n",
+        );
+        site.write("content/2026-winter/rents.md", RENTS_MD);
+        site.write("content/2026-winter/harbour-cranes.txt", HARBOUR_TXT);
+        site.write("content/2026-autumn/autumn-notes.txt", OLD_TXT);
+        site
+    }
+
+    /// An empty site with only a config.
+    pub fn empty() -> Site {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let site = Site { dir };
+        site.write("config.toml", CONFIG);
+        site
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+
+    /// `gazette --config <site>/config.toml ARGS...`, run from the site folder.
+    pub fn gazette(&self, args: &[&str]) -> Output {
+        self.gazette_env(args, &[])
+    }
+
+    pub fn gazette_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run gazette")
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gazette"));
+        cmd.current_dir(self.dir.path())
+            .arg("--config")
+            .arg(self.path("config.toml"))
+            .args(args);
+        // The tests own the environment: no stray overrides from the caller.
+        for (k, _) in std::env::vars() {
+            if k.starts_with("GAZETTE_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Panic with both streams unless the command exited with `code`.
+#[track_caller]
+pub fn expect_code(o: &Output, code: i32) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "exit code\n--- stdout\n{}\n--- stderr\n{}",
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// The Python with the test requirements (set by .ci/test), else the repo's .venv.
+pub fn python() -> PathBuf {
+    let p = std::env::var_os("GZ_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
+    let ok = Command::new(&p)
+        .args(["-c", "import feedparser"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "{} with feedparser is needed: run `bash .ci/test` (it installs the test tools)",
+        p.display()
+    );
+    p
+}
+
+/// A tool on PATH, or a failing test that says how to get it.
+pub fn tool(name: &str, package: &str) -> PathBuf {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(name))
+        .find(|p| p.is_file());
+    found.unwrap_or_else(|| {
+        panic!("`{name}` is needed: apt-get install {package} (or run `bash .ci/test`)")
+    })
+}
