@@ -16,6 +16,7 @@
 //! - authors: one per by-line name, the publication when there is none.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use chrono::{DateTime, FixedOffset, LocalResult, NaiveDate, Offset, TimeZone};
@@ -25,6 +26,7 @@ use crate::content::{Article, Issue};
 
 mod atom;
 mod json;
+mod parallel;
 mod rss;
 mod write;
 
@@ -80,19 +82,8 @@ pub fn build(
     items: usize,
 ) -> Result<FeedSet, FeedError> {
     let ctx = Context::new(publication, issues, items)?;
-    // The three serializations are independent; with many entries, run them on
-    // separate threads (the output does not depend on scheduling).
-    if ctx.entries.len() >= PARALLEL_THRESHOLD {
-        std::thread::scope(|s| {
-            let rss = s.spawn(|| rss::render(&ctx));
-            let atom = s.spawn(|| atom::render(&ctx));
-            let json = json::render(&ctx);
-            Ok(FeedSet {
-                rss: join(rss)?,
-                atom: join(atom)?,
-                json: json?,
-            })
-        })
+    if ctx.entries.len() > parallel::CHUNK {
+        parallel::build(&ctx, parallel::CHUNK)
     } else {
         Ok(FeedSet {
             rss: rss::render(&ctx)?,
@@ -102,15 +93,49 @@ pub fn build(
     }
 }
 
-/// Below this many entries, threads cost more than they save.
-const PARALLEL_THRESHOLD: usize = 256;
-
-fn join(
-    handle: std::thread::ScopedJoinHandle<'_, Result<String, FeedError>>,
+/// Builds only the RSS 2.0 feed (same content as [`build`]'s `rss`).
+pub fn build_rss(
+    publication: &Publication,
+    issues: &[Issue],
+    items: usize,
 ) -> Result<String, FeedError> {
-    match handle.join() {
-        Ok(result) => result,
-        Err(panic) => std::panic::resume_unwind(panic),
+    rss::render(&Context::new(publication, issues, items)?)
+}
+
+/// Builds only the Atom 1.0 feed (same content as [`build`]'s `atom`).
+pub fn build_atom(
+    publication: &Publication,
+    issues: &[Issue],
+    items: usize,
+) -> Result<String, FeedError> {
+    atom::render(&Context::new(publication, issues, items)?)
+}
+
+/// Builds only the JSON Feed 1.1 (same content as [`build`]'s `json`).
+pub fn build_json(
+    publication: &Publication,
+    issues: &[Issue],
+    items: usize,
+) -> Result<String, FeedError> {
+    json::render(&Context::new(publication, issues, items)?)
+}
+
+/// The byte range of `doc` from the first `start` to the last `end`, where
+/// a serializer's output is cut into pieces (see [`parallel`]).
+pub(crate) fn fragment(
+    doc: &[u8],
+    start: &str,
+    end: &str,
+    format: &'static str,
+) -> Result<std::ops::Range<usize>, FeedError> {
+    let first = doc.windows(start.len()).position(|w| w == start.as_bytes());
+    let last = doc.windows(end.len()).rposition(|w| w == end.as_bytes());
+    match (first, last) {
+        (Some(from), Some(to)) if from <= to => Ok(from..to),
+        _ => Err(FeedError::Serialize {
+            format,
+            message: format!("unexpected serializer output: no {start:?} ... {end:?}"),
+        }),
     }
 }
 
@@ -124,8 +149,19 @@ pub(crate) struct Context<'a> {
     /// Newest entry date (see [`feed_updated`]).
     pub updated: DateTime<FixedOffset>,
     pub entries: Vec<Entry<'a>>,
+    /// The distinct entry dates, formatted once ([`Entry::stamp`] indexes it).
+    pub stamps: Vec<Stamp>,
     /// Total bytes of entry HTML, to pre-size output buffers.
     pub html_bytes: usize,
+}
+
+/// An entry date in the forms the feeds write.
+pub(crate) struct Stamp {
+    pub at: DateTime<FixedOffset>,
+    /// RFC 822/2822, for RSS: `Fri, 19 Nov 2021 00:00:00 -0500`.
+    pub rfc2822: String,
+    /// RFC 3339, for JSON Feed: `2021-11-19T00:00:00-05:00`.
+    pub rfc3339: String,
 }
 
 /// One feed entry: an article with its derived id, link and date.
@@ -134,6 +170,8 @@ pub(crate) struct Entry<'a> {
     pub id: String,
     pub link: String,
     pub date: DateTime<FixedOffset>,
+    /// Index of the date in [`Context::stamps`].
+    pub stamp: usize,
 }
 
 impl<'a> Entry<'a> {
@@ -153,6 +191,11 @@ impl<'a> Entry<'a> {
 }
 
 impl<'a> Context<'a> {
+    /// The formatted forms of `entry`'s date.
+    pub fn stamp(&self, entry: &Entry<'_>) -> &Stamp {
+        &self.stamps[entry.stamp]
+    }
+
     fn new(
         publication: &'a Publication,
         issues: &'a [Issue],
@@ -169,6 +212,8 @@ impl<'a> Context<'a> {
         let mut entries =
             Vec::with_capacity(items.min(issues.iter().map(|i| i.articles.len()).sum()));
         let mut html_bytes = 0;
+        let mut stamps = Vec::new();
+        let mut stamp_of: HashMap<NaiveDate, usize> = HashMap::new();
         'outer: for issue in issues {
             let issue_seg = encode_segment(&issue.slug);
             let issue_page = publication.url(&format!("issues/{issue_seg}"));
@@ -179,11 +224,22 @@ impl<'a> Context<'a> {
                 }
                 let article_seg = encode_segment(&article.slug);
                 html_bytes += article.html.len();
+                // Articles share dates: convert and format each date once.
+                let stamp = *stamp_of.entry(article.date).or_insert_with(|| {
+                    let at = local_midnight(article.date, tz);
+                    stamps.push(Stamp {
+                        at,
+                        rfc2822: at.to_rfc2822(),
+                        rfc3339: at.to_rfc3339(),
+                    });
+                    stamps.len() - 1
+                });
                 entries.push(Entry {
                     article,
-                    id: format!("{tag_prefix}{article_seg}"),
-                    link: format!("{issue_page}#{article_seg}"),
-                    date: local_midnight(article.date, tz),
+                    id: concat(&tag_prefix, "", &article_seg),
+                    link: concat(&issue_page, "#", &article_seg),
+                    date: stamps[stamp].at,
+                    stamp,
                 });
             }
         }
@@ -196,9 +252,18 @@ impl<'a> Context<'a> {
             json_url: publication.url(&format!("feeds/{JSON_FILE}")),
             updated,
             entries,
+            stamps,
             html_bytes,
         })
     }
+}
+
+fn concat(a: &str, b: &str, c: &str) -> String {
+    let mut s = String::with_capacity(a.len() + b.len() + c.len());
+    s.push_str(a);
+    s.push_str(b);
+    s.push_str(c);
+    s
 }
 
 /// The feed-level date: the newest entry's; with no entries, the newest
