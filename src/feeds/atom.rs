@@ -10,7 +10,9 @@ use atom_syndication::{
 };
 
 use super::parallel::Frame;
-use super::{ATOM_MEDIA_TYPE, Context, Entry, FeedError, GENERATOR, fragment};
+use super::{
+    ATOM_MEDIA_TYPE, Context, Entry, FeedError, GENERATOR, fragment, push_xml_text, xml_text,
+};
 
 /// Where entries go in the output of [`head`].
 const ENTRIES_BEFORE: &str = "\n</feed>";
@@ -89,7 +91,7 @@ const CONFIG: WriteConfig = WriteConfig {
 fn feed(ctx: &Context<'_>) -> Feed {
     let publication = ctx.publication;
     Feed {
-        title: Text::plain(publication.title.as_str()),
+        title: Text::plain(xml_text(&publication.title)),
         // The feed's own URL: stable, absolute and unique to this feed.
         id: ctx.atom_url.clone(),
         updated: ctx.updated,
@@ -104,8 +106,8 @@ fn feed(ctx: &Context<'_>) -> Feed {
             link(&ctx.home_url, "alternate", "text/html"),
         ],
         subtitle: (!publication.description.is_empty())
-            .then(|| Text::plain(publication.description.as_str())),
-        lang: (!publication.language.is_empty()).then(|| publication.language.clone()),
+            .then(|| Text::plain(xml_text(&publication.description))),
+        lang: (!publication.language.is_empty()).then(|| xml_text(&publication.language)),
         ..Feed::default()
     }
 }
@@ -148,7 +150,7 @@ fn fill(e: &mut AtomEntry, ctx: &Context<'_>, entry: &Entry<'_>) {
             match e.categories.first_mut() {
                 Some(category) => set(&mut category.term, section),
                 None => e.categories.push(Category {
-                    term: section.to_owned(),
+                    term: xml_text(section),
                     scheme: None,
                     label: None,
                 }),
@@ -176,9 +178,10 @@ fn fill(e: &mut AtomEntry, ctx: &Context<'_>, entry: &Entry<'_>) {
     set(content.value.get_or_insert_with(String::new), &article.html);
 }
 
+/// Sets `slot` to `value`, reusing its allocation, minus characters XML forbids.
 fn set(slot: &mut String, value: &str) {
     slot.clear();
-    slot.push_str(value);
+    push_xml_text(slot, value);
 }
 
 /// Sets `people` to the (name, uri) pairs, reusing their strings.
@@ -196,7 +199,7 @@ fn set_people<'v>(
             }
         } else {
             people.push(Person {
-                name: name.to_owned(),
+                name: xml_text(name),
                 uri: uri.map(str::to_owned),
                 ..Person::default()
             });
@@ -216,7 +219,7 @@ fn person(name: &str) -> Person {
 fn publication_person(ctx: &Context<'_>) -> Person {
     Person {
         uri: Some(ctx.home_url.clone()),
-        ..person(&ctx.publication.title)
+        ..person(&xml_text(&ctx.publication.title))
     }
 }
 

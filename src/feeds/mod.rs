@@ -302,6 +302,39 @@ pub(crate) fn local_midnight(date: NaiveDate, tz: chrono_tz::Tz) -> DateTime<Fix
     }
 }
 
+/// Appends `text` to `out` without the characters XML 1.0 does not allow
+/// (C0 controls other than tab, LF and CR; U+FFFE and U+FFFF): one stray form
+/// feed in an article would otherwise make the whole XML feed unreadable.
+pub(crate) fn push_xml_text(out: &mut String, text: &str) {
+    if may_need_cleaning(text.as_bytes()) {
+        out.extend(text.chars().filter(|&c| is_xml_char(c)));
+    } else {
+        out.push_str(text);
+    }
+}
+
+/// `text` without the characters XML 1.0 does not allow (see [`push_xml_text`]).
+pub(crate) fn xml_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    push_xml_text(&mut out, text);
+    out
+}
+
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | ' '..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// A quick over-approximation: a C0 control byte other than tab, LF and CR,
+/// or the lead byte of U+F000..=U+FFFF. A branch-free fold, so that it
+/// vectorizes.
+fn may_need_cleaning(bytes: &[u8]) -> bool {
+    bytes.chunks(64).any(|chunk| {
+        chunk.iter().fold(false, |found, &b| {
+            found | ((b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r')) | (b == 0xEF)
+        })
+    })
+}
+
 /// Percent-encodes a slug for use as one URL path segment, fragment, or the
 /// specific part of a tag URI: keeps RFC 3986 unreserved characters and the
 /// sub-delimiters that are safe everywhere we put it.

@@ -14,7 +14,9 @@ use ::rss::extension::dublincore::DublinCoreExtension;
 use ::rss::{Category, Channel, Guid, Item};
 
 use super::parallel::Frame;
-use super::{Context, Entry, FeedError, GENERATOR, RSS_MEDIA_TYPE, fragment};
+use super::{
+    Context, Entry, FeedError, GENERATOR, RSS_MEDIA_TYPE, fragment, push_xml_text, xml_text,
+};
 
 /// Where items go in the output of [`head`].
 const ITEMS_BEFORE: &str = "\n  </channel>";
@@ -97,12 +99,12 @@ fn channel(ctx: &Context<'_>) -> Channel {
     let publication = ctx.publication;
     let date = ctx.updated.to_rfc2822();
     Channel {
-        title: publication.title.clone(),
+        title: xml_text(&publication.title),
         link: ctx.home_url.clone(),
         description: if publication.description.is_empty() {
-            publication.title.clone()
+            xml_text(&publication.title)
         } else {
-            publication.description.clone()
+            xml_text(&publication.description)
         },
         language: non_empty(&publication.language),
         pub_date: Some(date.clone()),
@@ -155,7 +157,7 @@ fn fill(item: &mut Item, ctx: &Context<'_>, entry: &Entry<'_>) {
                     category.domain = None;
                 }
                 None => item.categories.push(Category {
-                    name: section.to_owned(),
+                    name: xml_text(section),
                     domain: None,
                 }),
             }
@@ -173,9 +175,10 @@ fn fill(item: &mut Item, ctx: &Context<'_>, entry: &Entry<'_>) {
     set_all(&mut dc.creators, entry.author_names(ctx.publication));
 }
 
+/// Sets `slot` to `value`, reusing its allocation, minus characters XML forbids.
 fn set(slot: &mut String, value: &str) {
     slot.clear();
-    slot.push_str(value);
+    push_xml_text(slot, value);
 }
 
 fn set_some(slot: &mut Option<String>, value: &str) {
@@ -187,7 +190,7 @@ fn set_all<'v>(slots: &mut Vec<String>, values: impl Iterator<Item = &'v str>) {
     for value in values {
         match slots.get_mut(n) {
             Some(slot) => set(slot, value),
-            None => slots.push(value.to_owned()),
+            None => slots.push(xml_text(value)),
         }
         n += 1;
     }
@@ -195,7 +198,7 @@ fn set_all<'v>(slots: &mut Vec<String>, values: impl Iterator<Item = &'v str>) {
 }
 
 fn non_empty(s: &str) -> Option<String> {
-    (!s.is_empty()).then(|| s.to_owned())
+    (!s.is_empty()).then(|| xml_text(s))
 }
 
 /// An RSS `description` is HTML to every reader, while our summary is plain

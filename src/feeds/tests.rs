@@ -796,3 +796,46 @@ fn slugs_are_percent_encoded_in_links_and_ids() {
         "https://news.example.org/gazette/issues/nov%20dec#%C3%A9t%C3%A9"
     );
 }
+
+#[test]
+fn characters_xml_forbids_are_dropped_from_the_xml_feeds_only() {
+    let mut issues = issues();
+    let a = &mut issues[0].articles[1];
+    a.title = "Form\u{0C}feed and bell\u{07} in a title\u{FFFF}".to_owned();
+    a.html = "<p>Page\u{0C}break, ＦＵＬＬＷＩＤＴＨ, tab\tok</p>".to_owned();
+    a.authors = vec!["Esc\u{1B}aped Name".to_owned()];
+    a.summary = "Null\u{0} summary".to_owned();
+    let set = build(&publication(), &issues, 50).unwrap();
+    for text in [&set.rss, &set.atom] {
+        let feed = feed_rs::parser::parse(text.as_bytes()).unwrap();
+        let e = &feed.entries[1];
+        assert_eq!(
+            e.title.as_ref().unwrap().content,
+            "Formfeed and bell in a title"
+        );
+        assert_eq!(
+            e.content.as_ref().unwrap().body.as_deref(),
+            Some("<p>Pagebreak, ＦＵＬＬＷＩＤＴＨ, tab\tok</p>")
+        );
+        assert_eq!(e.authors[0].name.as_deref(), Some("Escaped Name"));
+        assert!(!text.contains('\u{0C}') && !text.contains('\u{FFFF}') && !text.contains('\0'));
+    }
+    // JSON can carry them (escaped): nothing is lost there.
+    let json: serde_json::Value = serde_json::from_str(&set.json).unwrap();
+    assert_eq!(json["items"][1]["title"], issues[0].articles[1].title);
+    assert_eq!(json["items"][1]["summary"], "Null\u{0} summary");
+}
+
+#[test]
+fn xml_text_filter() {
+    assert_eq!(
+        xml_text("plain “text” ＡＢ \t\r\n"),
+        "plain “text” ＡＢ \t\r\n"
+    );
+    assert_eq!(
+        xml_text("a\u{0}b\u{1F}c\u{FFFE}d\u{FFFD}e\u{10000}"),
+        "abcd\u{FFFD}e\u{10000}"
+    );
+    let long = "x".repeat(200) + "\u{0B}" + &"y".repeat(200);
+    assert_eq!(xml_text(&long), "x".repeat(200) + &"y".repeat(200));
+}
