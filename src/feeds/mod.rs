@@ -1,7 +1,7 @@
 //! Feed generation: RSS 2.0, Atom 1.0 and JSON Feed 1.1 from the issue model.
 //!
 //! [`build`] is a pure function of its inputs (no clock, no randomness): the
-//! same issues give byte-identical feeds, so [`write`] can leave unchanged files
+//! same issues give byte-identical feeds, so [`write()`] can leave unchanged files
 //! untouched and HTTP validators (ETag / Last-Modified) keep working.
 //!
 //! What the three feeds share:
@@ -13,7 +13,13 @@
 //!   stable across re-saves of a file; the Atom feed id is its own URL;
 //! - links: absolute, `{base}issues/{issue}#{article}`, self links
 //!   `{base}feeds/rss.xml`, `{base}feeds/atom.xml`, `{base}feeds/feed.json`;
-//! - authors: one per by-line name, the publication when there is none.
+//! - authors: one per by-line name, the publication when there is none;
+//! - text: characters XML 1.0 forbids are dropped from RSS and Atom.
+//!
+//! Feeds of more than 64 entries are built on all cores (`parallel.rs`), in
+//! chunks, with output identical to the one-piece build. `build` is CPU-bound
+//! (about 80 ms for 10,000 articles on two cores): call it from blocking
+//! context (e.g. `tokio::task::spawn_blocking`) in async code.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -93,7 +99,8 @@ pub fn build(
     }
 }
 
-/// Builds only the RSS 2.0 feed (same content as [`build`]'s `rss`).
+/// Builds only the RSS 2.0 feed (same content as [`build`]'s `rss`), on the
+/// calling thread.
 pub fn build_rss(
     publication: &Publication,
     issues: &[Issue],
@@ -102,7 +109,8 @@ pub fn build_rss(
     rss::render(&Context::new(publication, issues, items)?)
 }
 
-/// Builds only the Atom 1.0 feed (same content as [`build`]'s `atom`).
+/// Builds only the Atom 1.0 feed (same content as [`build`]'s `atom`), on
+/// the calling thread.
 pub fn build_atom(
     publication: &Publication,
     issues: &[Issue],
@@ -111,7 +119,8 @@ pub fn build_atom(
     atom::render(&Context::new(publication, issues, items)?)
 }
 
-/// Builds only the JSON Feed 1.1 (same content as [`build`]'s `json`).
+/// Builds only the JSON Feed 1.1 (same content as [`build`]'s `json`), on
+/// the calling thread.
 pub fn build_json(
     publication: &Publication,
     issues: &[Issue],

@@ -839,3 +839,23 @@ fn xml_text_filter() {
     let long = "x".repeat(200) + "\u{0B}" + &"y".repeat(200);
     assert_eq!(xml_text(&long), "x".repeat(200) + &"y".repeat(200));
 }
+
+#[test]
+fn rebuilding_unchanged_content_leaves_the_files_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("feeds");
+    let first = write(&dir, &sample()).unwrap();
+    assert_eq!(first.written.len(), 3);
+    let again = write(&dir, &sample()).unwrap();
+    assert!(!again.changed());
+    assert_eq!(again.unchanged.len(), 3);
+    // A change to one article changes all three feeds.
+    let mut issues = issues();
+    issues[1].articles[0].title.push_str(" (corrected)");
+    let changed = write(&dir, &build(&publication(), &issues, 50).unwrap()).unwrap();
+    assert_eq!(changed.written.len(), 3);
+    assert_eq!(
+        std::fs::read_to_string(dir.join(ATOM_FILE)).unwrap(),
+        build(&publication(), &issues, 50).unwrap().atom
+    );
+}
