@@ -73,8 +73,10 @@ impl Serialize for Authors<'_> {
 
 /// Where items go in a serialized feed (between the brackets).
 const ITEMS_AFTER: &str = "\"items\": [";
-/// The end of the items array in a pretty-printed feed.
+/// The end of the items array in a pretty-printed feed: a line break and
+/// the indentation of the closing bracket, then the bracket.
 const ITEMS_END: &str = "\n  ]";
+const ITEMS_END_INDENT: &str = "\n  ";
 
 /// The whole feed in one piece.
 pub(crate) fn render(ctx: &Context<'_>) -> Result<String, FeedError> {
@@ -102,7 +104,7 @@ pub(crate) fn frame(ctx: &Context<'_>) -> Result<Frame, FeedError> {
         frame
     } else {
         Frame {
-            suffix: format!("{}{}", &ITEMS_END[..ITEMS_END.len() - 1], frame.suffix),
+            suffix: format!("{ITEMS_END_INDENT}{}", frame.suffix),
             ..frame
         }
     })
