@@ -132,7 +132,7 @@ fn serialize_error(e: &dyn std::fmt::Display) -> FeedError {
 fn fill(e: &mut AtomEntry, ctx: &Context<'_>, entry: &Entry<'_>) {
     let article = entry.article;
     set(&mut e.title.value, &article.title);
-    set(&mut e.id, &entry.id);
+    set(&mut e.id, ctx.id(entry));
     e.updated = entry.date;
     e.published = Some(entry.date);
     if article.authors.is_empty() {
@@ -160,8 +160,10 @@ fn fill(e: &mut AtomEntry, ctx: &Context<'_>, entry: &Entry<'_>) {
     }
     e.links.truncate(1);
     match e.links.first_mut() {
-        Some(link) => set(&mut link.href, &entry.link),
-        None => e.links.push(link(&entry.link, "alternate", "text/html")),
+        Some(link) => set(&mut link.href, ctx.link(entry)),
+        None => e
+            .links
+            .push(link(ctx.link(entry), "alternate", "text/html")),
     }
     if article.summary.is_empty() {
         e.summary = None;

@@ -158,8 +158,8 @@ fn item<'a>(ctx: &'a Context<'a>, entry: &'a Entry<'a>) -> Item<'a> {
     let article = entry.article;
     let date = ctx.stamp(entry).rfc3339.as_str();
     Item {
-        id: &entry.id,
-        url: &entry.link,
+        id: ctx.id(entry),
+        url: ctx.link(entry),
         title: &article.title,
         content_html: &article.html,
         summary: &article.summary,

@@ -142,7 +142,7 @@ fn serialize_error(e: &dyn std::fmt::Display) -> FeedError {
 fn fill(item: &mut Item, ctx: &Context<'_>, entry: &Entry<'_>) {
     let article = entry.article;
     set_some(&mut item.title, &article.title);
-    set_some(&mut item.link, &entry.link);
+    set_some(&mut item.link, ctx.link(entry));
     if article.summary.is_empty() {
         item.description = None;
     } else {
@@ -165,7 +165,7 @@ fn fill(item: &mut Item, ctx: &Context<'_>, entry: &Entry<'_>) {
         None => item.categories.clear(),
     }
     let guid = item.guid.get_or_insert_with(Guid::default);
-    set(&mut guid.value, &entry.id);
+    set(&mut guid.value, ctx.id(entry));
     guid.permalink = false;
     set_some(&mut item.pub_date, &ctx.stamp(entry).rfc2822);
     set_some(&mut item.content, &article.html);
