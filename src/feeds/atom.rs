@@ -3,16 +3,95 @@
 //! Titles and summaries are text constructs of type `text` (the default, so no
 //! `type` attribute is written); content is `type="html"`, escaped by the crate.
 
+use std::ops::Range;
+
 use atom_syndication::{
     Category, Content, Entry as AtomEntry, Feed, Generator, Link, Person, Text, WriteConfig,
 };
 
-use super::{ATOM_MEDIA_TYPE, Context, Entry, FeedError, GENERATOR};
+use super::parallel::Frame;
+use super::{
+    ATOM_MEDIA_TYPE, Context, Entry, FeedError, GENERATOR, fragment, push_xml_text, xml_text,
+};
 
+/// Where entries go in the output of [`head`].
+const ENTRIES_BEFORE: &str = "\n</feed>";
+/// Where the first entry starts in a pretty-printed feed.
+const FIRST_ENTRY: &str = "\n  <entry>";
+
+/// The whole feed in one piece.
 pub(crate) fn render(ctx: &Context<'_>) -> Result<String, FeedError> {
-    let publication = ctx.publication;
+    let mut feed = feed(ctx);
+    feed.entries = ctx
+        .entries
+        .iter()
+        .map(|e| {
+            let mut entry = AtomEntry::default();
+            fill(&mut entry, ctx, e);
+            entry
+        })
+        .collect();
+    // Escaped HTML grows a little; plus markup per entry.
+    write(
+        &feed,
+        ctx.html_bytes + ctx.html_bytes / 4 + ctx.entries.len() * 1024 + 1024,
+    )
+}
+
+/// The feed's frame for building it in pieces (see [`super::parallel`]).
+pub(crate) fn frame(ctx: &Context<'_>) -> Result<Frame, FeedError> {
+    let head = head(ctx)?;
+    head.rfind(ENTRIES_BEFORE)
+        .and_then(|at| Frame::split(&head, at, ""))
+        .ok_or_else(|| serialize_error(&"unexpected serializer output: no end of feed"))
+}
+
+/// The feed without entries.
+fn head(ctx: &Context<'_>) -> Result<String, FeedError> {
+    write(&feed(ctx), 4096)
+}
+
+/// Entry structs kept from chunk to chunk: later chunks overwrite their
+/// strings instead of allocating new ones.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    entries: Vec<AtomEntry>,
+}
+
+/// Serializes `entries` as a feed of their own into `buf` (cleared first)
+/// and returns the byte range of its `<entry>` elements: exactly what
+/// [`render`] writes for them (same indentation), for splicing into [`frame`].
+pub(crate) fn write_entries(
+    ctx: &Context<'_>,
+    entries: &[Entry<'_>],
+    buf: &mut Vec<u8>,
+    scratch: &mut Scratch,
+) -> Result<Range<usize>, FeedError> {
+    buf.clear();
+    let mut atom_entries = std::mem::take(&mut scratch.entries);
+    atom_entries.resize_with(entries.len(), AtomEntry::default);
+    for (atom_entry, entry) in atom_entries.iter_mut().zip(entries) {
+        fill(atom_entry, ctx, entry);
+    }
     let feed = Feed {
-        title: Text::plain(publication.title.as_str()),
+        entries: atom_entries,
+        ..Feed::default()
+    };
+    let written = feed.write_with_config(&mut *buf, CONFIG);
+    scratch.entries = feed.entries;
+    written.map_err(|e| serialize_error(&e))?;
+    fragment(buf, FIRST_ENTRY, ENTRIES_BEFORE, "Atom")
+}
+
+const CONFIG: WriteConfig = WriteConfig {
+    write_document_declaration: true,
+    indent_size: Some(2),
+};
+
+fn feed(ctx: &Context<'_>) -> Feed {
+    let publication = ctx.publication;
+    Feed {
+        title: Text::plain(xml_text(&publication.title)),
         // The feed's own URL: stable, absolute and unique to this feed.
         id: ctx.atom_url.clone(),
         updated: ctx.updated,
@@ -27,63 +106,109 @@ pub(crate) fn render(ctx: &Context<'_>) -> Result<String, FeedError> {
             link(&ctx.home_url, "alternate", "text/html"),
         ],
         subtitle: (!publication.description.is_empty())
-            .then(|| Text::plain(publication.description.as_str())),
-        entries: ctx.entries.iter().map(|e| entry(ctx, e)).collect(),
-        lang: (!publication.language.is_empty()).then(|| publication.language.clone()),
+            .then(|| Text::plain(xml_text(&publication.description))),
+        lang: (!publication.language.is_empty()).then(|| xml_text(&publication.language)),
         ..Feed::default()
-    };
-    // Escaped HTML grows a little; plus markup per entry.
-    let capacity = ctx.html_bytes + ctx.html_bytes / 4 + ctx.entries.len() * 1024 + 1024;
-    let config = WriteConfig {
-        write_document_declaration: true,
-        indent_size: Some(2),
-    };
+    }
+}
+
+fn write(feed: &Feed, capacity: usize) -> Result<String, FeedError> {
     let bytes = feed
-        .write_with_config(Vec::with_capacity(capacity), config)
-        .map_err(|e| FeedError::Serialize {
-            format: "Atom",
-            message: e.to_string(),
-        })?;
-    let mut xml = String::from_utf8(bytes).map_err(|e| FeedError::Serialize {
-        format: "Atom",
-        message: e.to_string(),
-    })?;
+        .write_with_config(Vec::with_capacity(capacity), CONFIG)
+        .map_err(|e| serialize_error(&e))?;
+    let mut xml = String::from_utf8(bytes).map_err(|e| serialize_error(&e))?;
     xml.push('\n');
     Ok(xml)
 }
 
-fn entry(ctx: &Context<'_>, entry: &Entry<'_>) -> AtomEntry {
-    let article = entry.article;
-    let authors = if article.authors.is_empty() {
-        vec![publication_person(ctx)]
-    } else {
-        article.authors.iter().map(|name| person(name)).collect()
-    };
-    AtomEntry {
-        title: Text::plain(article.title.as_str()),
-        id: entry.id.clone(),
-        updated: entry.date,
-        published: Some(entry.date),
-        authors,
-        categories: article
-            .section
-            .iter()
-            .filter(|s| !s.is_empty())
-            .map(|s| Category {
-                term: s.clone(),
-                scheme: None,
-                label: None,
-            })
-            .collect(),
-        links: vec![link(&entry.link, "alternate", "text/html")],
-        summary: (!article.summary.is_empty()).then(|| Text::plain(article.summary.as_str())),
-        content: Some(Content {
-            value: Some(article.html.clone()),
-            content_type: Some("html".to_owned()),
-            ..Content::default()
-        }),
-        ..AtomEntry::default()
+fn serialize_error(e: &dyn std::fmt::Display) -> FeedError {
+    FeedError::Serialize {
+        format: "Atom",
+        message: e.to_string(),
     }
+}
+
+/// Makes `e` the Atom entry of `entry`, reusing its strings.
+fn fill(e: &mut AtomEntry, ctx: &Context<'_>, entry: &Entry<'_>) {
+    let article = entry.article;
+    set(&mut e.title.value, &article.title);
+    set(&mut e.id, ctx.id(entry));
+    e.updated = entry.date;
+    e.published = Some(entry.date);
+    if article.authors.is_empty() {
+        let publication = [(ctx.publication.title.as_str(), Some(ctx.home_url.as_str()))];
+        set_people(&mut e.authors, publication.into_iter());
+    } else {
+        set_people(
+            &mut e.authors,
+            article.authors.iter().map(|a| (a.as_str(), None)),
+        );
+    }
+    match article.section.as_deref().filter(|s| !s.is_empty()) {
+        Some(section) => {
+            e.categories.truncate(1);
+            match e.categories.first_mut() {
+                Some(category) => set(&mut category.term, section),
+                None => e.categories.push(Category {
+                    term: xml_text(section),
+                    scheme: None,
+                    label: None,
+                }),
+            }
+        }
+        None => e.categories.clear(),
+    }
+    e.links.truncate(1);
+    match e.links.first_mut() {
+        Some(link) => set(&mut link.href, ctx.link(entry)),
+        None => e
+            .links
+            .push(link(ctx.link(entry), "alternate", "text/html")),
+    }
+    if article.summary.is_empty() {
+        e.summary = None;
+    } else {
+        set(
+            &mut e.summary.get_or_insert_with(Text::default).value,
+            &article.summary,
+        );
+    }
+    let content = e.content.get_or_insert_with(|| Content {
+        content_type: Some("html".to_owned()),
+        ..Content::default()
+    });
+    set(content.value.get_or_insert_with(String::new), &article.html);
+}
+
+/// Sets `slot` to `value`, reusing its allocation, minus characters XML forbids.
+fn set(slot: &mut String, value: &str) {
+    slot.clear();
+    push_xml_text(slot, value);
+}
+
+/// Sets `people` to the (name, uri) pairs, reusing their strings.
+fn set_people<'v>(
+    people: &mut Vec<Person>,
+    values: impl Iterator<Item = (&'v str, Option<&'v str>)>,
+) {
+    let mut n = 0;
+    for (name, uri) in values {
+        if let Some(person) = people.get_mut(n) {
+            set(&mut person.name, name);
+            match uri {
+                Some(uri) => set(person.uri.get_or_insert_with(String::new), uri),
+                None => person.uri = None,
+            }
+        } else {
+            people.push(Person {
+                name: xml_text(name),
+                uri: uri.map(str::to_owned),
+                ..Person::default()
+            });
+        }
+        n += 1;
+    }
+    people.truncate(n);
 }
 
 fn person(name: &str) -> Person {
@@ -96,7 +221,7 @@ fn person(name: &str) -> Person {
 fn publication_person(ctx: &Context<'_>) -> Person {
     Person {
         uri: Some(ctx.home_url.clone()),
-        ..person(&ctx.publication.title)
+        ..person(&xml_text(&ctx.publication.title))
     }
 }
 

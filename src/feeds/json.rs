@@ -1,9 +1,12 @@
 //! JSON Feed 1.1 (<https://jsonfeed.org/version/1.1>) with our own serde
 //! structs, borrowing from the model so that no article HTML is copied.
 
+use std::ops::Range;
+
 use serde::Serialize;
 
-use super::{Context, Entry, FeedError};
+use super::parallel::Frame;
+use super::{Context, Entry, FeedError, fragment};
 
 pub(crate) const VERSION: &str = "https://jsonfeed.org/version/1.1";
 
@@ -18,7 +21,7 @@ struct JsonFeed<'a> {
     #[serde(skip_serializing_if = "str::is_empty")]
     language: &'a str,
     authors: Vec<Author<'a>>,
-    items: Vec<Item<'a>>,
+    items: Items<'a>,
 }
 
 #[derive(Serialize)]
@@ -36,16 +39,100 @@ struct Item<'a> {
     content_html: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     summary: &'a str,
-    date_published: String,
-    date_modified: String,
-    authors: Vec<Author<'a>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tags: Vec<&'a str>,
+    date_published: &'a str,
+    date_modified: &'a str,
+    authors: Authors<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<[&'a str; 1]>,
 }
 
+/// The items of `entries`, serialized straight from the model.
+struct Items<'a> {
+    ctx: &'a Context<'a>,
+    entries: &'a [Entry<'a>],
+}
+
+impl Serialize for Items<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.entries.iter().map(|e| item(self.ctx, e)))
+    }
+}
+
+/// An entry's by-line, or the publication when there is none.
+struct Authors<'a> {
+    ctx: &'a Context<'a>,
+    entry: &'a Entry<'a>,
+}
+
+impl Serialize for Authors<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let names = self.entry.author_names(self.ctx.publication);
+        serializer.collect_seq(names.map(|name| Author { name, url: None }))
+    }
+}
+
+/// Where items go in a serialized feed (between the brackets).
+const ITEMS_AFTER: &str = "\"items\": [";
+/// The end of the items array in a pretty-printed feed: a line break and
+/// the indentation of the closing bracket, then the bracket.
+const ITEMS_END: &str = "\n  ]";
+const ITEMS_END_INDENT: &str = "\n  ";
+
+/// The whole feed in one piece.
 pub(crate) fn render(ctx: &Context<'_>) -> Result<String, FeedError> {
+    let mut feed = feed(ctx);
+    feed.items.entries = &ctx.entries;
+    // to_string_pretty skips a UTF-8 re-validation of the output.
+    let mut json = serde_json::to_string_pretty(&feed).map_err(|e| serialize_error(&e))?;
+    json.push('\n');
+    Ok(json)
+}
+
+/// The feed's frame for building it in pieces (see [`super::parallel`]):
+/// item chunks, joined by commas, go between the brackets of `"items": []`,
+/// which close on a line of their own when there are items.
+pub(crate) fn frame(ctx: &Context<'_>) -> Result<Frame, FeedError> {
+    let mut head = serde_json::to_string_pretty(&feed(ctx)).map_err(|e| serialize_error(&e))?;
+    head.push('\n');
+    let at = head
+        .rfind(ITEMS_AFTER)
+        .map(|at| at + ITEMS_AFTER.len())
+        .ok_or_else(|| serialize_error(&"unexpected serializer output: no items"))?;
+    let frame = Frame::split(&head, at, ",")
+        .ok_or_else(|| serialize_error(&"unexpected serializer output: bad items"))?;
+    Ok(if ctx.entries.is_empty() {
+        frame
+    } else {
+        Frame {
+            suffix: format!("{ITEMS_END_INDENT}{}", frame.suffix),
+            ..frame
+        }
+    })
+}
+
+/// Serializes `entries` as an items array of their own into `buf` (cleared
+/// first) and returns the byte range of the items, as [`render`] writes them.
+pub(crate) fn write_items(
+    ctx: &Context<'_>,
+    entries: &[Entry<'_>],
+    buf: &mut Vec<u8>,
+) -> Result<Range<usize>, FeedError> {
+    #[derive(Serialize)]
+    struct ItemsOnly<'a> {
+        items: Items<'a>,
+    }
+    buf.clear();
+    let items = ItemsOnly {
+        items: Items { ctx, entries },
+    };
+    serde_json::to_writer_pretty(&mut *buf, &items).map_err(|e| serialize_error(&e))?;
+    let range = fragment(buf, ITEMS_AFTER, ITEMS_END, "JSON")?;
+    Ok(range.start + ITEMS_AFTER.len()..range.end)
+}
+
+fn feed<'a>(ctx: &'a Context<'a>) -> JsonFeed<'a> {
     let publication = ctx.publication;
-    let feed = JsonFeed {
+    JsonFeed {
         version: VERSION,
         title: &publication.title,
         home_page_url: &ctx.home_url,
@@ -56,42 +143,33 @@ pub(crate) fn render(ctx: &Context<'_>) -> Result<String, FeedError> {
             name: &publication.title,
             url: Some(&ctx.home_url),
         }],
-        items: ctx.entries.iter().map(|e| item(ctx, e)).collect(),
-    };
-    // JSON escaping of HTML is mostly `"` and `/`-free; leave some headroom.
-    let capacity = ctx.html_bytes + ctx.html_bytes / 8 + ctx.entries.len() * 768 + 1024;
-    let mut bytes = Vec::with_capacity(capacity);
-    serde_json::to_writer_pretty(&mut bytes, &feed).map_err(|e| FeedError::Serialize {
+        items: Items { ctx, entries: &[] },
+    }
+}
+
+fn serialize_error(e: &dyn std::fmt::Display) -> FeedError {
+    FeedError::Serialize {
         format: "JSON",
         message: e.to_string(),
-    })?;
-    bytes.push(b'\n');
-    String::from_utf8(bytes).map_err(|e| FeedError::Serialize {
-        format: "JSON",
-        message: e.to_string(),
-    })
+    }
 }
 
 fn item<'a>(ctx: &'a Context<'a>, entry: &'a Entry<'a>) -> Item<'a> {
     let article = entry.article;
-    let date = entry.date.to_rfc3339();
+    let date = ctx.stamp(entry).rfc3339.as_str();
     Item {
-        id: &entry.id,
-        url: &entry.link,
+        id: ctx.id(entry),
+        url: ctx.link(entry),
         title: &article.title,
         content_html: &article.html,
         summary: &article.summary,
-        date_published: date.clone(),
+        date_published: date,
         date_modified: date,
-        authors: entry
-            .author_names(ctx.publication)
-            .map(|name| Author { name, url: None })
-            .collect(),
+        authors: Authors { ctx, entry },
         tags: article
             .section
             .as_deref()
             .filter(|s| !s.is_empty())
-            .into_iter()
-            .collect(),
+            .map(|s| [s]),
     }
 }

@@ -7,23 +7,104 @@
 //! [`plain_text_as_html`].
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use ::rss::extension::atom::{AtomExtension, Link};
 use ::rss::extension::dublincore::DublinCoreExtension;
 use ::rss::{Category, Channel, Guid, Item};
 
-use super::{Context, Entry, FeedError, GENERATOR, RSS_MEDIA_TYPE};
+use super::parallel::Frame;
+use super::{
+    Context, Entry, FeedError, GENERATOR, RSS_MEDIA_TYPE, fragment, push_xml_text, xml_text,
+};
 
+/// Where items go in the output of [`head`].
+const ITEMS_BEFORE: &str = "\n  </channel>";
+/// Where the first item starts in a pretty-printed channel.
+const FIRST_ITEM: &str = "\n    <item>";
+
+/// The whole feed in one piece.
 pub(crate) fn render(ctx: &Context<'_>) -> Result<String, FeedError> {
+    let mut channel = channel(ctx);
+    channel.items = ctx
+        .entries
+        .iter()
+        .map(|e| {
+            let mut item = Item::default();
+            fill(&mut item, ctx, e);
+            item
+        })
+        .collect();
+    write(&channel, ctx.html_bytes + ctx.entries.len() * 1024 + 1024)
+}
+
+/// The feed's frame for building it in pieces (see [`super::parallel`]).
+pub(crate) fn frame(ctx: &Context<'_>) -> Result<Frame, FeedError> {
+    let head = head(ctx)?;
+    head.rfind(ITEMS_BEFORE)
+        .and_then(|at| Frame::split(&head, at, ""))
+        .ok_or_else(|| serialize_error(&"unexpected serializer output: no end of channel"))
+}
+
+/// The feed without items, its root declaring the namespaces items use.
+fn head(ctx: &Context<'_>) -> Result<String, FeedError> {
+    let mut channel = channel(ctx);
+    let declared = if ctx.entries.is_empty() {
+        &[][..]
+    } else {
+        &[
+            ("content", "http://purl.org/rss/1.0/modules/content/"),
+            ("dc", ::rss::extension::dublincore::NAMESPACE),
+        ][..]
+    };
+    for &(prefix, uri) in declared {
+        channel.namespaces.insert(prefix.to_owned(), uri.to_owned());
+    }
+    write(&channel, 4096)
+}
+
+/// Item structs kept from chunk to chunk: later chunks overwrite their
+/// strings instead of allocating new ones.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    items: Vec<Item>,
+}
+
+/// Serializes `entries` as a channel of their own into `buf` (cleared first)
+/// and returns the byte range of its `<item>` elements: exactly what
+/// [`render`] writes for them (same indentation), for splicing into [`frame`].
+pub(crate) fn write_items(
+    ctx: &Context<'_>,
+    entries: &[Entry<'_>],
+    buf: &mut Vec<u8>,
+    scratch: &mut Scratch,
+) -> Result<Range<usize>, FeedError> {
+    buf.clear();
+    let mut items = std::mem::take(&mut scratch.items);
+    items.resize_with(entries.len(), Item::default);
+    for (item, entry) in items.iter_mut().zip(entries) {
+        fill(item, ctx, entry);
+    }
+    let channel = Channel {
+        items,
+        ..Channel::default()
+    };
+    let written = channel.pretty_write_to(&mut *buf, b' ', 2);
+    scratch.items = channel.items;
+    written.map_err(|e| serialize_error(&e))?;
+    fragment(buf, FIRST_ITEM, ITEMS_BEFORE, "RSS")
+}
+
+fn channel(ctx: &Context<'_>) -> Channel {
     let publication = ctx.publication;
     let date = ctx.updated.to_rfc2822();
-    let channel = Channel {
-        title: publication.title.clone(),
+    Channel {
+        title: xml_text(&publication.title),
         link: ctx.home_url.clone(),
         description: if publication.description.is_empty() {
-            publication.title.clone()
+            xml_text(&publication.title)
         } else {
-            publication.description.clone()
+            xml_text(&publication.description)
         },
         language: non_empty(&publication.language),
         pub_date: Some(date.clone()),
@@ -37,60 +118,87 @@ pub(crate) fn render(ctx: &Context<'_>) -> Result<String, FeedError> {
                 ..Link::default()
             }],
         }),
-        items: ctx.entries.iter().map(|e| item(ctx, e)).collect(),
         ..Channel::default()
-    };
-    // Markup plus the HTML (CDATA) and a little per-item overhead.
-    let capacity = ctx.html_bytes + ctx.entries.len() * 1024 + 1024;
+    }
+}
+
+fn write(channel: &Channel, capacity: usize) -> Result<String, FeedError> {
     let bytes = channel
         .pretty_write_to(Vec::with_capacity(capacity), b' ', 2)
-        .map_err(|e| FeedError::Serialize {
-            format: "RSS",
-            message: e.to_string(),
-        })?;
-    let mut xml = String::from_utf8(bytes).map_err(|e| FeedError::Serialize {
-        format: "RSS",
-        message: e.to_string(),
-    })?;
+        .map_err(|e| serialize_error(&e))?;
+    let mut xml = String::from_utf8(bytes).map_err(|e| serialize_error(&e))?;
     xml.push('\n');
     Ok(xml)
 }
 
-fn item(ctx: &Context<'_>, entry: &Entry<'_>) -> Item {
-    let article = entry.article;
-    Item {
-        title: Some(article.title.clone()),
-        link: Some(entry.link.clone()),
-        description: (!article.summary.is_empty())
-            .then(|| plain_text_as_html(&article.summary).into_owned()),
-        categories: article
-            .section
-            .iter()
-            .filter(|s| !s.is_empty())
-            .map(|s| Category {
-                name: s.clone(),
-                domain: None,
-            })
-            .collect(),
-        guid: Some(Guid {
-            value: entry.id.clone(),
-            permalink: false,
-        }),
-        pub_date: Some(entry.date.to_rfc2822()),
-        content: Some(article.html.clone()),
-        dublin_core_ext: Some(DublinCoreExtension {
-            creators: entry
-                .author_names(ctx.publication)
-                .map(str::to_owned)
-                .collect(),
-            ..DublinCoreExtension::default()
-        }),
-        ..Item::default()
+fn serialize_error(e: &dyn std::fmt::Display) -> FeedError {
+    FeedError::Serialize {
+        format: "RSS",
+        message: e.to_string(),
     }
 }
 
+/// Makes `item` the item of `entry`, reusing its strings.
+fn fill(item: &mut Item, ctx: &Context<'_>, entry: &Entry<'_>) {
+    let article = entry.article;
+    set_some(&mut item.title, &article.title);
+    set_some(&mut item.link, ctx.link(entry));
+    if article.summary.is_empty() {
+        item.description = None;
+    } else {
+        set_some(&mut item.description, &plain_text_as_html(&article.summary));
+    }
+    match article.section.as_deref().filter(|s| !s.is_empty()) {
+        Some(section) => {
+            item.categories.truncate(1);
+            match item.categories.first_mut() {
+                Some(category) => {
+                    set(&mut category.name, section);
+                    category.domain = None;
+                }
+                None => item.categories.push(Category {
+                    name: xml_text(section),
+                    domain: None,
+                }),
+            }
+        }
+        None => item.categories.clear(),
+    }
+    let guid = item.guid.get_or_insert_with(Guid::default);
+    set(&mut guid.value, ctx.id(entry));
+    guid.permalink = false;
+    set_some(&mut item.pub_date, &ctx.stamp(entry).rfc2822);
+    set_some(&mut item.content, &article.html);
+    let dc = item
+        .dublin_core_ext
+        .get_or_insert_with(DublinCoreExtension::default);
+    set_all(&mut dc.creators, entry.author_names(ctx.publication));
+}
+
+/// Sets `slot` to `value`, reusing its allocation, minus characters XML forbids.
+fn set(slot: &mut String, value: &str) {
+    slot.clear();
+    push_xml_text(slot, value);
+}
+
+fn set_some(slot: &mut Option<String>, value: &str) {
+    set(slot.get_or_insert_with(String::new), value);
+}
+
+fn set_all<'v>(slots: &mut Vec<String>, values: impl Iterator<Item = &'v str>) {
+    let mut n = 0;
+    for value in values {
+        match slots.get_mut(n) {
+            Some(slot) => set(slot, value),
+            None => slots.push(xml_text(value)),
+        }
+        n += 1;
+    }
+    slots.truncate(n);
+}
+
 fn non_empty(s: &str) -> Option<String> {
-    (!s.is_empty()).then(|| s.to_owned())
+    (!s.is_empty()).then(|| xml_text(s))
 }
 
 /// An RSS `description` is HTML to every reader, while our summary is plain

@@ -257,15 +257,36 @@ fn output_is_byte_identical_on_rebuild() {
 }
 
 #[test]
-fn threaded_and_sequential_paths_agree() {
-    let many = big_model(300);
-    let threaded = build(&publication(), &many, 1000).unwrap();
+fn parallel_spliced_build_equals_one_piece_serialization() {
     let publication = publication();
+    for (issues, limit) in [(issues(), 50), (issues(), 0), (big_model(300), 1000)] {
+        let ctx = Context::new(&publication, &issues, limit).unwrap();
+        let whole = FeedSet {
+            rss: rss::render(&ctx).unwrap(),
+            atom: atom::render(&ctx).unwrap(),
+            json: json::render(&ctx).unwrap(),
+        };
+        for chunk in [1, 2, 3, 7, 256, 10_000] {
+            let spliced = parallel::build(&ctx, chunk).unwrap();
+            assert_eq!(spliced.rss, whole.rss, "chunk {chunk}");
+            assert_eq!(spliced.atom, whole.atom, "chunk {chunk}");
+            assert_eq!(spliced.json, whole.json, "chunk {chunk}");
+        }
+    }
+    // build() takes the parallel path for big feeds.
+    let many = big_model(300);
+    assert!(
+        Context::new(&publication, &many, 1000)
+            .unwrap()
+            .entries
+            .len()
+            > parallel::CHUNK
+    );
     let ctx = Context::new(&publication, &many, 1000).unwrap();
-    assert!(ctx.entries.len() >= PARALLEL_THRESHOLD);
-    assert_eq!(threaded.rss, rss::render(&ctx).unwrap());
-    assert_eq!(threaded.atom, atom::render(&ctx).unwrap());
-    assert_eq!(threaded.json, json::render(&ctx).unwrap());
+    assert_eq!(
+        build(&publication, &many, 1000).unwrap().atom,
+        atom::render(&ctx).unwrap()
+    );
 }
 
 fn big_model(articles: usize) -> Vec<Issue> {
@@ -773,5 +794,68 @@ fn slugs_are_percent_encoded_in_links_and_ids() {
     assert_eq!(
         feed.entries[0].links[0].href,
         "https://news.example.org/gazette/issues/nov%20dec#%C3%A9t%C3%A9"
+    );
+}
+
+#[test]
+fn characters_xml_forbids_are_dropped_from_the_xml_feeds_only() {
+    let mut issues = issues();
+    let a = &mut issues[0].articles[1];
+    a.title = "Form\u{0C}feed and bell\u{07} in a title\u{FFFF}".to_owned();
+    a.html = "<p>Page\u{0C}break, ＦＵＬＬＷＩＤＴＨ, tab\tok</p>".to_owned();
+    a.authors = vec!["Esc\u{1B}aped Name".to_owned()];
+    a.summary = "Null\u{0} summary".to_owned();
+    let set = build(&publication(), &issues, 50).unwrap();
+    for text in [&set.rss, &set.atom] {
+        let feed = feed_rs::parser::parse(text.as_bytes()).unwrap();
+        let e = &feed.entries[1];
+        assert_eq!(
+            e.title.as_ref().unwrap().content,
+            "Formfeed and bell in a title"
+        );
+        assert_eq!(
+            e.content.as_ref().unwrap().body.as_deref(),
+            Some("<p>Pagebreak, ＦＵＬＬＷＩＤＴＨ, tab\tok</p>")
+        );
+        assert_eq!(e.authors[0].name.as_deref(), Some("Escaped Name"));
+        assert!(!text.contains('\u{0C}') && !text.contains('\u{FFFF}') && !text.contains('\0'));
+    }
+    // JSON can carry them (escaped): nothing is lost there.
+    let json: serde_json::Value = serde_json::from_str(&set.json).unwrap();
+    assert_eq!(json["items"][1]["title"], issues[0].articles[1].title);
+    assert_eq!(json["items"][1]["summary"], "Null\u{0} summary");
+}
+
+#[test]
+fn xml_text_filter() {
+    assert_eq!(
+        xml_text("plain “text” ＡＢ \t\r\n"),
+        "plain “text” ＡＢ \t\r\n"
+    );
+    assert_eq!(
+        xml_text("a\u{0}b\u{1F}c\u{FFFE}d\u{FFFD}e\u{10000}"),
+        "abcd\u{FFFD}e\u{10000}"
+    );
+    let long = "x".repeat(200) + "\u{0B}" + &"y".repeat(200);
+    assert_eq!(xml_text(&long), "x".repeat(200) + &"y".repeat(200));
+}
+
+#[test]
+fn rebuilding_unchanged_content_leaves_the_files_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("feeds");
+    let first = write(&dir, &sample()).unwrap();
+    assert_eq!(first.written.len(), 3);
+    let again = write(&dir, &sample()).unwrap();
+    assert!(!again.changed());
+    assert_eq!(again.unchanged.len(), 3);
+    // A change to one article changes all three feeds.
+    let mut issues = issues();
+    issues[1].articles[0].title.push_str(" (corrected)");
+    let changed = write(&dir, &build(&publication(), &issues, 50).unwrap()).unwrap();
+    assert_eq!(changed.written.len(), 3);
+    assert_eq!(
+        std::fs::read_to_string(dir.join(ATOM_FILE)).unwrap(),
+        build(&publication(), &issues, 50).unwrap().atom
     );
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{ATOM_FILE, FeedError, FeedSet, JSON_FILE, RSS_FILE};
 
-/// Which feed files [`write`] replaced and which it left untouched.
+/// Which feed files [`write()`] replaced and which it left untouched.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteReport {
     /// Files written (new or changed), in the order rss, atom, json.
