@@ -14,6 +14,12 @@ use gazette::content::Issue;
 use gazette::cycle::{self, plural};
 use gazette::store::{RunLock, Store};
 
+/// Big feeds and mail batches allocate and free tens of megabytes per cycle;
+/// mimalloc reuses those pages where glibc returns them to the OS and faults
+/// them back in (measured: bench/feeds.sh, about 15% of the build time).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "gazette",
