@@ -8,3 +8,4 @@ pub mod content;
 pub mod cycle;
 pub mod feeds;
 pub mod store;
+pub mod subscribers;
