@@ -6,6 +6,7 @@
 pub mod config;
 pub mod content;
 pub mod cycle;
+pub mod delivery;
 pub mod feeds;
 pub mod store;
 pub mod subscribers;

@@ -1,0 +1,8 @@
+//! Delivery: from the ledger's due rows to the transport and back.
+//!
+//! `mail` composes messages; this module decides who gets what and when,
+//! hands messages to a [`transport::Transport`], and records every outcome in
+//! the ledger (`store::deliveries`).
+
+pub mod ratelimit;
+pub mod transport;

@@ -1,0 +1,305 @@
+//! Getting one message to the next hop: the file outbox or SMTP (lettre).
+//!
+//! A transport never decides what happens to a delivery; it says what the
+//! server said, classified as [`Outcome`], and the sender records it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lettre::address::Envelope;
+use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+use crate::config::{MailConfig, Security, Transport as TransportKind};
+
+/// What became of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The server took it (SMTP 250), or it is in the outbox.
+    Sent { reply: String },
+    /// Try again later: a 4xx reply, or no answer at all (refused, dropped,
+    /// timed out). The message may or may not have arrived.
+    Retry { reply: String },
+    /// A 5xx reply: never retried. `bounce` when the reply says the mailbox
+    /// does not exist (enhanced status 5.1.x).
+    Failed { reply: String, bounce: bool },
+}
+
+/// One message ready for the wire.
+#[derive(Debug, Clone, Copy)]
+pub struct Wire<'a> {
+    pub envelope_from: &'a str,
+    pub to: &'a str,
+    /// RFC 5322 message, CRLF line ends.
+    pub bytes: &'a [u8],
+    /// A stable name for the outbox file, e.g. the issue slug and a per-
+    /// recipient key: writing the same message twice replaces one file.
+    pub file_stem: &'a str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("cannot create the outbox folder {}: {source}", path.display())]
+    Outbox {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("mail.smtp.host {host:?}: {source}")]
+    Smtp {
+        host: String,
+        source: lettre::transport::smtp::Error,
+    },
+    #[error("mail.smtp.password_env names {var}, which is not set")]
+    Password { var: String },
+}
+
+/// The configured way out.
+#[derive(Clone)]
+pub enum Transport {
+    File {
+        dir: PathBuf,
+    },
+    Smtp {
+        smtp: AsyncSmtpTransport<Tokio1Executor>,
+        host: String,
+    },
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transport::File { dir } => write!(f, "file transport into {}", dir.display()),
+            Transport::Smtp { host, .. } => write!(f, "SMTP via {host}"),
+        }
+    }
+}
+
+impl Transport {
+    /// Build from `[mail]`. SMTP connects lazily, on the first message.
+    pub fn from_config(mail: &MailConfig) -> Result<Transport, TransportError> {
+        match mail.transport {
+            TransportKind::File => {
+                std::fs::create_dir_all(&mail.outbox).map_err(|source| TransportError::Outbox {
+                    path: mail.outbox.clone(),
+                    source,
+                })?;
+                Ok(Transport::File {
+                    dir: mail.outbox.clone(),
+                })
+            }
+            TransportKind::Smtp => {
+                let s = &mail.smtp;
+                let host = s.host.clone();
+                let smtp_err = |source| TransportError::Smtp {
+                    host: host.clone(),
+                    source,
+                };
+                let mut builder = match s.security {
+                    Security::Tls => {
+                        AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host).map_err(smtp_err)?
+                    }
+                    Security::Starttls => {
+                        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
+                            .map_err(smtp_err)?
+                    }
+                    Security::None => {
+                        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
+                            .tls(Tls::None)
+                    }
+                };
+                if s.security == Security::Starttls {
+                    let params = TlsParameters::new(s.host.clone()).map_err(smtp_err)?;
+                    builder = builder.tls(Tls::Required(params));
+                }
+                if let Some(user) = &s.username {
+                    let password = match &s.password_env {
+                        Some(var) => std::env::var(var)
+                            .map_err(|_| TransportError::Password { var: var.clone() })?,
+                        None => String::new(),
+                    };
+                    builder = builder.credentials(Credentials::new(user.clone(), password));
+                }
+                // Idle connections are closed before a typical server's own
+                // idle timeout, so a pooled connection is rarely found dead
+                // (lettre#743); when it is, the attempt is retried.
+                let pool = PoolConfig::new()
+                    .max_size(mail.concurrency as u32)
+                    .idle_timeout(Duration::from_secs(20));
+                let smtp = builder
+                    .port(s.port)
+                    .timeout(Some(Duration::from_secs(30)))
+                    .pool_config(pool)
+                    .build();
+                Ok(Transport::Smtp { smtp, host })
+            }
+        }
+    }
+
+    /// Hand one message over.
+    #[tracing::instrument(level = "debug", skip_all, fields(to = wire.to))]
+    pub async fn send(&self, wire: Wire<'_>) -> Outcome {
+        match self {
+            Transport::File { dir } => write_eml(dir, wire).await,
+            Transport::Smtp { smtp, .. } => {
+                let envelope = match envelope(wire) {
+                    Ok(e) => e,
+                    Err(reply) => {
+                        return Outcome::Failed {
+                            reply,
+                            bounce: false,
+                        };
+                    }
+                };
+                match smtp.send_raw(&envelope, wire.bytes).await {
+                    Ok(resp) => Outcome::Sent {
+                        reply: format!(
+                            "{} {}",
+                            resp.code(),
+                            resp.message().collect::<Vec<_>>().join(" ")
+                        ),
+                    },
+                    Err(e) => classify(&e),
+                }
+            }
+        }
+    }
+}
+
+fn envelope(wire: Wire<'_>) -> Result<Envelope, String> {
+    let from: Address = wire
+        .envelope_from
+        .parse()
+        .map_err(|e| format!("bad sender address {:?}: {e}", wire.envelope_from))?;
+    let to: Address = wire
+        .to
+        .parse()
+        .map_err(|e| format!("bad recipient address {:?}: {e}", wire.to))?;
+    Envelope::new(Some(from), vec![to]).map_err(|e| e.to_string())
+}
+
+/// Sort an SMTP error into retry / fail / bounce.
+fn classify(e: &lettre::transport::smtp::Error) -> Outcome {
+    let reply = one_line(&e.to_string());
+    if e.is_permanent() {
+        let bounce = is_bad_mailbox(&reply);
+        Outcome::Failed { reply, bounce }
+    } else {
+        // 4xx, or no answer: refused, dropped, timed out, TLS trouble.
+        Outcome::Retry { reply }
+    }
+}
+
+/// RFC 3463: 5.1.x is an addressing failure (no such mailbox, bad domain...).
+fn is_bad_mailbox(reply: &str) -> bool {
+    reply
+        .split(|c: char| c.is_whitespace() || c == ':' || c == '(' || c == ')')
+        .any(|w| w.starts_with("5.1.") && w.len() > 4)
+}
+
+fn one_line(s: &str) -> String {
+    let s: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    s.chars().take(500).collect()
+}
+
+/// The outbox: one `.eml` per message, written whole (temp + rename) under a
+/// stable name, so a message written twice after a crash is still one file.
+async fn write_eml(dir: &Path, wire: Wire<'_>) -> Outcome {
+    let name: String = wire
+        .file_stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let path = dir.join(format!("{name}.eml"));
+    let tmp = dir.join(format!(".{name}.eml.tmp"));
+    let result = async {
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        tokio::fs::write(&tmp, wire.bytes).await?;
+        tokio::fs::rename(&tmp, &path).await
+    }
+    .await;
+    match result {
+        Ok(()) => Outcome::Sent {
+            reply: format!("written to {}", path.display()),
+        },
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            // A full disk or a permission problem: worth another try later.
+            Outcome::Retry {
+                reply: format!("cannot write {}: {e}", path.display()),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_mailbox_replies_are_bounces() {
+        assert!(is_bad_mailbox(
+            "permanent error (550): 5.1.1 <x@example.org>: Recipient address rejected"
+        ));
+        assert!(is_bad_mailbox("permanent error (550): 5.1.10 null MX"));
+        assert!(!is_bad_mailbox("permanent error (554): 5.7.1 spam"));
+        assert!(!is_bad_mailbox(
+            "permanent error (550): mailbox unavailable"
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_outbox_replaces_a_message_written_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Transport::File {
+            dir: dir.path().to_path_buf(),
+        };
+        let wire = Wire {
+            envelope_from: "a@example.org",
+            to: "b@example.org",
+            bytes: b"Subject: x\r\n\r\nhi\r\n",
+            file_stem: "issue/1 2",
+        };
+        assert!(matches!(t.send(wire).await, Outcome::Sent { .. }));
+        assert!(matches!(t.send(wire).await, Outcome::Sent { .. }));
+        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(files.len(), 1);
+        assert_eq!(
+            std::fs::read(dir.path().join("issue_1_2.eml")).unwrap(),
+            wire.bytes
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_retried_not_failed() {
+        // Port 9 on loopback: nothing listens there.
+        let mail = crate::config::Config::parse(
+            Path::new("/tmp/x/config.toml"),
+            "[publication]\ntitle = \"T\"\nbase_url = \"https://x.org/\"\n[mail]\ntransport = \"smtp\"\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = 9\nsecurity = \"none\"\n",
+            &[],
+        )
+        .unwrap()
+        .mail;
+        let t = Transport::from_config(&mail).unwrap();
+        let wire = Wire {
+            envelope_from: "a@example.org",
+            to: "b@example.org",
+            bytes: b"Subject: x\r\n\r\nhi\r\n",
+            file_stem: "x",
+        };
+        assert!(
+            matches!(t.send(wire).await, Outcome::Retry { .. }),
+            "{:?}",
+            t.send(wire).await
+        );
+    }
+}
