@@ -5,4 +5,5 @@
 //! the ledger (`store::deliveries`).
 
 pub mod ratelimit;
+pub mod send;
 pub mod transport;

@@ -19,9 +19,9 @@ use crate::config::{MailConfig, Security, Transport as TransportKind};
 pub enum Outcome {
     /// The server took it (SMTP 250), or it is in the outbox.
     Sent { reply: String },
-    /// Try again later: a 4xx reply, or no answer at all (refused, dropped,
-    /// timed out). The message may or may not have arrived.
-    Retry { reply: String },
+    /// Try again later: a 4xx reply (`answered`), or no answer at all
+    /// (refused, dropped, timed out). The message may or may not have arrived.
+    Retry { reply: String, answered: bool },
     /// A 5xx reply: never retried. `bounce` when the reply says the mailbox
     /// does not exist (enhanced status 5.1.x).
     Failed { reply: String, bounce: bool },
@@ -187,7 +187,10 @@ fn classify(e: &lettre::transport::smtp::Error) -> Outcome {
         Outcome::Failed { reply, bounce }
     } else {
         // 4xx, or no answer: refused, dropped, timed out, TLS trouble.
-        Outcome::Retry { reply }
+        Outcome::Retry {
+            reply,
+            answered: e.status().is_some(),
+        }
     }
 }
 
@@ -236,6 +239,7 @@ async fn write_eml(dir: &Path, wire: Wire<'_>) -> Outcome {
             // A full disk or a permission problem: worth another try later.
             Outcome::Retry {
                 reply: format!("cannot write {}: {e}", path.display()),
+                answered: false,
             }
         }
     }
@@ -297,7 +301,13 @@ mod tests {
             file_stem: "x",
         };
         assert!(
-            matches!(t.send(wire).await, Outcome::Retry { .. }),
+            matches!(
+                t.send(wire).await,
+                Outcome::Retry {
+                    answered: false,
+                    ..
+                }
+            ),
             "{:?}",
             t.send(wire).await
         );

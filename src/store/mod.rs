@@ -3,6 +3,7 @@
 //! One file, WAL mode, a busy timeout, and short transactions. Migrations are
 //! compiled into the binary, so a new version upgrades the file on open.
 
+mod deliveries;
 mod issues;
 mod lock;
 
@@ -14,6 +15,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use deliveries::{
+    Attempt, Claimed, DeliveryProblem, IssueDeliveries, Published, backoff, ledger_time,
+};
 pub use issues::{IssueRecord, RecordReport};
 pub use lock::{LockError, RunLock};
 

@@ -3,6 +3,8 @@
 //! never skips.
 #![allow(dead_code)]
 
+pub mod smtp;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -144,7 +146,7 @@ pub fn python() -> PathBuf {
         .unwrap_or(false);
     assert!(
         ok,
-        "{} with feedparser is needed: run `bash .ci/test` (it installs the test tools)",
+        "{} with feedparser and aiosmtpd is needed: run `bash .ci/test` (it installs the test tools)",
         p.display()
     );
     p

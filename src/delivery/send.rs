@@ -1,0 +1,209 @@
+//! The send loop: claim due rows, compose, hand over, record. Repeats until
+//! nothing is due.
+//!
+//! Rows are claimed in small batches (a few per connection) and outcomes are
+//! recorded as soon as a handful are in, so that a crash at any moment leaves
+//! at most about one batch `sending`: those are sent again by the next run,
+//! and the only possible duplicates are messages the server had accepted
+//! before the crash but whose outcome was not yet recorded.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::ratelimit::RateLimiter;
+use super::transport::{Outcome, Transport, Wire};
+use crate::store::{Attempt, Claimed, Store, StoreError};
+
+/// A message for one claimed row.
+#[derive(Debug, Clone)]
+pub struct Composed {
+    /// With angle brackets; stable per (issue, subscriber).
+    pub message_id: String,
+    pub envelope_from: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Turns a claimed row into its message. Implemented by the mail renderer;
+/// an `Err` is recorded as a failed delivery with that reason.
+pub trait Composer: Send + Sync {
+    fn compose(&self, row: &Claimed) -> Result<Composed, String>;
+}
+
+#[derive(Debug, Clone)]
+pub struct SendOptions {
+    pub concurrency: usize,
+    pub rate_per_second: f64,
+    pub retry_base: Duration,
+    pub max_attempts: u32,
+}
+
+/// Told about each recorded outcome (the progress bar).
+pub trait Progress: Send + Sync {
+    fn start(&self, _due: u64) {}
+    fn advance(&self, _n: u64) {}
+    fn finish(&self) {}
+}
+
+/// No progress display.
+pub struct Quiet;
+impl Progress for Quiet {}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SendReport {
+    pub sent: u64,
+    /// Deferred after a 4xx or a dropped connection; due again later.
+    pub deferred: u64,
+    pub failed: u64,
+    pub bounced: u64,
+    /// Rows a crashed run had left `sending`, sent again.
+    pub recovered: u64,
+    /// Queued rows of subscribers who left before they went out.
+    pub cancelled: u64,
+    /// When the next deferred row is due, if any.
+    pub next_due: Option<String>,
+    /// Stopped early because a stop was requested.
+    pub interrupted: bool,
+    /// Stopped early: a whole batch got no answer from the server.
+    pub unreachable: bool,
+    #[serde(skip)]
+    pub elapsed: Duration,
+}
+
+/// Send everything that is due now. Call only while holding the run lock.
+#[tracing::instrument(skip_all, fields(transport = ?transport))]
+pub async fn send_due(
+    store: &Store,
+    transport: &Transport,
+    composer: Arc<dyn Composer>,
+    opts: &SendOptions,
+    progress: &dyn Progress,
+    stop: &AtomicBool,
+) -> Result<SendReport, StoreError> {
+    let started = Instant::now();
+    let mut report = SendReport {
+        recovered: store.requeue_stale(Utc::now()).await?,
+        ..SendReport::default()
+    };
+    let concurrency = opts.concurrency.max(1);
+    let batch = (concurrency * 4).clamp(8, 256) as u32;
+    let flush_every = concurrency.max(4);
+    let limiter = Arc::new(RateLimiter::new(opts.rate_per_second, concurrency as u32));
+    let permits = Arc::new(Semaphore::new(concurrency));
+    progress.start(store.count_due(Utc::now()).await?);
+
+    loop {
+        report.cancelled += store.cancel_inactive(Utc::now()).await?;
+        if stop.load(Ordering::SeqCst) {
+            report.interrupted = true;
+            break;
+        }
+        let claimed = store.claim_due(Utc::now(), batch).await?;
+        if claimed.is_empty() {
+            break;
+        }
+        let mut tasks = JoinSet::new();
+        for row in claimed {
+            let (composer, transport, limiter, permits) = (
+                composer.clone(),
+                transport.clone(),
+                limiter.clone(),
+                permits.clone(),
+            );
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let composed = match composer.compose(&row) {
+                    Ok(c) => c,
+                    Err(why) => {
+                        return (
+                            (
+                                row,
+                                String::new(),
+                                Attempt::Failed {
+                                    reply: format!("not sent: {why}"),
+                                },
+                            ),
+                            true,
+                        );
+                    }
+                };
+                limiter.acquire().await;
+                let stem = format!("{}/{}", row.issue_slug, row.subscriber_id);
+                let wire = Wire {
+                    envelope_from: &composed.envelope_from,
+                    to: &row.email,
+                    bytes: &composed.bytes,
+                    file_stem: &stem,
+                };
+                let outcome = transport.send(wire).await;
+                let answered = !matches!(
+                    outcome,
+                    Outcome::Retry {
+                        answered: false,
+                        ..
+                    }
+                );
+                let attempt = match outcome {
+                    Outcome::Sent { reply } => Attempt::Sent { reply },
+                    Outcome::Retry { reply, .. } => Attempt::Retry { reply },
+                    Outcome::Failed {
+                        reply,
+                        bounce: true,
+                    } => Attempt::Bounced { reply },
+                    Outcome::Failed {
+                        reply,
+                        bounce: false,
+                    } => Attempt::Failed { reply },
+                };
+                ((row, composed.message_id, attempt), answered)
+            });
+        }
+        // Record as outcomes come in. Even when a stop is requested, the
+        // messages already on their way are finished and recorded.
+        let mut done = Vec::with_capacity(flush_every);
+        let mut answered_any = false;
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((result, answered)) => {
+                    answered_any |= answered;
+                    done.push(result);
+                }
+                Err(e) => tracing::error!("a send task failed: {e}"),
+            }
+            if done.len() >= flush_every || tasks.is_empty() {
+                tally(&mut report, &done, opts.max_attempts);
+                store
+                    .record_attempts(&done, Utc::now(), opts.retry_base, opts.max_attempts)
+                    .await?;
+                progress.advance(done.len() as u64);
+                done.clear();
+            }
+        }
+        if !answered_any {
+            // Not one answer in a whole batch: the server is down or
+            // unreachable. Stop here rather than spend an attempt of every
+            // queued row; they wait, untouched, for the next run.
+            report.unreachable = true;
+            break;
+        }
+    }
+    progress.finish();
+    report.next_due = store.next_due().await?;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+fn tally(report: &mut SendReport, done: &[(Claimed, String, Attempt)], max_attempts: u32) {
+    for (row, _, attempt) in done {
+        match attempt {
+            Attempt::Sent { .. } => report.sent += 1,
+            Attempt::Retry { .. } if row.attempts < max_attempts => report.deferred += 1,
+            Attempt::Retry { .. } | Attempt::Failed { .. } => report.failed += 1,
+            Attempt::Bounced { .. } => report.bounced += 1,
+        }
+    }
+}
