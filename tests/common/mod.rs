@@ -140,7 +140,7 @@ pub fn python() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
     let ok = Command::new(&p)
-        .args(["-c", "import feedparser"])
+        .args(["-c", "import feedparser, aiosmtpd"])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
