@@ -138,6 +138,26 @@ impl Store {
         })
     }
 
+    /// Issues recorded but neither published nor skipped yet: (slug, issue
+    /// date, first seen), oldest first.
+    pub async fn unpublished_issues(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        Ok(sqlx::query_as("SELECT slug, issue_date, first_seen_at FROM issues WHERE mail_state = 'unpublished' ORDER BY issue_date, slug")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Slugs of issues with rows due now (they need composing).
+    pub async fn issues_due(&self, now: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT i.slug FROM deliveries d JOIN issues i ON i.id = d.issue_id
+             WHERE d.status IN ('queued', 'sending') AND d.next_attempt_at <= $1 ORDER BY i.slug",
+        )
+        .bind(ledger_time(now))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(s,)| s).collect())
+    }
+
     /// Note that a new issue is not mailed automatically (too old when first seen).
     pub async fn skip_issue(&self, slug: &str, note: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE issues SET mail_state = 'skipped', mail_note = $1 WHERE slug = $2 AND mail_state = 'unpublished'")

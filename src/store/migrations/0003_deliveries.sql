@@ -8,8 +8,9 @@ ALTER TABLE issues ADD COLUMN mail_state TEXT NOT NULL DEFAULT 'unpublished'
     CHECK (mail_state IN ('unpublished', 'published', 'skipped'));
 ALTER TABLE issues ADD COLUMN mail_note TEXT;          -- why it was skipped, etc.
 
--- Issues recorded before delivery existed were never mailed automatically:
--- they stay 'unpublished' until an admin runs `gazette issues send`.
+-- Issues recorded before delivery existed are not mailed automatically.
+UPDATE issues SET mail_state = 'skipped',
+    mail_note = 'recorded before gazette sent mail; `gazette issues send SLUG` mails it';
 
 CREATE TABLE deliveries (
     id               INTEGER PRIMARY KEY,

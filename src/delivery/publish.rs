@@ -1,0 +1,101 @@
+//! Publishing: the moment an issue's recipients are fixed.
+//!
+//! Every issue ingest records starts `unpublished`. The next cycle either
+//! publishes it (one ledger row per subscriber active at that moment, in one
+//! transaction) or, when the issue was already older than
+//! `mail.skip_older_than` when gazette first saw it (an archive being
+//! imported, say), skips it: it stays in the feeds but is mailed only if an
+//! admin runs `gazette issues send SLUG`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+
+use crate::store::{Published, Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Decision {
+    Published { slug: String, recipients: u64 },
+    Skipped { slug: String, reason: String },
+}
+
+/// True when an issue dated `date` (midnight in `tz`) was more than `limit`
+/// old at `first_seen`.
+pub fn too_old(
+    date: NaiveDate,
+    tz: chrono_tz::Tz,
+    first_seen: DateTime<Utc>,
+    limit: Duration,
+) -> bool {
+    let midnight = date
+        .and_hms_opt(0, 0, 0)
+        .and_then(|t| tz.from_local_datetime(&t).earliest());
+    match (midnight, chrono::Duration::from_std(limit)) {
+        (Some(m), Ok(limit)) => first_seen.signed_duration_since(m.with_timezone(&Utc)) > limit,
+        _ => false,
+    }
+}
+
+/// Publish or skip every unpublished issue.
+pub async fn publish_pending(
+    store: &Store,
+    tz: chrono_tz::Tz,
+    skip_older_than: Duration,
+    now: DateTime<Utc>,
+) -> Result<Vec<Decision>, StoreError> {
+    let mut decisions = Vec::new();
+    for (slug, date, first_seen) in store.unpublished_issues().await? {
+        let date = NaiveDate::parse_from_str(&date, "%Y-%m-%d").ok();
+        let first_seen = DateTime::parse_from_rfc3339(&first_seen)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or(now);
+        if let Some(date) = date
+            && too_old(date, tz, first_seen, skip_older_than)
+        {
+            let days = skip_older_than.as_secs() / 86_400;
+            let reason = format!(
+                "dated {date}, more than {days} days (mail.skip_older_than) before gazette first saw it; `gazette issues send {slug}` mails it"
+            );
+            store.skip_issue(&slug, &reason).await?;
+            decisions.push(Decision::Skipped { slug, reason });
+            continue;
+        }
+        if let Published::Now { recipients } = store.publish_issue(&slug, now).await? {
+            decisions.push(Decision::Published { slug, recipients });
+        }
+    }
+    Ok(decisions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn age_is_measured_from_local_midnight() {
+        let d = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
+        let thirty = Duration::from_secs(30 * 86_400);
+        let ny = chrono_tz::America::New_York;
+        // Midnight 1 Oct in New York is 04:00 UTC; 30 days later is 31 Oct 04:00 UTC.
+        assert!(!too_old(
+            d,
+            ny,
+            Utc.with_ymd_and_hms(2026, 10, 31, 3, 59, 0).unwrap(),
+            thirty
+        ));
+        assert!(too_old(
+            d,
+            ny,
+            Utc.with_ymd_and_hms(2026, 10, 31, 4, 1, 0).unwrap(),
+            thirty
+        ));
+        // A future-dated issue is never too old.
+        assert!(!too_old(
+            d,
+            ny,
+            Utc.with_ymd_and_hms(2026, 9, 1, 0, 0, 0).unwrap(),
+            thirty
+        ));
+    }
+}
