@@ -118,6 +118,8 @@ pub struct MailConfig {
     pub concurrency: usize,
     pub max_attempts: u32,
     pub skip_older_than: Duration,
+    /// First retry delay after a 4xx or a dropped connection; doubles each time.
+    pub retry_base: Duration,
     pub digest: DigestBody,
     pub smtp: SmtpConfig,
 }
@@ -200,6 +202,7 @@ pub struct RawMail {
     pub concurrency: Option<i64>,
     pub max_attempts: Option<i64>,
     pub skip_older_than: Option<String>,
+    pub retry_base: Option<String>,
     pub digest: Option<DigestBody>,
     #[serde(default)]
     pub smtp: RawSmtp,
@@ -220,6 +223,7 @@ impl RawMail {
             concurrency,
             max_attempts,
             skip_older_than,
+            retry_base,
             digest
         );
         self.smtp.merge(over.smtp);
@@ -534,6 +538,13 @@ impl Config {
                 Duration::from_secs(30 * 86400)
             }
         };
+        let retry_base = match parse_duration(m.retry_base.as_deref().unwrap_or("5m")) {
+            Ok(d) => d,
+            Err(msg) => {
+                bad("mail.retry_base", msg);
+                Duration::from_secs(300)
+            }
+        };
         for (key, value) in [("mail.from", &m.from), ("mail.reply_to", &m.reply_to)] {
             if let Some(v) = value
                 && !looks_like_mailbox(v)
@@ -623,6 +634,7 @@ impl Config {
                 concurrency: concurrency as usize,
                 max_attempts: max_attempts as u32,
                 skip_older_than,
+                retry_base,
                 digest: m.digest.unwrap_or(DigestBody::Full),
                 smtp: SmtpConfig {
                     host: s.host.unwrap_or_else(|| "localhost".into()),
@@ -777,20 +789,21 @@ fn check_cron(expr: &str) -> Result<(), String> {
     parse_cron(expr).map(|_| ())
 }
 
-/// "30d", "12h", "90m", "2w" or a bare number of days.
+/// "30d", "12h", "90m", "45s", "2w" or a bare number of days.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration such as \"30d\", \"12h\" or \"2w\""))?;
+    let n: u64 = num.parse().map_err(|_| {
+        format!("{s:?} is not a duration such as \"30d\", \"12h\", \"5m\" or \"2w\"")
+    })?;
     let secs = match unit.trim() {
         "" | "d" | "day" | "days" => 86_400,
         "h" | "hour" | "hours" => 3_600,
         "m" | "min" | "minutes" => 60,
+        "s" | "sec" | "seconds" => 1,
         "w" | "week" | "weeks" => 7 * 86_400,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use d, h, m or w")),
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use d, h, m, s or w")),
     };
     Ok(Duration::from_secs(n.saturating_mul(secs)))
 }
