@@ -5,7 +5,9 @@
 //!   domain lowercased, unique case-insensitively by its [`key`](SubscriberEmail::key).
 //! - [`SubscriberName`]: a display name without control characters.
 //! - [`Token`]: 256 random bits, URL-safe base64.
+//! - [`csv`]: the import/export file format.
 
+pub mod csv;
 mod email;
 mod name;
 mod token;
