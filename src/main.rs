@@ -2,7 +2,7 @@
 //! and report errors for people. Exit codes: 0 ok, 1 a problem the user can
 //! fix, 2 usage.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -12,7 +12,9 @@ use clap::{Parser, Subcommand};
 use gazette::config::Config;
 use gazette::content::Issue;
 use gazette::cycle::{self, plural};
-use gazette::store::{RunLock, Store};
+use gazette::store::{AddOutcome, RemoveOutcome, RunLock, Store};
+use gazette::subscribers::csv as subscriber_csv;
+use gazette::subscribers::{Status, Subscriber, SubscriberEmail, SubscriberName, SubscriberRow};
 
 /// Big feeds and mail batches allocate and free tens of megabytes per cycle;
 /// mimalloc reuses those pages where glibc returns them to the OS and faults
@@ -63,6 +65,11 @@ enum Command {
         #[command(subcommand)]
         command: IssuesCommand,
     },
+    /// The subscriber list: add, remove, list, import, export.
+    Subscribers {
+        #[command(subcommand)]
+        command: SubscribersCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -77,6 +84,70 @@ enum IssuesCommand {
     List,
     /// One issue and its articles.
     Show { slug: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum SubscribersCommand {
+    /// Add one subscriber. Without --confirmed they are pending and get no
+    /// mail until they confirm. An address already on the list (ignoring
+    /// case) is left as it is.
+    Add {
+        /// The address, e.g. ann@example.org.
+        email: String,
+        /// The name shown in the To: header.
+        #[arg(long)]
+        name: Option<String>,
+        /// They already agreed (on paper, by phone): active at once, no
+        /// confirmation.
+        #[arg(long)]
+        confirmed: bool,
+    },
+    /// Unsubscribe an address. The record and its delivery history are kept.
+    /// Exit 1 when the address is not on the list.
+    Remove {
+        /// The address (case does not matter).
+        email: String,
+    },
+    /// Subscribers in sign-up order: a table, or a JSON array with --json.
+    List {
+        /// Only subscribers with this status.
+        #[arg(long, value_name = "STATUS", value_parser = status_parser())]
+        status: Option<Status>,
+    },
+    /// Import subscribers from a CSV file, all good rows in one transaction.
+    #[command(
+        long_about = "Import subscribers from a CSV file, all good rows in one transaction.
+
+The first line is a header with an `email` column; `name` and `status` \
+(pending, active, unsubscribed, bounced; default active) are optional, in any \
+order, any case. Other columns are ignored with a warning. UTF-8 with or \
+without BOM, CRLF or LF, double-quoted fields.
+
+Each bad row is skipped and printed on stderr as FILE:LINE: reason (invalid \
+address, control characters, bad status, duplicate of an earlier row). \
+Addresses already on the list are left as they are and counted.
+
+Exit status: 0 when every row was imported or already there; 1 when any row \
+was skipped (the good rows are still imported), or when the file cannot be \
+read at all (no `email` column, not UTF-8: nothing is imported)."
+    )]
+    Import {
+        /// The CSV file.
+        #[arg(value_name = "FILE.csv")]
+        file: PathBuf,
+    },
+    /// Write every subscriber as CSV (email,name,status), ready to import.
+    Export {
+        /// Write to this file (replaced atomically) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+fn status_parser() -> impl clap::builder::TypedValueParser<Value = Status> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Status::ALL.map(Status::as_str))
+        .try_map(|s| Status::parse(&s).ok_or_else(|| format!("unknown status {s:?}")))
 }
 
 fn main() -> ExitCode {
@@ -131,6 +202,19 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         Command::Issues {
             command: IssuesCommand::Show { slug },
         } => issues_show(&config, &slug, cli.json),
+        Command::Subscribers { command } => match command {
+            SubscribersCommand::Add {
+                email,
+                name,
+                confirmed,
+            } => subscribers_add(&config, &email, name.as_deref(), confirmed, cli.json),
+            SubscribersCommand::Remove { email } => subscribers_remove(&config, &email, cli.json),
+            SubscribersCommand::List { status } => subscribers_list(&config, status, cli.json),
+            SubscribersCommand::Import { file } => subscribers_import(&config, &file, cli.json),
+            SubscribersCommand::Export { out } => {
+                subscribers_export(&config, out.as_deref(), cli.json)
+            }
+        },
     }
 }
 
@@ -369,4 +453,292 @@ fn issues_show(config: &Config, slug: &str, json: bool) -> Result<ExitCode> {
         println!("    {}  ({})", meta.join(" · "), a.source.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Open the store, run `f` on it, close it.
+fn with_store<T>(config: &Config, f: impl AsyncFnOnce(&Store) -> Result<T>) -> Result<T> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let store = Store::open(&config.database.path).await?;
+        let out = f(&store).await;
+        store.close().await;
+        out
+    })
+}
+
+fn parse_email(input: &str) -> Result<SubscriberEmail> {
+    SubscriberEmail::parse(input)
+        .map_err(|e| anyhow::anyhow!("invalid address {:?}: {e}", input.trim()))
+}
+
+fn subscriber_json(s: &Subscriber) -> serde_json::Value {
+    serde_json::to_value(s).unwrap_or(serde_json::Value::Null)
+}
+
+fn named(s: &Subscriber) -> String {
+    match &s.name {
+        Some(n) => format!("{} ({n})", s.email),
+        None => s.email.to_string(),
+    }
+}
+
+fn subscribers_add(
+    config: &Config,
+    email: &str,
+    name: Option<&str>,
+    confirmed: bool,
+    json: bool,
+) -> Result<ExitCode> {
+    let email = parse_email(email)?;
+    let name = match name {
+        Some(n) => SubscriberName::parse(n)
+            .map_err(|e| anyhow::anyhow!("invalid name {:?}: {e}", n.trim()))?,
+        None => None,
+    };
+    let row = SubscriberRow {
+        email,
+        name,
+        status: if confirmed {
+            Status::Active
+        } else {
+            Status::Pending
+        },
+    };
+    let outcome = with_store(config, async |store| {
+        Ok(store.add_subscriber(&row, chrono::Utc::now()).await?)
+    })?;
+    let (added, s) = match &outcome {
+        AddOutcome::Added(s) => (true, s),
+        AddOutcome::AlreadyThere(s) => (false, s),
+    };
+    let confirm_url = (s.status == Status::Pending)
+        .then(|| config.publication.url(&format!("confirm/{}", s.token)));
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"added": added, "subscriber": subscriber_json(s), "confirm_url": confirm_url})
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !added {
+        println!(
+            "{} is already on the list ({} since {}); left as it is.",
+            named(s),
+            s.status,
+            s.created_at
+        );
+    } else if s.status == Status::Pending {
+        println!(
+            "Added {} as pending: they get no mail until they confirm with the link below.",
+            named(s)
+        );
+    } else {
+        println!(
+            "Added {} as active: they get every issue published from now on.",
+            named(s)
+        );
+    }
+    if let Some(url) = confirm_url {
+        println!("Confirmation link: {url}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn subscribers_remove(config: &Config, email: &str, json: bool) -> Result<ExitCode> {
+    let email = parse_email(email)?;
+    if !config.database.path.exists() {
+        bail!("{email} is not on the list (there are no subscribers yet)");
+    }
+    let outcome = with_store(config, async |store| {
+        Ok(store.remove_subscriber(&email, chrono::Utc::now()).await?)
+    })?;
+    let (removed, s) = match &outcome {
+        RemoveOutcome::Removed(s) => (true, s),
+        RemoveOutcome::AlreadyUnsubscribed(s) => (false, s),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"removed": removed, "subscriber": subscriber_json(s)})
+        );
+    } else if removed {
+        println!(
+            "Removed {}: unsubscribed, they get no more issues (the record and its delivery history are kept).",
+            named(s)
+        );
+    } else {
+        println!(
+            "{} was already unsubscribed (since {}); nothing changed.",
+            named(s),
+            s.unsubscribed_at.as_deref().unwrap_or("an earlier import")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn subscribers_list(config: &Config, status: Option<Status>, json: bool) -> Result<ExitCode> {
+    // Listing never creates the database.
+    let list = if config.database.path.exists() {
+        with_store(config, async |store| Ok(store.subscribers(status).await?))?
+    } else {
+        Vec::new()
+    };
+    if json {
+        let rows: Vec<_> = list.iter().map(subscriber_json).collect();
+        println!("{}", serde_json::Value::from(rows));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let which = status.map(|s| format!("{s} ")).unwrap_or_default();
+    if list.is_empty() {
+        println!("No {which}subscribers.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let w = list
+        .iter()
+        .map(|s| s.email.as_str().chars().count())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    println!("{:<12}  {:<20}  {:<w$}  NAME", "STATUS", "SINCE", "EMAIL");
+    for s in &list {
+        let since = match s.status {
+            Status::Active => s.confirmed_at.as_deref(),
+            Status::Unsubscribed => s.unsubscribed_at.as_deref(),
+            _ => None,
+        }
+        .unwrap_or(&s.created_at);
+        println!(
+            "{:<12}  {:<20}  {:<w$}  {}",
+            s.status.as_str(),
+            since,
+            s.email.as_str(),
+            s.name.as_ref().map_or("", |n| n.as_str())
+        );
+    }
+    let total = plural(
+        list.len(),
+        &format!("{which}subscriber"),
+        &format!("{which}subscribers"),
+    );
+    if status.is_some() {
+        println!("{total}.");
+    } else {
+        let by_status: Vec<String> = Status::ALL
+            .into_iter()
+            .map(|st| (st, list.iter().filter(|s| s.status == st).count()))
+            .filter(|(_, n)| *n > 0)
+            .map(|(st, n)| format!("{n} {st}"))
+            .collect();
+        println!("{total}: {}.", by_status.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn subscribers_import(config: &Config, file: &Path, json: bool) -> Result<ExitCode> {
+    let shown = file.display();
+    let input = std::fs::read(file).with_context(|| format!("cannot read {shown}"))?;
+    let parsed = match subscriber_csv::read(&input) {
+        Ok(p) => p,
+        Err(e) => bail!("{shown}:{}: {e}; nothing was imported", e.line()),
+    };
+    for w in &parsed.warnings {
+        eprintln!("{shown}:{}: warning: {}", w.line, w.reason);
+    }
+    for s in &parsed.skipped {
+        eprintln!("{shown}:{}: {}", s.line, s.reason);
+    }
+    let rows: Vec<SubscriberRow> = parsed.rows.into_iter().map(|(_, r)| r).collect();
+    let report = with_store(config, async |store| {
+        Ok(store.import_subscribers(&rows, chrono::Utc::now()).await?)
+    })?;
+    let skipped = parsed.skipped.len();
+    if json {
+        let notes = |v: &[subscriber_csv::LineNote]| -> Vec<serde_json::Value> {
+            v.iter()
+                .map(|n| serde_json::json!({"line": n.line, "reason": n.reason}))
+                .collect()
+        };
+        println!(
+            "{}",
+            serde_json::json!({"file": file, "imported": report.imported, "already_subscribed": report.already_subscribed,
+                "skipped": notes(&parsed.skipped), "warnings": notes(&parsed.warnings)})
+        );
+    } else {
+        println!(
+            "{shown}: imported {}, already subscribed {} (left as is), skipped {}{}.",
+            report.imported,
+            report.already_subscribed,
+            skipped,
+            if skipped > 0 { " (listed above)" } else { "" }
+        );
+    }
+    Ok(if skipped > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn subscribers_export(config: &Config, out: Option<&Path>, json: bool) -> Result<ExitCode> {
+    // Exporting never creates the database.
+    let rows = if config.database.path.exists() {
+        with_store(config, async |store| Ok(store.export_subscribers().await?))?
+    } else {
+        Vec::new()
+    };
+    let Some(path) = out else {
+        return match subscriber_csv::write(std::io::stdout().lock(), &rows) {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            // `gazette subscribers export | head` is fine.
+            Err(e) if matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe) => {
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => Err(e).context("cannot write the export to stdout"),
+        };
+    };
+    write_atomically(path, |w| {
+        subscriber_csv::write(w, &rows).map_err(std::io::Error::other)
+    })
+    .with_context(|| format!("cannot write {}", path.display()))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"out": path, "exported": rows.len()})
+        );
+    } else {
+        println!(
+            "Exported {} to {}.",
+            plural(rows.len(), "subscriber", "subscribers"),
+            path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Write a file through a temporary beside it and a rename, so a reader
+/// never sees half of it.
+fn write_atomically(
+    path: &Path,
+    fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("not a file name"))?;
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        fill(&mut w)?;
+        w.flush()?;
+        w.get_ref().sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }

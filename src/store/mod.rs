@@ -6,6 +6,7 @@
 mod deliveries;
 mod issues;
 mod lock;
+mod subscribers;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -20,6 +21,7 @@ pub use deliveries::{
 };
 pub use issues::{IssueRecord, RecordReport};
 pub use lock::{LockError, RunLock};
+pub use subscribers::{AddOutcome, ImportReport, RemoveOutcome, StatusCounts};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations");
 
@@ -39,6 +41,12 @@ pub enum StoreError {
     },
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
+    #[error("{who} is not on the list")]
+    UnknownSubscriber { who: String },
+    #[error("cannot get random bytes for a subscriber token: {0}")]
+    Random(getrandom::Error),
+    #[error("the database holds a bad value ({what}); was it edited by hand?")]
+    Corrupt { what: String },
 }
 
 /// A handle on the database; cheap to clone.

@@ -1,0 +1,669 @@
+//! Subscribers in the store: add, look up, list, remove, import, export.
+//!
+//! Rows are never deleted: removing a subscriber marks them `unsubscribed`,
+//! so the delivery ledger keeps its history. An address already on the list
+//! is never changed by `add` or `import`. Addresses are unique ignoring case
+//! (the `email_key` column holds the lowercased address).
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::issues::stamp;
+use super::{Store, StoreError};
+use crate::subscribers::{
+    Status, Subscriber, SubscriberEmail, SubscriberName, SubscriberRow, Token,
+};
+
+/// What `add_subscriber` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddOutcome {
+    Added(Subscriber),
+    /// The address (ignoring case) was already on the list; left as it is.
+    AlreadyThere(Subscriber),
+}
+
+/// What `remove_subscriber` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoveOutcome {
+    /// Now unsubscribed (the row is kept).
+    Removed(Subscriber),
+    /// Was unsubscribed already; nothing changed.
+    AlreadyUnsubscribed(Subscriber),
+}
+
+/// What one import did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ImportReport {
+    /// New subscribers.
+    pub imported: usize,
+    /// Addresses already on the list (or repeated in the rows), left as they were.
+    pub already_subscribed: usize,
+}
+
+/// Subscribers by status.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct StatusCounts {
+    pub pending: u64,
+    pub active: u64,
+    pub unsubscribed: u64,
+    pub bounced: u64,
+}
+
+impl StatusCounts {
+    pub fn get(&self, status: Status) -> u64 {
+        match status {
+            Status::Pending => self.pending,
+            Status::Active => self.active,
+            Status::Unsubscribed => self.unsubscribed,
+            Status::Bounced => self.bounced,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.pending + self.active + self.unsubscribed + self.bounced
+    }
+}
+
+/// The columns a [`Subscriber`] is read from, as a literal (sqlx takes only
+/// static SQL).
+macro_rules! columns {
+    () => {
+        "id, email, name, status, token, created_at, confirmed_at, unsubscribed_at"
+    };
+}
+
+macro_rules! insert {
+    () => {
+        "INSERT INTO subscribers (email, email_key, name, status, token, created_at, confirmed_at, unsubscribed_at, bounced_at, updated_at) "
+    };
+}
+
+/// Rows per multi-row INSERT in an import: 10 parameters each, well under
+/// SQLite's 32766.
+const IMPORT_CHUNK: usize = 1000;
+
+fn corrupt(id: i64, what: String) -> StoreError {
+    StoreError::Corrupt {
+        what: format!("subscriber {id}: {what}"),
+    }
+}
+
+fn subscriber(r: &SqliteRow) -> Result<Subscriber, StoreError> {
+    let id: i64 = r.try_get("id")?;
+    let email: String = r.try_get("email")?;
+    let name: Option<String> = r.try_get("name")?;
+    let status: String = r.try_get("status")?;
+    let token: String = r.try_get("token")?;
+    Ok(Subscriber {
+        id,
+        email: SubscriberEmail::parse(&email)
+            .map_err(|e| corrupt(id, format!("address {email:?} {e}")))?,
+        name: match name {
+            Some(n) => {
+                SubscriberName::parse(&n).map_err(|e| corrupt(id, format!("name {n:?} {e}")))?
+            }
+            None => None,
+        },
+        status: Status::parse(&status)
+            .ok_or_else(|| corrupt(id, format!("unknown status {status:?}")))?,
+        token: Token::parse(&token).map_err(|e| corrupt(id, format!("bad token: {e}")))?,
+        created_at: r.try_get("created_at")?,
+        confirmed_at: r.try_get("confirmed_at")?,
+        unsubscribed_at: r.try_get("unsubscribed_at")?,
+    })
+}
+
+/// The time columns a new row in `status` starts with:
+/// (confirmed_at, unsubscribed_at, bounced_at).
+fn initial_times(status: Status, now: &str) -> [Option<String>; 3] {
+    let at = |s: Status| (status == s).then(|| now.to_string());
+    [
+        at(Status::Active),
+        at(Status::Unsubscribed),
+        at(Status::Bounced),
+    ]
+}
+
+impl Store {
+    /// Add one subscriber with a fresh token. An address already on the list
+    /// (ignoring case) is returned as it is, unchanged.
+    pub async fn add_subscriber(
+        &self,
+        row: &SubscriberRow,
+        now: DateTime<Utc>,
+    ) -> Result<AddOutcome, StoreError> {
+        let now = stamp(now);
+        let token = Token::generate().map_err(StoreError::Random)?;
+        let [confirmed, unsubscribed, bounced] = initial_times(row.status, &now);
+        let sql = concat!(
+            insert!(),
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $6) ON CONFLICT (email_key) DO NOTHING RETURNING ",
+            columns!()
+        );
+        let inserted = sqlx::query(sql)
+            .bind(row.email.as_str())
+            .bind(row.email.key())
+            .bind(row.name.as_ref().map(|n| n.as_str()))
+            .bind(row.status.as_str())
+            .bind(token.as_str())
+            .bind(&now)
+            .bind(confirmed)
+            .bind(unsubscribed)
+            .bind(bounced)
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(r) = inserted {
+            return Ok(AddOutcome::Added(subscriber(&r)?));
+        }
+        match self.subscriber_by_email(&row.email).await? {
+            Some(s) => Ok(AddOutcome::AlreadyThere(s)),
+            None => Err(StoreError::UnknownSubscriber {
+                who: row.email.to_string(),
+            }),
+        }
+    }
+
+    /// The subscriber with this address, ignoring case.
+    pub async fn subscriber_by_email(
+        &self,
+        email: &SubscriberEmail,
+    ) -> Result<Option<Subscriber>, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            columns!(),
+            " FROM subscribers WHERE email_key = $1"
+        );
+        let row = sqlx::query(sql)
+            .bind(email.key())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(subscriber).transpose()
+    }
+
+    /// The subscriber a confirm/unsubscribe/preferences link belongs to.
+    pub async fn subscriber_by_token(
+        &self,
+        token: &Token,
+    ) -> Result<Option<Subscriber>, StoreError> {
+        let sql = concat!("SELECT ", columns!(), " FROM subscribers WHERE token = $1");
+        let row = sqlx::query(sql)
+            .bind(token.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(subscriber).transpose()
+    }
+
+    /// Every subscriber, or those with one status, in sign-up order.
+    pub async fn subscribers(&self, status: Option<Status>) -> Result<Vec<Subscriber>, StoreError> {
+        let rows = match status {
+            Some(st) => {
+                let sql = concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM subscribers WHERE status = $1 ORDER BY created_at, id"
+                );
+                sqlx::query(sql)
+                    .bind(st.as_str())
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                let sql = concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM subscribers ORDER BY created_at, id"
+                );
+                sqlx::query(sql).fetch_all(&self.pool).await?
+            }
+        };
+        rows.iter().map(subscriber).collect()
+    }
+
+    /// Unsubscribe an address (ignoring case). The row stays, so deliveries
+    /// keep their history. An address not on the list is
+    /// [`StoreError::UnknownSubscriber`].
+    pub async fn remove_subscriber(
+        &self,
+        email: &SubscriberEmail,
+        now: DateTime<Utc>,
+    ) -> Result<RemoveOutcome, StoreError> {
+        let Some(s) = self.subscriber_by_email(email).await? else {
+            return Err(StoreError::UnknownSubscriber {
+                who: email.to_string(),
+            });
+        };
+        if s.status == Status::Unsubscribed {
+            return Ok(RemoveOutcome::AlreadyUnsubscribed(s));
+        }
+        let s = self
+            .set_subscriber_status(s.id, Status::Unsubscribed, now)
+            .await?;
+        Ok(RemoveOutcome::Removed(s))
+    }
+
+    /// Move a subscriber to `status`, keeping the times right: becoming
+    /// active sets `confirmed_at` (once), unsubscribing sets
+    /// `unsubscribed_at`, bouncing sets `bounced_at`, and becoming pending or
+    /// active again clears `unsubscribed_at`. Setting the status a subscriber
+    /// already has changes nothing.
+    pub async fn set_subscriber_status(
+        &self,
+        id: i64,
+        status: Status,
+        now: DateTime<Utc>,
+    ) -> Result<Subscriber, StoreError> {
+        let sql = concat!(
+            "UPDATE subscribers SET
+                confirmed_at = CASE WHEN $1 = 'active' THEN COALESCE(confirmed_at, $2) ELSE confirmed_at END,
+                unsubscribed_at = CASE
+                    WHEN status = $1 THEN unsubscribed_at
+                    WHEN $1 = 'unsubscribed' THEN $2
+                    WHEN $1 IN ('pending', 'active') THEN NULL
+                    ELSE unsubscribed_at END,
+                bounced_at = CASE WHEN $1 = 'bounced' AND status <> $1 THEN $2 ELSE bounced_at END,
+                updated_at = CASE WHEN status = $1 THEN updated_at ELSE $2 END,
+                status = $1
+             WHERE id = $3
+             RETURNING ",
+            columns!()
+        );
+        let row = sqlx::query(sql)
+            .bind(status.as_str())
+            .bind(stamp(now))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(r) => subscriber(&r),
+            None => Err(StoreError::UnknownSubscriber {
+                who: format!("subscriber {id}"),
+            }),
+        }
+    }
+
+    /// How many subscribers have each status.
+    pub async fn subscriber_counts(&self) -> Result<StatusCounts, StoreError> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM subscribers GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut counts = StatusCounts::default();
+        for r in rows {
+            let status: String = r.try_get("status")?;
+            let n: i64 = r.try_get("n")?;
+            let n = u64::try_from(n).unwrap_or(0);
+            match Status::parse(&status) {
+                Some(Status::Pending) => counts.pending = n,
+                Some(Status::Active) => counts.active = n,
+                Some(Status::Unsubscribed) => counts.unsubscribed = n,
+                Some(Status::Bounced) => counts.bounced = n,
+                None => {
+                    return Err(StoreError::Corrupt {
+                        what: format!("unknown subscriber status {status:?}"),
+                    });
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Add many subscribers in one transaction, each with a fresh token;
+    /// addresses already on the list (or repeated in `rows`) are left as they
+    /// are and counted. All or nothing: an error rolls every row back.
+    pub async fn import_subscribers(
+        &self,
+        rows: &[SubscriberRow],
+        now: DateTime<Utc>,
+    ) -> Result<ImportReport, StoreError> {
+        let now = stamp(now);
+        let mut report = ImportReport::default();
+        let mut tx = self.pool.begin().await?;
+        for chunk in rows.chunks(IMPORT_CHUNK) {
+            let tokens = chunk
+                .iter()
+                .map(|_| Token::generate())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::Random)?;
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(insert!());
+            qb.push_values(chunk.iter().zip(tokens), |mut b, (row, token)| {
+                let [confirmed, unsubscribed, bounced] = initial_times(row.status, &now);
+                b.push_bind(row.email.as_str().to_string())
+                    .push_bind(row.email.key())
+                    .push_bind(row.name.as_ref().map(|n| n.as_str().to_string()))
+                    .push_bind(row.status.as_str())
+                    .push_bind(token.as_str().to_string())
+                    .push_bind(now.clone())
+                    .push_bind(confirmed)
+                    .push_bind(unsubscribed)
+                    .push_bind(bounced)
+                    .push_bind(now.clone());
+            });
+            qb.push(" ON CONFLICT (email_key) DO NOTHING");
+            let done = qb.build().execute(&mut *tx).await?;
+            let added = usize::try_from(done.rows_affected()).unwrap_or(chunk.len());
+            report.imported += added;
+            report.already_subscribed += chunk.len().saturating_sub(added);
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    /// Every subscriber as a list row (address, name, status), in sign-up
+    /// order: what `subscribers export` writes.
+    pub async fn export_subscribers(&self) -> Result<Vec<SubscriberRow>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id, email, name, status FROM subscribers ORDER BY created_at, id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                let id: i64 = r.try_get("id")?;
+                let email: String = r.try_get("email")?;
+                let name: Option<String> = r.try_get("name")?;
+                let status: String = r.try_get("status")?;
+                Ok(SubscriberRow {
+                    email: SubscriberEmail::parse(&email)
+                        .map_err(|e| corrupt(id, format!("address {email:?} {e}")))?,
+                    name: match name {
+                        Some(n) => SubscriberName::parse(&n)
+                            .map_err(|e| corrupt(id, format!("name {n:?} {e}")))?,
+                        None => None,
+                    },
+                    status: Status::parse(&status)
+                        .ok_or_else(|| corrupt(id, format!("unknown status {status:?}")))?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(email: &str, name: &str, status: Status) -> SubscriberRow {
+        SubscriberRow {
+            email: SubscriberEmail::parse(email).unwrap(),
+            name: SubscriberName::parse(name).unwrap(),
+            status,
+        }
+    }
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("gazette.db")).await.unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn adding_twice_leaves_the_first_as_it_is_ignoring_case() {
+        let (_d, store) = store().await;
+        let now = t("2026-11-20T10:00:00Z");
+        let AddOutcome::Added(ann) = store
+            .add_subscriber(&row("Ann@Example.org", "Ann", Status::Pending), now)
+            .await
+            .unwrap()
+        else {
+            panic!("not added")
+        };
+        assert_eq!(ann.email.as_str(), "Ann@example.org");
+        assert_eq!(ann.status, Status::Pending);
+        assert_eq!(ann.created_at, "2026-11-20T10:00:00Z");
+        assert_eq!(ann.confirmed_at, None);
+
+        let again = store
+            .add_subscriber(
+                &row("ann@EXAMPLE.org", "Other", Status::Active),
+                t("2026-11-21T10:00:00Z"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(again, AddOutcome::AlreadyThere(ann.clone()));
+
+        let by_email = store
+            .subscriber_by_email(&SubscriberEmail::parse("ANN@example.ORG").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(by_email.as_ref(), Some(&ann));
+        let by_token = store.subscriber_by_token(&ann.token).await.unwrap();
+        assert_eq!(by_token.as_ref(), Some(&ann));
+        let stranger = Token::generate().unwrap();
+        assert_eq!(store.subscriber_by_token(&stranger).await.unwrap(), None);
+
+        let AddOutcome::Added(bob) = store
+            .add_subscriber(&row("bob@example.org", "", Status::Active), now)
+            .await
+            .unwrap()
+        else {
+            panic!("not added")
+        };
+        assert_eq!(bob.confirmed_at.as_deref(), Some("2026-11-20T10:00:00Z"));
+        assert_eq!(bob.name, None);
+        assert_ne!(bob.token, ann.token);
+    }
+
+    #[tokio::test]
+    async fn the_database_refuses_a_second_row_for_the_same_address() {
+        let (_d, store) = store().await;
+        let insert = "INSERT INTO subscribers (email, email_key, status, token, created_at, updated_at) VALUES ($1, $2, 'active', $3, 'x', 'x')";
+        for (email, ok) in [("a@example.org", true), ("A@example.org", false)] {
+            let r = sqlx::query(insert)
+                .bind(email)
+                .bind(email.to_lowercase())
+                .bind(Token::generate().unwrap().as_str())
+                .execute(store.pool())
+                .await;
+            assert_eq!(r.is_ok(), ok, "{email}");
+        }
+        let bad_status = sqlx::query("INSERT INTO subscribers (email, email_key, status, token, created_at, updated_at) VALUES ('b@example.org', 'b@example.org', 'gone', 't', 'x', 'x')")
+            .execute(store.pool())
+            .await;
+        assert!(bad_status.is_err(), "CHECK on status");
+    }
+
+    #[tokio::test]
+    async fn remove_keeps_the_row_and_unknown_addresses_are_an_error() {
+        let (_d, store) = store().await;
+        let now = t("2026-11-20T10:00:00Z");
+        store
+            .add_subscriber(&row("ann@example.org", "Ann", Status::Active), now)
+            .await
+            .unwrap();
+        let ann = SubscriberEmail::parse("ANN@example.org").unwrap();
+        let later = t("2026-12-01T08:00:00Z");
+        let RemoveOutcome::Removed(s) = store.remove_subscriber(&ann, later).await.unwrap() else {
+            panic!("not removed")
+        };
+        assert_eq!(s.status, Status::Unsubscribed);
+        assert_eq!(s.unsubscribed_at.as_deref(), Some("2026-12-01T08:00:00Z"));
+        assert_eq!(s.confirmed_at.as_deref(), Some("2026-11-20T10:00:00Z"));
+        let again = store
+            .remove_subscriber(&ann, t("2026-12-02T08:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(again, RemoveOutcome::AlreadyUnsubscribed(s.clone()));
+        assert_eq!(store.subscribers(None).await.unwrap(), vec![s]);
+
+        let nobody = SubscriberEmail::parse("nobody@example.org").unwrap();
+        let e = store.remove_subscriber(&nobody, later).await.unwrap_err();
+        assert!(matches!(e, StoreError::UnknownSubscriber { .. }), "{e}");
+        assert_eq!(e.to_string(), "nobody@example.org is not on the list");
+    }
+
+    #[tokio::test]
+    async fn status_changes_keep_the_times_right() {
+        let (_d, store) = store().await;
+        let AddOutcome::Added(s) = store
+            .add_subscriber(
+                &row("ann@example.org", "", Status::Pending),
+                t("2026-01-01T00:00:00Z"),
+            )
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        let s = store
+            .set_subscriber_status(s.id, Status::Active, t("2026-01-02T00:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(s.confirmed_at.as_deref(), Some("2026-01-02T00:00:00Z"));
+        let s = store
+            .set_subscriber_status(s.id, Status::Unsubscribed, t("2026-01-03T00:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(s.unsubscribed_at.as_deref(), Some("2026-01-03T00:00:00Z"));
+        let s = store
+            .set_subscriber_status(s.id, Status::Unsubscribed, t("2026-01-04T00:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(s.unsubscribed_at.as_deref(), Some("2026-01-03T00:00:00Z"));
+        let s = store
+            .set_subscriber_status(s.id, Status::Active, t("2026-01-05T00:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(s.unsubscribed_at, None);
+        assert_eq!(s.confirmed_at.as_deref(), Some("2026-01-02T00:00:00Z"));
+        let s = store
+            .set_subscriber_status(s.id, Status::Bounced, t("2026-01-06T00:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(s.status, Status::Bounced);
+        let (bounced_at,): (Option<String>,) =
+            sqlx::query_as("SELECT bounced_at FROM subscribers WHERE id = $1")
+                .bind(s.id)
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(bounced_at.as_deref(), Some("2026-01-06T00:00:00Z"));
+        let e = store
+            .set_subscriber_status(9999, Status::Active, t("2026-01-06T00:00:00Z"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::UnknownSubscriber { .. }));
+    }
+
+    #[tokio::test]
+    async fn import_counts_new_and_existing_and_lists_filter_by_status() {
+        let (_d, store) = store().await;
+        let now = t("2026-11-20T10:00:00Z");
+        store
+            .add_subscriber(&row("ann@example.org", "Ann", Status::Pending), now)
+            .await
+            .unwrap();
+        let rows = vec![
+            row("ANN@example.org", "Ann Active", Status::Active),
+            row("bob@example.org", "Bob", Status::Active),
+            row("cat@example.org", "", Status::Unsubscribed),
+            row("dan@example.org", "Dan", Status::Bounced),
+            row("BOB@example.org", "Bob twice", Status::Pending),
+        ];
+        let later = t("2026-11-21T10:00:00Z");
+        let report = store.import_subscribers(&rows, later).await.unwrap();
+        assert_eq!(
+            report,
+            ImportReport {
+                imported: 3,
+                already_subscribed: 2
+            }
+        );
+        let ann = store
+            .subscriber_by_email(&rows[0].email)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ann.status, Status::Pending, "left as it was");
+        assert_eq!(ann.name.unwrap().as_str(), "Ann");
+
+        let counts = store.subscriber_counts().await.unwrap();
+        assert_eq!(
+            counts,
+            StatusCounts {
+                pending: 1,
+                active: 1,
+                unsubscribed: 1,
+                bounced: 1
+            }
+        );
+        assert_eq!(counts.total(), 4);
+        let active: Vec<_> = store
+            .subscribers(Some(Status::Active))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.email.to_string())
+            .collect();
+        assert_eq!(active, vec!["bob@example.org"]);
+        let all: Vec<_> = store
+            .subscribers(None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.email.to_string())
+            .collect();
+        assert_eq!(
+            all,
+            vec![
+                "ann@example.org",
+                "bob@example.org",
+                "cat@example.org",
+                "dan@example.org"
+            ]
+        );
+        let cat = store
+            .subscriber_by_email(&rows[2].email)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(cat.unsubscribed_at.as_deref(), Some("2026-11-21T10:00:00Z"));
+        assert_eq!(cat.confirmed_at, None);
+    }
+
+    #[tokio::test]
+    async fn export_then_import_into_an_empty_store_gives_the_same_list() {
+        let (_d, store) = store().await;
+        let mut rows = vec![
+            row("zoe@example.net", "Zoë Álvarez", Status::Active),
+            row("Ann@example.org", "Lee, Ann \"Annie\"", Status::Pending),
+            row("old@example.org", "", Status::Unsubscribed),
+        ];
+        for i in 0..2500 {
+            rows.push(row(&format!("reader{i}@example.org"), "", Status::Active));
+        }
+        let report = store
+            .import_subscribers(&rows, t("2026-11-20T10:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(report.imported, rows.len());
+        let exported = store.export_subscribers().await.unwrap();
+        assert_eq!(exported, rows, "sign-up order is the import order");
+
+        let mut csv_bytes = Vec::new();
+        crate::subscribers::csv::write(&mut csv_bytes, &exported).unwrap();
+        let read = crate::subscribers::csv::read(&csv_bytes[..]).unwrap();
+        let back: Vec<SubscriberRow> = read.rows.into_iter().map(|(_, r)| r).collect();
+
+        let (_d2, fresh) = self::store().await;
+        fresh
+            .import_subscribers(&back, t("2026-12-01T10:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(fresh.export_subscribers().await.unwrap(), rows);
+        let tokens: std::collections::HashSet<_> = fresh
+            .subscribers(None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.token)
+            .collect();
+        assert_eq!(
+            tokens.len(),
+            rows.len(),
+            "every subscriber has their own token"
+        );
+    }
+}

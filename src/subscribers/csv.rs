@@ -1,0 +1,526 @@
+//! The subscriber CSV file: what `gazette subscribers import` reads and
+//! `export` writes.
+//!
+//! Reading:
+//! - UTF-8 with or without a BOM, CRLF or LF line ends, RFC 4180 quoting
+//!   (commas, quotes and line breaks inside quoted fields).
+//! - The first row is the header. It must have an `email` column; `name` and
+//!   `status` are optional. Header names are matched ignoring case and
+//!   surrounding blanks, in any order. Other columns are ignored, with one
+//!   warning naming them (so exports of other tools import as they are).
+//! - A row may have fewer fields than the header (the missing ones are empty),
+//!   not more (that is usually an unquoted comma in a name). Rows whose fields
+//!   are all blank are ignored like blank lines.
+//! - Each bad row is skipped with its line (the header is line 1; a quoted
+//!   line break counts, so lines match an editor's) and every reason: invalid
+//!   address, control characters in address or name, bad status, or a
+//!   duplicate (ignoring case) of an earlier good row.
+//! - `status` defaults to `active`: an admin importing a list imports people
+//!   who already subscribed.
+//! - Bytes that are not UTF-8 stop the whole import with the line they are on:
+//!   a file in another encoding would otherwise be imported garbled.
+//!
+//! Writing: header `email,name,status`, quoted where needed, LF line ends, in
+//! the order given. Reading what was written gives the same rows back.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use super::{Status, SubscriberEmail, SubscriberName, SubscriberRow};
+
+/// What reading a CSV file gave: good rows (with their line), skipped rows
+/// and warnings.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CsvImport {
+    pub rows: Vec<(u64, SubscriberRow)>,
+    pub skipped: Vec<LineNote>,
+    pub warnings: Vec<LineNote>,
+}
+
+/// A line of the file and what is wrong with it. Shown as `FILE:LINE: reason`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineNote {
+    pub line: u64,
+    pub reason: String,
+}
+
+/// Problems that stop the whole import. `line()` tells where; the message
+/// does not repeat it, so callers can print `FILE:LINE: message`.
+#[derive(Debug, thiserror::Error)]
+pub enum CsvError {
+    #[error("the file is empty; the first line must be a header with an `email` column")]
+    Empty,
+    #[error(
+        "the header has no `email` column (found: {}); the first line must name the columns, e.g. `email,name,status`",
+        .found.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>().join(", ")
+    )]
+    NoEmailColumn { found: Vec<String> },
+    #[error("the header names the column `{name}` twice")]
+    DuplicateColumn { name: String },
+    #[error(
+        "byte 0x{byte:02X} is not UTF-8; save the file as UTF-8 (it may be Latin-1 or Windows-1252) and import it again"
+    )]
+    NotUtf8 { line: u64, byte: u8 },
+    #[error("cannot read the file: {message}")]
+    Read { line: u64, message: String },
+}
+
+impl CsvError {
+    pub fn line(&self) -> u64 {
+        match self {
+            CsvError::Empty | CsvError::NoEmailColumn { .. } | CsvError::DuplicateColumn { .. } => {
+                1
+            }
+            CsvError::NotUtf8 { line, .. } | CsvError::Read { line, .. } => *line,
+        }
+    }
+}
+
+fn read_error(e: csv::Error) -> CsvError {
+    CsvError::Read {
+        line: e.position().map_or(1, |p| p.line()),
+        message: e.to_string(),
+    }
+}
+
+/// Decode one record as UTF-8, or say on which line the first bad byte is.
+fn decode(record: &csv::ByteRecord, first_line: u64) -> Result<Vec<&str>, CsvError> {
+    let mut line = first_line;
+    let mut fields = Vec::with_capacity(record.len());
+    for field in record.iter() {
+        match std::str::from_utf8(field) {
+            Ok(s) => {
+                line += s.bytes().filter(|&b| b == b'\n').count() as u64;
+                fields.push(s);
+            }
+            Err(e) => {
+                let good = &field[..e.valid_up_to()];
+                line += good.iter().filter(|&&b| b == b'\n').count() as u64;
+                let byte = field.get(e.valid_up_to()).copied().unwrap_or(0);
+                return Err(CsvError::NotUtf8 { line, byte });
+            }
+        }
+    }
+    Ok(fields)
+}
+
+struct Columns {
+    email: usize,
+    name: Option<usize>,
+    status: Option<usize>,
+    count: usize,
+}
+
+fn columns(header: &[&str]) -> Result<(Columns, Vec<String>), CsvError> {
+    let mut email = None;
+    let mut name = None;
+    let mut status = None;
+    let mut unknown = Vec::new();
+    for (i, raw) in header.iter().enumerate() {
+        let h = raw.trim_start_matches('\u{feff}').trim();
+        let slot = match h.to_ascii_lowercase().as_str() {
+            "email" => &mut email,
+            "name" => &mut name,
+            "status" => &mut status,
+            _ => {
+                unknown.push(h.to_string());
+                continue;
+            }
+        };
+        if slot.replace(i).is_some() {
+            return Err(CsvError::DuplicateColumn {
+                name: h.to_ascii_lowercase(),
+            });
+        }
+    }
+    let email = email.ok_or_else(|| CsvError::NoEmailColumn {
+        found: header
+            .iter()
+            .map(|h| h.trim_start_matches('\u{feff}').trim().to_string())
+            .collect(),
+    })?;
+    Ok((
+        Columns {
+            email,
+            name,
+            status,
+            count: header.len(),
+        },
+        unknown,
+    ))
+}
+
+const STATUS_CHOICES: &str = "pending, active, unsubscribed or bounced";
+
+/// Counts lines up to where each record starts. (The csv crate's own
+/// positions point just past the previous record's terminator, before any
+/// blank lines or the LF of a CRLF, so its line numbers drift.)
+struct Lines<'a> {
+    data: &'a [u8],
+    offset: usize,
+    line: u64,
+}
+
+impl Lines<'_> {
+    /// The line of the record the reader just returned.
+    fn of(&mut self, record: &csv::ByteRecord) -> u64 {
+        let mut start = record
+            .position()
+            .map_or(self.offset, |p| {
+                usize::try_from(p.byte()).unwrap_or(self.offset)
+            })
+            .clamp(self.offset, self.data.len());
+        while matches!(self.data.get(start), Some(b'\r' | b'\n')) {
+            start += 1;
+        }
+        let newlines = self.data[self.offset..start]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        self.line += newlines as u64;
+        self.offset = start;
+        self.line
+    }
+}
+
+/// Read a subscriber CSV. Bad rows are collected in `skipped`; only a file
+/// that cannot be read as a whole (no header, not UTF-8) is an error.
+pub fn read(data: &[u8]) -> Result<CsvImport, CsvError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(data);
+    let mut lines = Lines {
+        data,
+        offset: 0,
+        line: 1,
+    };
+    let mut out = CsvImport::default();
+    let mut record = csv::ByteRecord::new();
+    if !reader.read_byte_record(&mut record).map_err(read_error)? {
+        return Err(CsvError::Empty);
+    }
+    let header_line = lines.of(&record);
+    let header = decode(&record, header_line)?;
+    let (cols, unknown) = columns(&header)?;
+    if !unknown.is_empty() {
+        let names: Vec<String> = unknown.iter().map(|u| format!("{u:?}")).collect();
+        out.warnings.push(LineNote {
+            line: header_line,
+            reason: format!(
+                "ignoring {} gazette does not use: {}",
+                if unknown.len() == 1 {
+                    "a column"
+                } else {
+                    "columns"
+                },
+                names.join(", ")
+            ),
+        });
+    }
+
+    // Lowercased address -> line of the first good row that had it.
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    while reader.read_byte_record(&mut record).map_err(read_error)? {
+        let line = lines.of(&record);
+        let fields = decode(&record, line)?;
+        if fields.iter().all(|f| f.trim().is_empty()) {
+            continue;
+        }
+        if fields.len() > cols.count {
+            out.skipped.push(LineNote {
+                line,
+                reason: format!(
+                    "{} fields where the header has {} (put a value that contains a comma in double quotes)",
+                    fields.len(),
+                    cols.count
+                ),
+            });
+            continue;
+        }
+        let get = |i: Option<usize>| i.and_then(|i| fields.get(i)).copied().unwrap_or("");
+
+        let mut reasons = Vec::new();
+        let raw_email = get(Some(cols.email));
+        let email = if raw_email.trim().is_empty() {
+            reasons.push("no address".to_string());
+            None
+        } else {
+            match SubscriberEmail::parse(raw_email) {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    reasons.push(format!("invalid address {:?}: {e}", raw_email.trim()));
+                    None
+                }
+            }
+        };
+        let raw_name = get(cols.name);
+        let name = match SubscriberName::parse(raw_name) {
+            Ok(n) => n,
+            Err(e) => {
+                reasons.push(format!("invalid name {:?}: {e}", raw_name.trim()));
+                None
+            }
+        };
+        let raw_status = get(cols.status);
+        let status = if raw_status.trim().is_empty() {
+            Status::Active
+        } else {
+            match Status::parse(raw_status) {
+                Some(s) => s,
+                None => {
+                    reasons.push(format!(
+                        "bad status {:?} (expected {STATUS_CHOICES})",
+                        raw_status.trim()
+                    ));
+                    Status::Active
+                }
+            }
+        };
+        let Some(email) = email else {
+            out.skipped.push(LineNote {
+                line,
+                reason: reasons.join("; "),
+            });
+            continue;
+        };
+        let key = email.key();
+        if let Some(first) = seen.get(&key) {
+            reasons.push(format!("duplicate of line {first} ({email})"));
+        }
+        if !reasons.is_empty() {
+            out.skipped.push(LineNote {
+                line,
+                reason: reasons.join("; "),
+            });
+            continue;
+        }
+        seen.insert(key, line);
+        out.rows.push((
+            line,
+            SubscriberRow {
+                email,
+                name,
+                status,
+            },
+        ));
+    }
+    Ok(out)
+}
+
+/// Write rows as CSV with the header `email,name,status`.
+pub fn write<'a, W: Write>(
+    output: W,
+    rows: impl IntoIterator<Item = &'a SubscriberRow>,
+) -> Result<(), csv::Error> {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(output);
+    w.write_record(["email", "name", "status"])?;
+    for r in rows {
+        w.write_record([
+            r.email.as_str(),
+            r.name.as_ref().map_or("", |n| n.as_str()),
+            r.status.as_str(),
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notes(v: &[LineNote]) -> Vec<String> {
+        v.iter()
+            .map(|n| format!("{}: {}", n.line, n.reason))
+            .collect()
+    }
+
+    fn emails(i: &CsvImport) -> Vec<(u64, &str)> {
+        i.rows.iter().map(|(l, r)| (*l, r.email.as_str())).collect()
+    }
+
+    #[test]
+    fn reads_bom_crlf_quotes_and_any_header_order() {
+        let text = "\u{feff}Status , NAME,Email\r\n\
+                    pending,\"Lee, Ann \"\"Annie\"\"\",ann@example.org\r\n\
+                    ,Zoë Álvarez,zoe@Example.NET\r\n\
+                    \r\n\
+                    bounced,,old@example.org\r\n";
+        let got = read(text.as_bytes()).unwrap();
+        assert_eq!(got.skipped, vec![]);
+        assert_eq!(got.warnings, vec![]);
+        assert_eq!(
+            emails(&got),
+            vec![
+                (2, "ann@example.org"),
+                (3, "zoe@example.net"),
+                (5, "old@example.org")
+            ]
+        );
+        let r = &got.rows[0].1;
+        assert_eq!(
+            r.name.as_ref().map(|n| n.as_str()),
+            Some("Lee, Ann \"Annie\"")
+        );
+        assert_eq!(r.status, Status::Pending);
+        assert_eq!(got.rows[1].1.status, Status::Active, "default status");
+        assert_eq!(got.rows[2].1.name, None);
+        assert_eq!(got.rows[2].1.status, Status::Bounced);
+    }
+
+    #[test]
+    fn line_numbers_count_blank_lines_crlf_and_quoted_line_breaks() {
+        let text = "\r\n\
+                    email,name\r\n\
+                    \r\n\
+                    ann@example.org,\"Ann\r\nLee\"\r\n\
+                    \"bad\r\naddress\",x\r\n\
+                    \r\n\
+                    \r\n\
+                    bob@example.org,Bob\n\
+                    \n\
+                    also bad\n\
+                    cat@example.org";
+        let got = read(text.as_bytes()).unwrap();
+        assert_eq!(
+            notes(&got.skipped),
+            vec![
+                "4: invalid name \"Ann\\r\\nLee\": contains a line break",
+                "6: invalid address \"bad\\r\\naddress\": contains a line break",
+                "12: invalid address \"also bad\": contains whitespace",
+            ]
+        );
+        assert_eq!(
+            emails(&got),
+            vec![(10, "bob@example.org"), (13, "cat@example.org")]
+        );
+    }
+
+    #[test]
+    fn only_an_email_column_is_needed_and_lf_works() {
+        let got = read("email\nann@example.org\nbob@example.org".as_bytes()).unwrap();
+        assert_eq!(
+            emails(&got),
+            vec![(2, "ann@example.org"), (3, "bob@example.org")]
+        );
+    }
+
+    #[test]
+    fn bad_rows_are_skipped_with_their_line_and_reason() {
+        let text = "email,name,status\n\
+                    ann@example.org,Ann,active\n\
+                    not-an-address,Bob,active\n\
+                    \"multi\nline\",Quoted,active\n\
+                    cat@example.org,\"Cat\nBcc: x@example.org\",active\n\
+                    dan@example.org,Dan,deleted\n\
+                    ANN@Example.org,Ann again,active\n\
+                    eve@example.org,\"Eve\", active ,extra\n\
+                    fay@example.org\n\
+                    ,,\n\
+                    ,No Address,active\n\
+                    gus@example,Gus,maybe\n";
+        let got = read(text.as_bytes()).unwrap();
+        assert_eq!(
+            notes(&got.skipped),
+            vec![
+                "3: invalid address \"not-an-address\": missing @",
+                "4: invalid address \"multi\\nline\": contains a line break",
+                "6: invalid name \"Cat\\nBcc: x@example.org\": contains a line break",
+                "8: bad status \"deleted\" (expected pending, active, unsubscribed or bounced)",
+                "9: duplicate of line 2 (ANN@example.org)",
+                "10: 4 fields where the header has 3 (put a value that contains a comma in double quotes)",
+                "13: no address",
+                "14: invalid address \"gus@example\": the domain \"example\" has no dot; bad status \"maybe\" (expected pending, active, unsubscribed or bounced)",
+            ]
+        );
+        assert_eq!(
+            emails(&got),
+            vec![(2, "ann@example.org"), (11, "fay@example.org")]
+        );
+    }
+
+    #[test]
+    fn duplicates_ignore_case_and_name_the_first_line() {
+        let text = "email\nZoë@Example.org\nbob@example.org\nzoË@example.ORG\nBOB@EXAMPLE.ORG\n";
+        let got = read(text.as_bytes()).unwrap();
+        assert_eq!(
+            notes(&got.skipped),
+            vec![
+                "4: duplicate of line 2 (zoË@example.org)",
+                "5: duplicate of line 3 (BOB@example.org)"
+            ]
+        );
+        assert_eq!(got.rows.len(), 2);
+    }
+
+    #[test]
+    fn a_missing_email_column_stops_the_import() {
+        let e = read("mail,name\nann@example.org,Ann\n".as_bytes()).unwrap_err();
+        assert_eq!(e.line(), 1);
+        assert!(
+            e.to_string()
+                .contains("no `email` column (found: \"mail\", \"name\")"),
+            "{e}"
+        );
+        let e = read("".as_bytes()).unwrap_err();
+        assert!(matches!(e, CsvError::Empty), "{e}");
+        let e = read("email,EMAIL\n".as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("`email` twice"), "{e}");
+    }
+
+    #[test]
+    fn unknown_columns_are_ignored_with_a_warning() {
+        let got = read("email,phone,name,city\nann@example.org,555,Ann,Oslo\n".as_bytes()).unwrap();
+        assert_eq!(
+            notes(&got.warnings),
+            vec!["1: ignoring columns gazette does not use: \"phone\", \"city\""]
+        );
+        assert_eq!(got.rows[0].1.name.as_ref().unwrap().as_str(), "Ann");
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_stop_the_import_naming_the_line() {
+        let mut text = b"email,name\nann@example.org,Ann\n\"bob@example.org\",\"B\nJos".to_vec();
+        text.push(0xE9); // é in Latin-1
+        text.extend_from_slice(b"\"\n");
+        let e = read(&text[..]).unwrap_err();
+        assert_eq!(e.line(), 4, "{e:?}");
+        assert!(e.to_string().contains("0xE9 is not UTF-8"), "{e}");
+
+        let e = read(&b"em\xffail\n"[..]).unwrap_err();
+        assert_eq!(e.line(), 1);
+    }
+
+    #[test]
+    fn written_rows_read_back_the_same() {
+        let rows: Vec<SubscriberRow> = [
+            ("ann@example.org", "Lee, Ann \"Annie\"", Status::Active),
+            ("zoe@example.net", "Zoë Álvarez", Status::Pending),
+            ("old@example.org", "", Status::Unsubscribed),
+            ("dead@example.org", "=cmd|' /C calc'!A0", Status::Bounced),
+        ]
+        .into_iter()
+        .map(|(e, n, s)| SubscriberRow {
+            email: SubscriberEmail::parse(e).unwrap(),
+            name: SubscriberName::parse(n).unwrap(),
+            status: s,
+        })
+        .collect();
+        let mut out = Vec::new();
+        write(&mut out, &rows).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with(
+                "email,name,status\nann@example.org,\"Lee, Ann \"\"Annie\"\"\",active\n"
+            ),
+            "{text}"
+        );
+        let back = read(text.as_bytes()).unwrap();
+        assert_eq!(back.skipped, vec![]);
+        let back: Vec<SubscriberRow> = back.rows.into_iter().map(|(_, r)| r).collect();
+        assert_eq!(back, rows);
+    }
+}
