@@ -7,5 +7,6 @@ pub mod config;
 pub mod content;
 pub mod cycle;
 pub mod feeds;
+pub mod mail;
 pub mod store;
 pub mod subscribers;
