@@ -18,13 +18,13 @@ use chrono::{DateTime, Utc};
 use lettre::Address;
 use lettre::Message;
 use lettre::message::dkim::DkimConfig;
-use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 
 use crate::config::Config;
 
 use super::dkim::signing_config;
-use super::render::{Parts, Recipient, RenderError};
+use super::render::{Recipient, RenderError};
 
 /// A finished message for one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +37,13 @@ pub struct Outgoing {
     pub to: String,
     /// The whole message, CRLF line endings.
     pub bytes: Vec<u8>,
+}
+
+/// The two bodies of a message, already quoted-printable encoded (CRLF, no
+/// line over 76 characters, ASCII only).
+pub(crate) struct EncodedParts {
+    pub html: String,
+    pub text: String,
 }
 
 /// What every message of a publication shares: From, Reply-To, List-Id, DKIM.
@@ -132,7 +139,7 @@ pub(crate) fn build_message(
     r: &Recipient<'_>,
     name: Option<&str>,
     unsubscribe_url: &str,
-    parts: Parts,
+    parts: EncodedParts,
 ) -> Result<Outgoing, RenderError> {
     let bad = |message: String| RenderError::Recipient {
         email: r.email.to_string(),
@@ -180,8 +187,8 @@ pub(crate) fn build_message(
     let mut msg = b
         .multipart(
             MultiPart::alternative()
-                .singlepart(SinglePart::plain(parts.text))
-                .singlepart(SinglePart::html(parts.html)),
+                .singlepart(qp_part(ContentType::TEXT_PLAIN, parts.text))
+                .singlepart(qp_part(ContentType::TEXT_HTML, parts.html)),
         )
         .map_err(|e| RenderError::Message {
             to: to.clone(),
@@ -196,6 +203,17 @@ pub(crate) fn build_message(
         to,
         bytes: msg.formatted(),
     })
+}
+
+/// A part whose body was encoded by [`super::qp`]: lettre would otherwise
+/// encode the whole body again for every recipient.
+fn qp_part(content_type: ContentType, encoded: String) -> SinglePart {
+    SinglePart::builder()
+        .header(content_type)
+        .body(Body::dangerous_pre_encoded(
+            encoded.into_bytes(),
+            ContentTransferEncoding::QuotedPrintable,
+        ))
 }
 
 /// `The Harbour Ledger` -> `the-harbour-ledger` (ASCII letters and digits).

@@ -8,6 +8,7 @@
 
 pub mod dkim;
 pub mod message;
+mod qp;
 pub mod render;
 
 pub use message::{Outgoing, Sender};

@@ -24,7 +24,8 @@ use minijinja::{Environment, UndefinedBehavior, Value, context};
 use crate::config::{Config, DigestBody, Publication};
 use crate::content::{Article, ContentHash, Issue, SourceFormat};
 
-use super::message::{Outgoing, Sender, build_message};
+use super::message::{EncodedParts, Outgoing, Sender, build_message};
+use super::qp;
 
 /// The editable defaults, compiled in. A file of the same name in the
 /// `templates/` folder beside config.toml replaces one.
@@ -329,10 +330,13 @@ impl Renderer {
         let inliner = css_inline::CSSInliner::options()
             .load_remote_stylesheets(false)
             .build();
-        let html = inliner.inline(&html).map_err(|e| RenderError::Css {
-            template: self.sources.describe("digest.html"),
-            message: e.to_string(),
-        })?;
+        let html = inliner
+            .inline(&html)
+            .map_err(|e| RenderError::Css {
+                template: self.sources.describe("digest.html"),
+                message: e.to_string(),
+            })?
+            .replace("\r\n", "\n");
         let text = tidy_text(&self.render("digest.txt", &ctx)?);
         let html = slots
             .split(&html)
@@ -340,7 +344,12 @@ impl Renderer {
         let text = slots
             .split(&text)
             .map_err(|m| self.slot_error("digest.txt", m))?;
-        Ok(Variant { html, text })
+        Ok(Variant {
+            html_qp: encode_pieces(&html),
+            text_qp: encode_pieces(&text),
+            html,
+            text,
+        })
     }
 
     fn slot_error(&self, name: &str, message: String) -> RenderError {
@@ -644,11 +653,28 @@ fn find_ascii_ci(hay: &str, needle: &str) -> Option<usize> {
     None
 }
 
-/// One rendering of the digest, split at the slots.
+/// One rendering of the digest, split at the slots; the `_qp` pieces are the
+/// same, quoted-printable encoded once (see [`super::qp`]).
 #[derive(Debug, Clone)]
 struct Variant {
     html: Vec<Piece>,
     text: Vec<Piece>,
+    html_qp: Vec<Piece>,
+    text_qp: Vec<Piece>,
+}
+
+fn encode_pieces(pieces: &[Piece]) -> Vec<Piece> {
+    pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Text(t) => {
+                let mut enc = String::new();
+                qp::encode_piece(t, &mut enc);
+                Piece::Text(enc)
+            }
+            Piece::Slot(s) => Piece::Slot(*s),
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -736,13 +762,24 @@ impl Digest {
         })
     }
 
-    /// The complete message for one recipient.
+    /// The complete message for one recipient: the pre-encoded pieces with
+    /// the slot values encoded in between, then lettre for the headers.
     pub fn message(&self, r: &Recipient<'_>) -> Result<Outgoing, RenderError> {
         let sender = self
             .sender
             .as_ref()
             .map_err(|m| RenderError::Sender(m.clone()))?;
         let v = Values::new(self, r)?;
+        let variant = v.variant(self);
+        let mut scratch = String::new();
+        let html = fill(&variant.html_qp, |slot, out| {
+            scratch.clear();
+            escape_html_into(v.get(slot), &mut scratch);
+            qp::encode_piece(&scratch, out);
+        });
+        let text = fill(&variant.text_qp, |slot, out| {
+            qp::encode_piece(v.get(slot), out)
+        });
         build_message(
             sender,
             &self.issue_slug,
@@ -751,7 +788,10 @@ impl Digest {
             r,
             v.name.as_deref(),
             &v.unsubscribe,
-            self.parts(r)?,
+            EncodedParts {
+                html: qp::finish(html),
+                text: qp::finish(text),
+            },
         )
     }
 }
