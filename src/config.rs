@@ -122,6 +122,19 @@ pub struct MailConfig {
     pub retry_base: Duration,
     pub digest: DigestBody,
     pub smtp: SmtpConfig,
+    /// `[mail.dkim]`: sign every message when set.
+    pub dkim: Option<DkimSettings>,
+}
+
+/// `[mail.dkim]`: the key was read and checked at load.
+#[derive(Debug, Clone)]
+pub struct DkimSettings {
+    /// DNS selector: the public key is the TXT record `{selector}._domainkey.{domain}`.
+    pub selector: String,
+    /// The signing domain (`d=`); defaults to the domain of `mail.from`.
+    pub domain: String,
+    pub key_file: PathBuf,
+    pub key: crate::mail::dkim::DkimKey,
 }
 
 #[derive(Debug, Clone)]
@@ -185,6 +198,11 @@ raw_section!(RawSmtp {
     username: String,
     password_env: String
 });
+raw_section!(RawDkim {
+    selector: String,
+    domain: String,
+    key_file: String
+});
 raw_section!(RawHttp {
     listen: String,
     admin_token_env: String
@@ -206,6 +224,8 @@ pub struct RawMail {
     pub digest: Option<DigestBody>,
     #[serde(default)]
     pub smtp: RawSmtp,
+    #[serde(default)]
+    pub dkim: RawDkim,
 }
 
 impl RawMail {
@@ -227,6 +247,7 @@ impl RawMail {
             digest
         );
         self.smtp.merge(over.smtp);
+        self.dkim.merge(over.dkim);
     }
 }
 
@@ -330,6 +351,7 @@ const SECTIONS: &[&str] = &[
     "database",
     "schedule",
     "mail.smtp",
+    "mail.dkim",
     "mail",
     "http",
 ];
@@ -585,6 +607,8 @@ impl Config {
             }
         }
 
+        let dkim = dkim_settings(m.dkim, m.from.as_deref(), &root, &mut bad);
+
         let listen_s = raw.http.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
         let listen = match listen_s.parse::<SocketAddr>() {
             Ok(a) => a,
@@ -643,6 +667,7 @@ impl Config {
                     username: s.username,
                     password_env: s.password_env,
                 },
+                dkim,
             },
             http: HttpConfig {
                 listen,
@@ -806,6 +831,110 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         _ => return Err(format!("{s:?}: unknown unit {unit:?}; use d, h, m, s or w")),
     };
     Ok(Duration::from_secs(n.saturating_mul(secs)))
+}
+
+/// `[mail.dkim]`: all or nothing; the key file is read and parsed now so that
+/// a bad key is reported by `gazette check`, not by the first send.
+fn dkim_settings(
+    d: RawDkim,
+    from: Option<&str>,
+    root: &Path,
+    bad: &mut impl FnMut(&str, String),
+) -> Option<DkimSettings> {
+    if d.selector.is_none() && d.domain.is_none() && d.key_file.is_none() {
+        return None;
+    }
+    let selector = match d.selector {
+        Some(s) if is_dns_name(&s) => Some(s),
+        Some(s) => {
+            bad(
+                "mail.dkim.selector",
+                format!("{s:?} is not a DNS label such as \"mail2026\""),
+            );
+            None
+        }
+        None => {
+            bad(
+                "mail.dkim.selector",
+                "missing (required when [mail.dkim] is set)".into(),
+            );
+            None
+        }
+    };
+    let from_domain = from.and_then(mailbox_domain);
+    let domain = match d.domain.or(from_domain) {
+        Some(s) if is_dns_name(&s) && s.contains('.') => Some(s.to_ascii_lowercase()),
+        Some(s) => {
+            bad(
+                "mail.dkim.domain",
+                format!("{s:?} is not a domain such as \"example.org\""),
+            );
+            None
+        }
+        None => {
+            bad(
+                "mail.dkim.domain",
+                "missing (required when [mail.dkim] is set and mail.from is not)".into(),
+            );
+            None
+        }
+    };
+    let key = match d.key_file {
+        None => {
+            bad(
+                "mail.dkim.key_file",
+                "missing (required when [mail.dkim] is set)".into(),
+            );
+            None
+        }
+        Some(f) => {
+            let path = root.join(f);
+            match std::fs::read_to_string(&path) {
+                Err(e) => {
+                    bad(
+                        "mail.dkim.key_file",
+                        format!("cannot read {}: {e}", path.display()),
+                    );
+                    None
+                }
+                Ok(text) => match crate::mail::dkim::parse_key(&text) {
+                    Ok(key) => Some((path, key)),
+                    Err(e) => {
+                        bad("mail.dkim.key_file", format!("{}: {e}", path.display()));
+                        None
+                    }
+                },
+            }
+        }
+    };
+    let (selector, domain, (key_file, key)) = (selector?, domain?, key?);
+    Some(DkimSettings {
+        selector,
+        domain,
+        key_file,
+        key,
+    })
+}
+
+/// The domain of `Name <local@domain>` or `local@domain`.
+fn mailbox_domain(s: &str) -> Option<String> {
+    let addr = match (s.rfind('<'), s.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &s[a + 1..b],
+        _ => s.trim(),
+    };
+    addr.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase())
+}
+
+fn is_dns_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
 }
 
 fn looks_like_mailbox(s: &str) -> bool {
@@ -1052,6 +1181,80 @@ mod tests {
         assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7 * 86400));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("3y").is_err());
+    }
+
+    fn dkim_site(dkim: &str) -> (tempfile::TempDir, Result<Config, ConfigError>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let text =
+            format!("{MINIMAL}[mail]\nfrom = \"Ledger <news@Example.org>\"\n[mail.dkim]\n{dkim}");
+        std::fs::write(&path, text).unwrap();
+        let c = Config::load_with_env(&path, &[]);
+        (dir, c)
+    }
+
+    #[test]
+    fn dkim_key_is_read_relative_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("keys")).unwrap();
+        crate::mail::dkim::tests::openssl_key(
+            &dir.path().join("keys"),
+            &["genpkey", "-algorithm", "ed25519"],
+            "dkim.pem",
+        );
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            format!("{MINIMAL}[mail]\nfrom = \"Ledger <news@Example.org>\"\n[mail.dkim]\nselector = \"s1\"\nkey_file = \"keys/dkim.pem\"\n"),
+        )
+        .unwrap();
+        let c = Config::load_with_env(&path, &[]).unwrap();
+        let d = c.mail.dkim.unwrap();
+        assert_eq!(
+            d.domain, "example.org",
+            "defaults to the domain of mail.from"
+        );
+        assert_eq!(d.selector, "s1");
+        assert_eq!(d.key_file, dir.path().join("keys/dkim.pem"));
+        assert!(!format!("{:?}", d.key).contains("BEGIN"));
+        assert!(parse(MINIMAL).unwrap().mail.dkim.is_none());
+    }
+
+    #[test]
+    fn dkim_problems_name_the_key_and_the_file() {
+        let (_d, c) = dkim_site("selector = \"s1\"\nkey_file = \"missing.pem\"\n");
+        let e = c.unwrap_err().to_string();
+        assert!(
+            e.contains("config.toml:8: mail.dkim.key_file: cannot read"),
+            "{e}"
+        );
+        assert!(e.contains("missing.pem"), "{e}");
+
+        let (dir, _) = dkim_site("");
+        std::fs::write(
+            dir.path().join("bad.pem"),
+            "-----BEGIN RSA PRIVATE KEY-----\nMAA=\n-----END RSA PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, format!("{MINIMAL}[mail.dkim]\nselector = \"s1\"\ndomain = \"example.org\"\nkey_file = \"bad.pem\"\n")).unwrap();
+        let e = Config::load_with_env(&path, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("mail.dkim.key_file")
+                && e.contains("bad.pem")
+                && e.contains("not a valid Rsa private key"),
+            "{e}"
+        );
+
+        let (_d, c) = dkim_site("key_file = \"k.pem\"\nselector = \"bad selector\"\n");
+        let e = c.unwrap_err().to_string();
+        assert!(e.contains("mail.dkim.selector"), "{e}");
+
+        let e = err(&format!("{MINIMAL}[mail.dkim]\nselector = \"s1\"\n"));
+        assert!(
+            e.contains("mail.dkim.domain") && e.contains("mail.dkim.key_file"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -8,5 +8,6 @@ pub mod content;
 pub mod cycle;
 pub mod delivery;
 pub mod feeds;
+pub mod mail;
 pub mod store;
 pub mod subscribers;

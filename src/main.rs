@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use gazette::config::Config;
 use gazette::content::Issue;
 use gazette::cycle::{self, plural};
+use gazette::mail::{Recipient, RenderError, Renderer};
 use gazette::store::{AddOutcome, RemoveOutcome, RunLock, Store};
 use gazette::subscribers::csv as subscriber_csv;
 use gazette::subscribers::{Status, Subscriber, SubscriberEmail, SubscriberName, SubscriberRow};
@@ -84,6 +85,14 @@ enum IssuesCommand {
     List,
     /// One issue and its articles.
     Show { slug: String },
+    /// Write the digest of an issue as a sample subscriber would get it:
+    /// DIR/SLUG.eml (the whole message), DIR/SLUG.html and DIR/SLUG.txt.
+    Preview {
+        slug: String,
+        /// Where to write [default: preview/ beside the config file]
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -215,12 +224,30 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 subscribers_export(&config, out.as_deref(), cli.json)
             }
         },
+        Command::Issues {
+            command: IssuesCommand::Preview { slug, out },
+        } => issues_preview(&config, &slug, out, cli.json),
+    }
+}
+
+/// Every template problem: compile errors of each file, else the first
+/// render error against the sample issue. A missing `mail.from` is not one
+/// (only sending needs it).
+fn template_problems(config: &Config) -> Vec<String> {
+    match Renderer::load_all(config) {
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+        Ok(r) => match r.check() {
+            Ok(()) | Err(RenderError::Sender(_)) => Vec::new(),
+            Err(e) => vec![e.to_string()],
+        },
     }
 }
 
 fn check(config: &Config, json: bool) -> Result<ExitCode> {
     let (_, ingest) = cycle::ingest(config)?;
     let articles: usize = ingest.issues.iter().map(|i| i.articles.len()).sum();
+    let templates = template_problems(config);
+    let ok = ingest.problems.is_empty() && templates.is_empty();
     if json {
         let problems: Vec<_> = ingest
             .problems
@@ -229,11 +256,14 @@ fn check(config: &Config, json: bool) -> Result<ExitCode> {
             .collect();
         println!(
             "{}",
-            serde_json::json!({"config": config.path, "issues": ingest.issues.len(), "articles": articles, "problems": problems})
+            serde_json::json!({"config": config.path, "issues": ingest.issues.len(), "articles": articles, "problems": problems, "templates": templates})
         );
     } else {
         for p in &ingest.problems {
             println!("{p}");
+        }
+        for t in &templates {
+            println!("{t}");
         }
         let what = format!(
             "{}, {} in {}",
@@ -241,13 +271,19 @@ fn check(config: &Config, json: bool) -> Result<ExitCode> {
             plural(articles, "article", "articles"),
             config.content.dir.display()
         );
-        if ingest.problems.is_empty() {
-            println!("ok: {} is valid; {what}.", config.path.display());
+        if ok {
+            println!(
+                "ok: {} and the templates are valid; {what}.",
+                config.path.display()
+            );
         } else {
-            println!("{} problems; {what} are fine.", ingest.problems.len());
+            println!(
+                "{} problems; {what} are fine.",
+                ingest.problems.len() + templates.len()
+            );
         }
     }
-    Ok(if ingest.problems.is_empty() {
+    Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -741,4 +777,63 @@ fn write_atomically(
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+fn issues_preview(
+    config: &Config,
+    slug: &str,
+    out: Option<PathBuf>,
+    json: bool,
+) -> Result<ExitCode> {
+    let (_, ingest) = cycle::ingest(config)?;
+    for p in ingest
+        .problems
+        .iter()
+        .filter(|p| p.path.starts_with(config.content.dir.join(slug)))
+    {
+        eprintln!("warning: {p}");
+    }
+    let issue = find_issue(&ingest.issues, slug)?;
+    let renderer = Renderer::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let digest = renderer
+        .prepare(issue)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let recipient = Recipient {
+        email: "preview@example.org",
+        name: Some("Preview Reader"),
+        token: "preview-token",
+    };
+    let message = digest
+        .message(&recipient)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let parts = digest
+        .parts(&recipient)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let dir = out.unwrap_or_else(|| match config.path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.join("preview"),
+        _ => PathBuf::from("preview"),
+    });
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut written = Vec::new();
+    for (ext, bytes) in [
+        ("eml", message.bytes.as_slice()),
+        ("html", parts.html.as_bytes()),
+        ("txt", parts.text.as_bytes()),
+    ] {
+        let path = dir.join(format!("{}.{ext}", issue.slug));
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        written.push(path);
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"subject": digest.subject(), "message_id": message.message_id, "to": message.to, "files": written})
+        );
+    } else {
+        println!("Subject: {}", digest.subject());
+        for p in &written {
+            println!("{}", p.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,272 @@
+//! DKIM keys for `[mail.dkim]`: read the formats people actually have and hand
+//! lettre the ones it takes (RSA as PKCS#1 PEM, Ed25519 as the base64 seed).
+//!
+//! OpenSSL 3 writes PKCS#8 (`BEGIN PRIVATE KEY`) by default for both RSA and
+//! Ed25519, so PKCS#8 is unwrapped here (a few lines of DER) instead of asking
+//! admins to convert.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use lettre::message::dkim::{
+    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
+    DkimSigningKey,
+};
+use lettre::message::header::HeaderName;
+
+/// Headers covered by the signature. RFC 8058 requires List-Unsubscribe and
+/// List-Unsubscribe-Post to be signed for one-click unsubscribe.
+pub const SIGNED_HEADERS: [&str; 7] = [
+    "From",
+    "Subject",
+    "To",
+    "Date",
+    "Message-ID",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DkimAlgorithm {
+    Rsa,
+    Ed25519,
+}
+
+/// A checked private key, in the form lettre reads. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DkimKey {
+    pub algorithm: DkimAlgorithm,
+    /// PKCS#1 PEM (RSA) or base64 of the 32-byte seed (Ed25519).
+    material: String,
+}
+
+impl fmt::Debug for DkimKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DkimKey({:?}, <redacted>)", self.algorithm)
+    }
+}
+
+impl DkimKey {
+    pub fn signing_key(&self) -> Result<DkimSigningKey, String> {
+        let alg = match self.algorithm {
+            DkimAlgorithm::Rsa => DkimSigningAlgorithm::Rsa,
+            DkimAlgorithm::Ed25519 => DkimSigningAlgorithm::Ed25519,
+        };
+        DkimSigningKey::new(&self.material, alg).map_err(|e| e.to_string())
+    }
+}
+
+/// lettre's signing configuration: relaxed/relaxed over [`SIGNED_HEADERS`].
+pub fn signing_config(selector: &str, domain: &str, key: &DkimKey) -> Result<DkimConfig, String> {
+    Ok(DkimConfig::new(
+        selector.to_string(),
+        domain.to_string(),
+        key.signing_key()?,
+        SIGNED_HEADERS
+            .iter()
+            .map(|h| HeaderName::new_from_ascii_str(h))
+            .collect(),
+        DkimCanonicalization {
+            header: DkimCanonicalizationType::Relaxed,
+            body: DkimCanonicalizationType::Relaxed,
+        },
+    ))
+}
+
+const HINT: &str = "expected an RSA private key (PEM, PKCS#1 or PKCS#8) or an Ed25519 key (PKCS#8 PEM or the base64 32-byte seed)";
+
+/// Read a private key file's text.
+pub fn parse_key(text: &str) -> Result<DkimKey, String> {
+    let text = text.trim();
+    if text.contains("-----BEGIN RSA PRIVATE KEY-----") {
+        return checked(DkimAlgorithm::Rsa, text.to_string());
+    }
+    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        return Err("the key is encrypted; store it without a passphrase".into());
+    }
+    if let Some(der) = pem_body(text, "PRIVATE KEY") {
+        let der = der?;
+        let (oid, key) = pkcs8(&der).ok_or_else(|| format!("not a PKCS#8 private key; {HINT}"))?;
+        return match oid {
+            OID_RSA => checked(DkimAlgorithm::Rsa, pem("RSA PRIVATE KEY", key)),
+            OID_ED25519 => {
+                // CurvePrivateKey ::= OCTET STRING (the 32-byte seed)
+                let (tag, seed, _) = tlv(key).ok_or("a malformed Ed25519 key")?;
+                if tag != 0x04 || seed.len() != 32 {
+                    return Err("a malformed Ed25519 key".into());
+                }
+                checked(DkimAlgorithm::Ed25519, STANDARD.encode(seed))
+            }
+            _ => Err(format!("an unsupported key type; {HINT}")),
+        };
+    }
+    if text.starts_with("-----BEGIN") {
+        return Err(format!("not a private key; {HINT}"));
+    }
+    match STANDARD.decode(text.as_bytes()) {
+        Ok(seed) if seed.len() == 32 => checked(DkimAlgorithm::Ed25519, text.to_string()),
+        _ => Err(format!("not a private key; {HINT}")),
+    }
+}
+
+fn checked(algorithm: DkimAlgorithm, material: String) -> Result<DkimKey, String> {
+    let key = DkimKey {
+        algorithm,
+        material,
+    };
+    key.signing_key()
+        .map_err(|e| format!("not a valid {algorithm:?} private key ({e})"))?;
+    Ok(key)
+}
+
+/// The decoded body of the first `-----BEGIN {label}-----` block, if there is one.
+fn pem_body(text: &str, label: &str) -> Option<Result<Vec<u8>, String>> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let start = text.find(&begin)? + begin.len();
+    let Some(len) = text[start..].find(&end) else {
+        return Some(Err(format!("no `{end}` line")));
+    };
+    let b64: String = text[start..start + len]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    Some(
+        STANDARD
+            .decode(b64.as_bytes())
+            .map_err(|e| format!("the PEM body is not base64 ({e})")),
+    )
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
+
+/// PrivateKeyInfo ::= SEQUENCE { version INTEGER, algorithm SEQUENCE { OID, params },
+/// privateKey OCTET STRING }: the algorithm OID and the private key bytes.
+fn pkcs8(der: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (0x30, info, _) = tlv(der)? else {
+        return None;
+    };
+    let (0x02, _version, rest) = tlv(info)? else {
+        return None;
+    };
+    let (0x30, alg, rest) = tlv(rest)? else {
+        return None;
+    };
+    let (0x06, oid, _) = tlv(alg)? else {
+        return None;
+    };
+    let (0x04, key, _) = tlv(rest)? else {
+        return None;
+    };
+    Some((oid, key))
+}
+
+/// One DER tag-length-value: (tag, value, the bytes after it).
+fn tlv(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = der.split_first()?;
+    let (&first, mut rest) = rest.split_first()?;
+    let len = if first < 0x80 {
+        usize::from(first)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let (bytes, after) = rest.split_at(n);
+        rest = after;
+        bytes
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
+    };
+    if rest.len() < len {
+        return None;
+    }
+    let (value, after) = rest.split_at(len);
+    Some((tag, value, after))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// A fresh key from the real openssl, into a temp dir (no keys in the repo).
+    pub(crate) fn openssl_key(dir: &std::path::Path, args: &[&str], name: &str) -> String {
+        let path = dir.join(name);
+        let out = Command::new("openssl")
+            .args(args)
+            .arg("-out")
+            .arg(&path)
+            .output()
+            .expect("openssl is needed for the DKIM tests (apt-get install openssl)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    #[test]
+    fn reads_rsa_pkcs8_pkcs1_and_ed25519() {
+        let dir = tempfile::tempdir().unwrap();
+        let pkcs8 = openssl_key(
+            dir.path(),
+            &[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:1024",
+            ],
+            "rsa8.pem",
+        );
+        assert!(pkcs8.contains("BEGIN PRIVATE KEY"));
+        assert_eq!(parse_key(&pkcs8).unwrap().algorithm, DkimAlgorithm::Rsa);
+
+        let out = Command::new("openssl")
+            .args(["rsa", "-traditional", "-in"])
+            .arg(dir.path().join("rsa8.pem"))
+            .output()
+            .unwrap();
+        let pkcs1 = String::from_utf8(out.stdout).unwrap();
+        assert!(pkcs1.contains("BEGIN RSA PRIVATE KEY"), "{pkcs1}");
+        assert_eq!(parse_key(&pkcs1).unwrap().algorithm, DkimAlgorithm::Rsa);
+
+        let ed = openssl_key(dir.path(), &["genpkey", "-algorithm", "ed25519"], "ed.pem");
+        let key = parse_key(&ed).unwrap();
+        assert_eq!(key.algorithm, DkimAlgorithm::Ed25519);
+        assert!(!format!("{key:?}").contains(&key.material));
+        // lettre's own form: the base64 seed.
+        assert_eq!(parse_key(&key.material).unwrap(), key);
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_key() {
+        for bad in [
+            "",
+            "hello",
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----",
+            "-----BEGIN PRIVATE KEY-----\n!!!\n-----END PRIVATE KEY-----",
+            "-----BEGIN PRIVATE KEY-----\nMAA=\n",
+            "-----BEGIN RSA PRIVATE KEY-----\nMAA=\n-----END RSA PRIVATE KEY-----",
+            "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----",
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMAA=\n-----END ENCRYPTED PRIVATE KEY-----",
+        ] {
+            assert!(parse_key(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! One RFC 5322 message per recipient, built with lettre: multipart/alternative
+//! (text/plain, then text/html, UTF-8), the list headers of RFC 2369/2919/8058
+//! (`List-Unsubscribe-Post` only when the unsubscribe URL is https, as RFC 8058
+//! requires),
+//! a Message-ID stable per (issue, subscriber), optional DKIM.
+//!
+//! lettre encodes the bodies (7bit, quoted-printable or base64, whichever fits:
+//! no line over 76 characters), RFC 2047-encodes non-ASCII subjects and display
+//! names, and folds headers. `List-Id` is written here (lettre has no phrase
+//! encoder for non-mailbox headers).
+
+use std::fmt;
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use lettre::Address;
+use lettre::Message;
+use lettre::message::dkim::DkimConfig;
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
+
+use crate::config::Config;
+
+use super::dkim::signing_config;
+use super::render::{Recipient, RenderError};
+
+/// A finished message for one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// With the angle brackets, as in the header.
+    pub message_id: String,
+    /// The envelope sender (MAIL FROM): the address of `mail.from`.
+    pub envelope_from: String,
+    /// The envelope recipient (RCPT TO).
+    pub to: String,
+    /// The whole message, CRLF line endings.
+    pub bytes: Vec<u8>,
+}
+
+/// The two bodies of a message, already quoted-printable encoded (CRLF, no
+/// line over 76 characters, ASCII only).
+pub(crate) struct EncodedParts {
+    pub html: String,
+    pub text: String,
+}
+
+/// What every message of a publication shares: From, Reply-To, List-Id, DKIM.
+pub struct Sender {
+    from: Mailbox,
+    reply_to: Option<Mailbox>,
+    /// `List-Id` value as written (raw) and folded/encoded.
+    list_id: (String, String),
+    /// `mailto:` address for List-Unsubscribe, percent-encoded.
+    mailto: String,
+    dkim: Option<DkimConfig>,
+}
+
+impl fmt::Debug for Sender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender")
+            .field("from", &self.from.to_string())
+            .field("dkim", &self.dkim.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sender {
+    /// From `mail.from`, `mail.reply_to`, `[mail.dkim]` and the publication.
+    pub fn from_config(config: &Config) -> Result<Sender, String> {
+        let from_s = config.mail.from.as_deref().ok_or_else(|| {
+            format!(
+                "mail.from is not set in {}: mail needs a sender such as from = \"{} <news@example.org>\"",
+                config.path.display(),
+                config.publication.title
+            )
+        })?;
+        let from: Mailbox = from_s
+            .parse()
+            .map_err(|e| format!("mail.from {from_s:?} is not a usable address: {e}"))?;
+        if !from.email.to_string().is_ascii() {
+            return Err(format!(
+                "mail.from {from_s:?}: the address must be ASCII (gazette does not use SMTPUTF8)"
+            ));
+        }
+        let reply_to = match config.mail.reply_to.as_deref() {
+            None => None,
+            Some(s) => Some(
+                s.parse::<Mailbox>()
+                    .map_err(|e| format!("mail.reply_to {s:?} is not a usable address: {e}"))?,
+            ),
+        };
+        let domain = from.email.domain().to_ascii_lowercase();
+        let title = &config.publication.title;
+        let id = format!("{}.{domain}", list_slug(title));
+        let raw = format!("{title} <{id}>");
+        let encoded = fold("List-Id", &[encode_phrase(title), format!("<{id}>")]);
+        let mailto = format!(
+            "{}+unsubscribe@{domain}",
+            percent_encode_local(from.email.user())
+        );
+        let dkim = match &config.mail.dkim {
+            None => None,
+            Some(d) => Some(signing_config(&d.selector, &d.domain, &d.key).map_err(|e| {
+                format!(
+                    "mail.dkim.key_file {}: cannot sign with it: {e}",
+                    d.key_file.display()
+                )
+            })?),
+        };
+        Ok(Sender {
+            from,
+            reply_to,
+            list_id: (raw, encoded),
+            mailto,
+            dkim,
+        })
+    }
+
+    pub fn domain(&self) -> &str {
+        self.from.email.domain()
+    }
+}
+
+/// `<{issue slug}.{first 16 hex of blake3(token)}@{domain of mail.from}>`:
+/// the same for the same (issue, subscriber), and the token is not shown.
+pub fn message_id(issue_slug: &str, token: &str, domain: &str) -> String {
+    let h = blake3::hash(token.as_bytes()).to_hex();
+    format!("<{}.{}@{domain}>", dot_atom(issue_slug), &h[..16])
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn build_message(
+    sender: &Sender,
+    issue_slug: &str,
+    subject: &str,
+    date: DateTime<Utc>,
+    r: &Recipient<'_>,
+    name: Option<&str>,
+    unsubscribe_url: &str,
+    parts: EncodedParts,
+) -> Result<Outgoing, RenderError> {
+    let bad = |message: String| RenderError::Recipient {
+        email: r.email.to_string(),
+        message,
+    };
+    let addr: Address = r
+        .email
+        .trim()
+        .parse()
+        .map_err(|e| bad(format!("not a valid address: {e}")))?;
+    let to = addr.to_string();
+    let message_id = message_id(issue_slug, r.token, sender.domain());
+    let list_unsubscribe = format!(
+        "<{unsubscribe_url}>, <mailto:{}?subject=unsubscribe%20{}>",
+        sender.mailto, r.token
+    );
+
+    let mut b = Message::builder()
+        .from(sender.from.clone())
+        .to(Mailbox::new(name.map(str::to_string), addr))
+        .subject(subject)
+        .date(SystemTime::from(date))
+        .message_id(Some(message_id.clone()));
+    if let Some(rt) = &sender.reply_to {
+        b = b.reply_to(rt.clone());
+    }
+    let mut b = b
+        .raw_header(HeaderValue::dangerous_new_pre_encoded(
+            HeaderName::new_from_ascii_str("List-Id"),
+            sender.list_id.0.clone(),
+            sender.list_id.1.clone(),
+        ))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Unsubscribe"),
+            list_unsubscribe,
+        ));
+    // RFC 8058 one-click needs an https URI: with an http base_url (a test
+    // site) the mailto and the http link remain, but one-click is not claimed.
+    if unsubscribe_url.starts_with("https://") {
+        b = b.raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+            "List-Unsubscribe=One-Click".into(),
+        ));
+    }
+    let mut msg = b
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(qp_part(ContentType::TEXT_PLAIN, parts.text))
+                .singlepart(qp_part(ContentType::TEXT_HTML, parts.html)),
+        )
+        .map_err(|e| RenderError::Message {
+            to: to.clone(),
+            message: e.to_string(),
+        })?;
+    if let Some(dkim) = &sender.dkim {
+        msg.sign(dkim);
+    }
+    Ok(Outgoing {
+        message_id,
+        envelope_from: sender.from.email.to_string(),
+        to,
+        bytes: msg.formatted(),
+    })
+}
+
+/// A part whose body was encoded by [`super::qp`]: lettre would otherwise
+/// encode the whole body again for every recipient.
+fn qp_part(content_type: ContentType, encoded: String) -> SinglePart {
+    SinglePart::builder()
+        .header(content_type)
+        .body(Body::dangerous_pre_encoded(
+            encoded.into_bytes(),
+            ContentTransferEncoding::QuotedPrintable,
+        ))
+}
+
+/// `The Harbour Ledger` -> `the-harbour-ledger` (ASCII letters and digits).
+fn list_slug(title: &str) -> String {
+    let mut s = String::new();
+    for c in title.chars() {
+        if c.is_ascii_alphanumeric() {
+            s.push(c.to_ascii_lowercase());
+        } else if !s.is_empty() && !s.ends_with('-') {
+            s.push('-');
+        }
+    }
+    let s = s.trim_end_matches('-');
+    if s.is_empty() {
+        "list".into()
+    } else {
+        s.into()
+    }
+}
+
+/// The id-left of a Message-ID must be a dot-atom: keep atext, turn anything
+/// else (and dots that would lead, trail or repeat) into '-'.
+fn dot_atom(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let ok = c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+        if ok || (c == '.' && !out.is_empty() && !out.ends_with('.')) {
+            out.push(c);
+        } else {
+            out.push('-');
+        }
+    }
+    while out.ends_with('.') {
+        out.pop();
+    }
+    if out.is_empty() { "issue".into() } else { out }
+}
+
+/// RFC 6068: the local part inside a `mailto:` URI.
+fn percent_encode_local(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~!$'*+".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// An RFC 5322 phrase: atoms as they are, a quoted-string when ASCII
+/// specials occur, RFC 2047 encoded-words (base64, at most 75 characters
+/// each) when there is anything non-ASCII. Words are separated by spaces.
+pub(crate) fn encode_phrase(s: &str) -> String {
+    let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+    if s.chars().all(|c| c == ' ' || atext(c)) {
+        return s;
+    }
+    if s.chars().all(|c| c.is_ascii() && !c.is_ascii_control()) {
+        let mut q = String::from("\"");
+        for c in s.chars() {
+            if c == '"' || c == '\\' {
+                q.push('\\');
+            }
+            q.push(c);
+        }
+        q.push('"');
+        return q;
+    }
+    // "=?utf-8?b?" + base64 + "?=": 36 bytes make a 60-character word,
+    // short enough to share the first line with a header name.
+    let mut words = Vec::new();
+    let mut chunk = String::new();
+    for c in s.chars() {
+        if chunk.len() + c.len_utf8() > 36 {
+            words.push(format!("=?utf-8?b?{}?=", STANDARD.encode(&chunk)));
+            chunk.clear();
+        }
+        chunk.push(c);
+    }
+    if !chunk.is_empty() {
+        words.push(format!("=?utf-8?b?{}?=", STANDARD.encode(&chunk)));
+    }
+    words.join(" ")
+}
+
+/// Fold a header value (space-separated words) so lines stay within 78
+/// characters where a space allows.
+fn fold(name: &str, parts: &[String]) -> String {
+    let mut out = String::new();
+    let mut col = name.len() + 2;
+    for word in parts.iter().flat_map(|p| p.split(' ')) {
+        if !out.is_empty() {
+            if col + 1 + word.len() > 78 {
+                out.push_str("\r\n ");
+                col = 1;
+            } else {
+                out.push(' ');
+                col += 1;
+            }
+        }
+        out.push_str(word);
+        col += word.len();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_slug_and_dot_atom() {
+        assert_eq!(list_slug("The Harbour Ledger"), "the-harbour-ledger");
+        assert_eq!(list_slug("News & Letters!"), "news-letters");
+        assert_eq!(list_slug("Żółć"), "list");
+        assert_eq!(dot_atom("2026-winter"), "2026-winter");
+        assert_eq!(dot_atom("v1.2"), "v1.2");
+        assert_eq!(dot_atom(".a..b."), "-a.-b");
+        assert_eq!(dot_atom("a b@c"), "a-b-c");
+    }
+
+    #[test]
+    fn phrases() {
+        assert_eq!(encode_phrase("The Ledger"), "The Ledger");
+        assert_eq!(
+            encode_phrase("News, \"Letters\""),
+            "\"News, \\\"Letters\\\"\""
+        );
+        let e = encode_phrase("Zoë's Paper");
+        assert!(e.starts_with("=?utf-8?b?") && e.is_ascii(), "{e}");
+        let long = encode_phrase(&"ł".repeat(100));
+        assert!(long.split(' ').all(|w| w.len() <= 75), "{long}");
+        assert!(long.split(' ').count() >= 5);
+    }
+
+    #[test]
+    fn folding_keeps_lines_short() {
+        let words: Vec<String> = (0..30).map(|i| format!("word{i}")).collect();
+        let f = fold("List-Id", &words);
+        assert!(
+            f.split("\r\n")
+                .all(|l| l.len() <= 78 - "List-Id: ".len() + 9)
+        );
+        assert!(f.contains("\r\n "));
+    }
+
+    #[test]
+    fn message_id_hides_the_token() {
+        let id = message_id("2026-winter", "tok_123", "example.org");
+        assert!(id.starts_with("<2026-winter.") && id.ends_with("@example.org>"));
+        assert!(!id.contains("tok_123"));
+        assert_eq!(id, message_id("2026-winter", "tok_123", "example.org"));
+        assert_ne!(id, message_id("2026-winter", "tok_124", "example.org"));
+        assert_eq!(id.len(), "<2026-winter.@example.org>".len() + 16);
+    }
+
+    #[test]
+    fn mailto_local_part_is_percent_encoded() {
+        assert_eq!(percent_encode_local("news"), "news");
+        assert_eq!(percent_encode_local("a%b?c"), "a%25b%3Fc");
+    }
+}

@@ -1,0 +1,947 @@
+//! Digest rendering: minijinja templates -> (HTML with CSS inlined, plain text),
+//! once per issue; per recipient only a few marked slots are filled in.
+//!
+//! Templates are looked up by name in `templates/` beside config.toml first,
+//! then in the defaults compiled in from the repository's `templates/`. Every
+//! error names the template file and line.
+//!
+//! Per-recipient values (`recipient.name`, `.email`, `.unsubscribe_url`,
+//! `.preferences_url`) are rendered as markers that no content can contain
+//! (they embed the issue's content hash). [`Renderer::prepare`] renders and
+//! inlines CSS once, then splits the output at the markers; [`Digest::message`]
+//! only concatenates pieces, escaping the values for the HTML part. Templates
+//! are rendered twice (with a name and without) so that `{% if recipient.name %}`
+//! works, and once more without a recipient for the web version.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use minijinja::value::Kwargs;
+use minijinja::{Environment, UndefinedBehavior, Value, context};
+
+use crate::config::{Config, DigestBody, Publication};
+use crate::content::{Article, ContentHash, Issue, SourceFormat};
+
+use super::message::{EncodedParts, Outgoing, Sender, build_message};
+use super::qp;
+
+/// The editable defaults, compiled in. A file of the same name in the
+/// `templates/` folder beside config.toml replaces one.
+pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
+    ("layout.html", include_str!("../../templates/layout.html")),
+    ("layout.txt", include_str!("../../templates/layout.txt")),
+    ("digest.html", include_str!("../../templates/digest.html")),
+    ("digest.txt", include_str!("../../templates/digest.txt")),
+    ("style.css", include_str!("../../templates/style.css")),
+];
+
+/// The name the `mail.subject` template is registered under.
+const SUBJECT: &str = "mail.subject";
+
+/// Longer subjects are cut (with "…"); mail clients show far fewer.
+const MAX_SUBJECT: usize = 200;
+
+/// Longer recipient names are cut: they go into the To header.
+const MAX_NAME: usize = 200;
+
+/// Width of the plain-text part (article bodies and wrapped lines).
+pub const TEXT_WIDTH: usize = 72;
+
+/// A template that does not compile or render: the file, the line, what.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}: {message}", file, line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct TemplateError {
+    /// The override file's path, `templates/NAME (built-in)`, or
+    /// `mail.subject in CONFIG`.
+    pub file: String,
+    /// 1-based line within that template.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("{0}")]
+    Template(#[from] TemplateError),
+    #[error("article {article}: cannot convert its HTML to text: {message}")]
+    Text { article: String, message: String },
+    #[error("cannot inline the CSS of {template}: {message}")]
+    Css { template: String, message: String },
+    /// `mail.from` / `mail.reply_to` / `[mail.dkim]` unusable for sending.
+    #[error("{0}")]
+    Sender(String),
+    #[error("recipient {email:?}: {message}")]
+    Recipient { email: String, message: String },
+    #[error("cannot build the message for {to}: {message}")]
+    Message { to: String, message: String },
+}
+
+/// Where each template came from, for messages.
+#[derive(Debug, Clone)]
+struct Sources {
+    dir: PathBuf,
+    overridden: Vec<String>,
+    config: PathBuf,
+}
+
+impl Sources {
+    fn describe(&self, name: &str) -> String {
+        if name == SUBJECT {
+            format!("mail.subject in {}", self.config.display())
+        } else if self.overridden.iter().any(|n| n == name)
+            || !BUILTIN_TEMPLATES.iter().any(|(n, _)| *n == name)
+        {
+            self.dir.join(name).display().to_string()
+        } else {
+            format!("templates/{name} (built-in)")
+        }
+    }
+
+    fn error(&self, fallback: &str, e: &minijinja::Error) -> TemplateError {
+        let name = e.name().unwrap_or(fallback);
+        let mut message = match e.detail() {
+            Some(d) => format!("{}: {d}", e.kind()),
+            None => e.kind().to_string(),
+        };
+        // An error inside an included template arrives wrapped; say where it came from.
+        let mut src = std::error::Error::source(e);
+        while let Some(s) = src {
+            message.push_str(&format!("; {s}"));
+            src = s.source();
+        }
+        TemplateError {
+            file: self.describe(name),
+            line: e.line(),
+            message,
+        }
+    }
+}
+
+/// What [`Renderer`] needs from the config, kept so a renderer outlives it.
+#[derive(Debug, Clone)]
+struct Settings {
+    publication: Publication,
+    digest: DigestBody,
+}
+
+/// Compiled templates plus what the messages need from the config.
+pub struct Renderer {
+    env: Environment<'static>,
+    sources: Sources,
+    settings: Arc<Settings>,
+    /// `Err` when `mail.from` is missing or unusable: only sending needs it.
+    sender: Result<Arc<Sender>, String>,
+}
+
+impl fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Renderer")
+            .field("sources", &self.sources)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The folder of override templates: `templates/` beside config.toml.
+pub fn templates_dir(config: &Config) -> PathBuf {
+    let parent = config.path.parent().unwrap_or(Path::new(""));
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    parent.join("templates")
+}
+
+impl Renderer {
+    /// Compile the templates (overrides first, then the built-ins) and the
+    /// subject. The first syntax error is returned; see [`Renderer::load_all`].
+    pub fn load(config: &Config) -> Result<Renderer, TemplateError> {
+        Renderer::load_all(config).map_err(|mut errors| errors.remove(0))
+    }
+
+    /// Like [`Renderer::load`], reporting every template that fails to compile.
+    /// The error list is never empty.
+    pub fn load_all(config: &Config) -> Result<Renderer, Vec<TemplateError>> {
+        let dir = templates_dir(config);
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Block tags on lines of their own leave no blank lines behind (the
+        // text part depends on it). The builder fails only on clashing
+        // delimiters, which are left at their defaults here.
+        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+        {
+            env.set_syntax(syntax);
+        }
+        env.add_filter("wrap", wrap_filter);
+        // Other names (an admin's own partials) come from the folder only.
+        env.set_loader(minijinja::path_loader(&dir));
+
+        let mut sources = Sources {
+            dir: dir.clone(),
+            overridden: Vec::new(),
+            config: config.path.clone(),
+        };
+        let mut errors = Vec::new();
+        let mut compiled = Vec::new();
+        for (name, builtin) in BUILTIN_TEMPLATES {
+            let path = dir.join(name);
+            let source = match std::fs::read_to_string(&path) {
+                Ok(s) => {
+                    sources.overridden.push(name.to_string());
+                    s
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => builtin.to_string(),
+                Err(e) => {
+                    errors.push(TemplateError {
+                        file: path.display().to_string(),
+                        line: None,
+                        message: format!("cannot read: {e}"),
+                    });
+                    continue;
+                }
+            };
+            compiled.push((*name, source));
+        }
+        compiled.push((SUBJECT, config.mail.subject.clone()));
+        for (name, source) in compiled {
+            if let Err(e) = env.add_template_owned(name, source) {
+                errors.push(sources.error(name, &e));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Renderer {
+            env,
+            sources,
+            settings: Arc::new(Settings {
+                publication: config.publication.clone(),
+                digest: config.mail.digest,
+            }),
+            sender: Sender::from_config(config).map(Arc::new),
+        })
+    }
+
+    /// Render every template against a sample issue, in both digest modes,
+    /// with and without a recipient name, and the web version; also check that
+    /// mail could be sent (`mail.from`). For `gazette check`.
+    pub fn check(&self) -> Result<(), RenderError> {
+        let issue = sample_issue();
+        for digest in [DigestBody::Full, DigestBody::Summary] {
+            self.render_all(&issue, Utc::now(), digest)?;
+        }
+        match &self.sender {
+            Ok(_) => Ok(()),
+            Err(m) => Err(RenderError::Sender(m.clone())),
+        }
+    }
+
+    /// Whether mail could be sent with this config (`mail.from` set and usable).
+    pub fn sender_problem(&self) -> Option<&str> {
+        self.sender.as_ref().err().map(String::as_str)
+    }
+
+    /// Render and inline once for `issue`; the `Date` of every message is now.
+    pub fn prepare(&self, issue: &Issue) -> Result<Digest, RenderError> {
+        self.prepare_at(issue, Utc::now())
+    }
+
+    /// Like [`Renderer::prepare`], with the publication time for the `Date` header.
+    pub fn prepare_at(&self, issue: &Issue, date: DateTime<Utc>) -> Result<Digest, RenderError> {
+        self.render_all(issue, date, self.settings.digest)
+    }
+
+    fn render_all(
+        &self,
+        issue: &Issue,
+        date: DateTime<Utc>,
+        mode: DigestBody,
+    ) -> Result<Digest, RenderError> {
+        let slots = Slots::for_issue(&issue.hash);
+        let ctx = self.context(issue, mode)?;
+        let subject = self.render_subject(&ctx)?;
+
+        let named = self.variant(&ctx, Some(slots.recipient(true)), &slots)?;
+        let anonymous = self.variant(&ctx, Some(slots.recipient(false)), &slots)?;
+        let web = self.variant(&ctx, None, &slots)?;
+        let (html_web, text_web) = match (&web.html[..], &web.text[..]) {
+            ([Piece::Text(h)], [Piece::Text(t)]) => (h.clone(), t.clone()),
+            ([], [Piece::Text(t)]) => (String::new(), t.clone()),
+            _ => {
+                return Err(TemplateError {
+                    file: self.sources.describe("digest.html"),
+                    line: None,
+                    message: "recipient values are used outside `{% if recipient %}`: the web version has no recipient".into(),
+                }
+                .into());
+            }
+        };
+        Ok(Digest {
+            issue_slug: issue.slug.clone(),
+            subject,
+            date,
+            named,
+            anonymous,
+            html_web,
+            text_web,
+            publication: self.settings.clone(),
+            sender: self.sender.clone(),
+        })
+    }
+
+    fn render_subject(&self, ctx: &Value) -> Result<String, RenderError> {
+        let t = self
+            .env
+            .get_template(SUBJECT)
+            .map_err(|e| self.sources.error(SUBJECT, &e))?;
+        let raw = t.render(ctx).map_err(|e| self.sources.error(SUBJECT, &e))?;
+        // One line, whatever the template did, and short enough that no
+        // header line can pass 998 octets.
+        let mut subject = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+        if subject.chars().count() > MAX_SUBJECT {
+            subject = subject.chars().take(MAX_SUBJECT - 1).collect::<String>() + "…";
+        }
+        if subject.is_empty() {
+            return Err(TemplateError {
+                file: self.sources.describe(SUBJECT),
+                line: None,
+                message: "the subject is empty".into(),
+            }
+            .into());
+        }
+        Ok(subject)
+    }
+
+    /// Render digest.html (CSS inlined) and digest.txt with `recipient`, and
+    /// split both at the slot markers.
+    fn variant(
+        &self,
+        ctx: &Value,
+        recipient: Option<Value>,
+        slots: &Slots,
+    ) -> Result<Variant, RenderError> {
+        let ctx = context! { recipient => recipient, ..ctx.clone() };
+        let html = self.render("digest.html", &ctx)?;
+        let inliner = css_inline::CSSInliner::options()
+            .load_remote_stylesheets(false)
+            .build();
+        let html = inliner
+            .inline(&html)
+            .map_err(|e| RenderError::Css {
+                template: self.sources.describe("digest.html"),
+                message: e.to_string(),
+            })?
+            .replace("\r\n", "\n");
+        let text = tidy_text(&self.render("digest.txt", &ctx)?);
+        let html = slots
+            .split(&html)
+            .map_err(|m| self.slot_error("digest.html", m))?;
+        let text = slots
+            .split(&text)
+            .map_err(|m| self.slot_error("digest.txt", m))?;
+        Ok(Variant {
+            html_qp: encode_pieces(&html),
+            text_qp: encode_pieces(&text),
+            html,
+            text,
+        })
+    }
+
+    fn slot_error(&self, name: &str, message: String) -> RenderError {
+        TemplateError {
+            file: self.sources.describe(name),
+            line: None,
+            message,
+        }
+        .into()
+    }
+
+    fn render(&self, name: &str, ctx: &Value) -> Result<String, RenderError> {
+        let t = self
+            .env
+            .get_template(name)
+            .map_err(|e| self.sources.error(name, &e))?;
+        Ok(t.render(ctx).map_err(|e| self.sources.error(name, &e))?)
+    }
+
+    /// Everything but the recipient.
+    fn context(&self, issue: &Issue, mode: DigestBody) -> Result<Value, RenderError> {
+        let p = &self.settings.publication;
+        let digest = match mode {
+            DigestBody::Full => "full",
+            DigestBody::Summary => "summary",
+        };
+        let issue_url = p.url(&format!("issues/{}", issue.slug));
+        let mut articles = Vec::with_capacity(issue.articles.len());
+        for a in &issue.articles {
+            articles.push(article_value(a, &issue_url, mode)?);
+        }
+        let publication = context! {
+            title => p.title.clone(),
+            description => p.description.clone(),
+            url => p.base_url.to_string(),
+            language => p.language.clone(),
+            feeds => context! {
+                atom => p.url("feeds/atom.xml"),
+                rss => p.url("feeds/rss.xml"),
+                json => p.url("feeds/feed.json"),
+            },
+        };
+        let issue_v = context! {
+            slug => issue.slug.clone(),
+            title => issue.title.clone(),
+            date => issue.date.to_string(),
+            date_human => human_date(issue.date),
+            number => issue.number,
+            volume => issue.volume,
+            summary => issue.summary.clone(),
+            url => issue_url,
+            article_count => issue.articles.len(),
+        };
+        Ok(context! {
+            publication => publication,
+            issue => issue_v,
+            articles => articles,
+            digest => digest,
+        })
+    }
+}
+
+fn article_value(a: &Article, issue_url: &str, mode: DigestBody) -> Result<Value, RenderError> {
+    let text = html_to_text(&a.html).map_err(|message| RenderError::Text {
+        article: a.source.display().to_string(),
+        message,
+    })?;
+    let (body_html, body_text) = match mode {
+        DigestBody::Full => (a.html.clone(), text.clone()),
+        DigestBody::Summary => {
+            let mut h = String::from("<p>");
+            escape_html_into(&a.summary, &mut h);
+            h.push_str("</p>");
+            (h, wrap(&a.summary, TEXT_WIDTH, ""))
+        }
+    };
+    Ok(context! {
+        slug => a.slug.clone(),
+        anchor => a.slug.clone(),
+        title => a.title.clone(),
+        authors => a.authors.clone(),
+        byline => byline(&a.authors),
+        date => a.date.to_string(),
+        date_human => human_date(a.date),
+        section => a.section.clone(),
+        dateline => a.dateline.clone(),
+        summary => a.summary.clone(),
+        html => Value::from_safe_string(a.html.clone()),
+        text => text,
+        body_html => Value::from_safe_string(body_html),
+        body_text => body_text,
+        url => format!("{issue_url}#{}", a.slug),
+    })
+}
+
+/// "A", "A and B", "A, B and C"; none when there is no by-line.
+fn byline(authors: &[String]) -> Option<String> {
+    match authors {
+        [] => None,
+        [one] => Some(one.clone()),
+        [init @ .., last] => Some(format!("{} and {last}", init.join(", "))),
+    }
+}
+
+/// "20 November 2026".
+pub fn human_date(d: NaiveDate) -> String {
+    d.format("%-d %B %Y").to_string()
+}
+
+/// Article HTML as plain text, wrapped at [`TEXT_WIDTH`]; links become
+/// numbered references with the URLs listed after the text (never broken).
+pub fn html_to_text(html: &str) -> Result<String, String> {
+    let text = html2text::config::plain()
+        .no_link_wrapping()
+        .string_from_read(html.as_bytes(), TEXT_WIDTH)
+        .map_err(|e| e.to_string())?;
+    Ok(text.trim_end().to_string())
+}
+
+/// Greedy word wrap at `width` characters, paragraph by paragraph (existing
+/// line breaks are kept); continuation lines start with `indent`. A word
+/// longer than the line (a URL) gets a line of its own, unbroken.
+pub fn wrap(text: &str, width: usize, indent: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for (i, line) in text.lines().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let mut col = 0;
+        let mut first = true;
+        for word in line.split_whitespace() {
+            let w = word.chars().count();
+            if first {
+                first = false;
+            } else if col + 1 + w > width {
+                out.push('\n');
+                out.push_str(indent);
+                col = indent.chars().count();
+            } else {
+                out.push(' ');
+                col += 1;
+            }
+            out.push_str(word);
+            col += w;
+        }
+    }
+    out
+}
+
+/// The `wrap` filter: `{{ text | wrap }}`, `{{ text | wrap(60) }}`,
+/// `{{ text | wrap(indent="   ") }}`.
+fn wrap_filter(
+    value: &str,
+    width: Option<usize>,
+    kwargs: Kwargs,
+) -> Result<String, minijinja::Error> {
+    let width = match kwargs.get::<Option<usize>>("width")? {
+        Some(w) => w,
+        None => width.unwrap_or(TEXT_WIDTH),
+    };
+    let indent = kwargs.get::<Option<&str>>("indent")?.unwrap_or("");
+    kwargs.assert_all_used()?;
+    Ok(wrap(value, width.max(10), indent))
+}
+
+/// No trailing spaces (except a "-- " signature line), at most two blank
+/// lines in a row, exactly one final newline.
+fn tidy_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut blanks = 0;
+    for line in s.trim_start_matches('\n').lines() {
+        let line = if line == "-- " { line } else { line.trim_end() };
+        if line.is_empty() {
+            blanks += 1;
+            if blanks > 2 {
+                continue;
+            }
+        } else {
+            blanks = 0;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    while out.ends_with("\n\n") {
+        out.pop();
+    }
+    out
+}
+
+pub(crate) fn escape_html_into(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Per-recipient slots
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Name,
+    Email,
+    Unsubscribe,
+    Preferences,
+}
+
+const SLOTS: [(Slot, &str); 4] = [
+    (Slot::Name, "name"),
+    (Slot::Email, "email"),
+    (Slot::Unsubscribe, "unsubscribe_url"),
+    (Slot::Preferences, "preferences_url"),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Slot(Slot),
+}
+
+/// The markers of one issue: `gz{16 hex of the content hash}{slot}z`. Only
+/// letters, digits and '_', so HTML escaping, URL encoding, CSS inlining and
+/// text wrapping leave them alone.
+struct Slots {
+    prefix: String,
+}
+
+impl Slots {
+    fn for_issue(hash: &ContentHash) -> Slots {
+        Slots {
+            prefix: format!("gz{}", &hash.to_hex()[..16]),
+        }
+    }
+
+    fn marker(&self, slot: Slot) -> String {
+        let name = SLOTS
+            .iter()
+            .find(|(s, _)| *s == slot)
+            .map_or("", |(_, n)| n);
+        format!("{}{name}z", self.prefix)
+    }
+
+    fn recipient(&self, with_name: bool) -> Value {
+        context! {
+            name => with_name.then(|| self.marker(Slot::Name)),
+            email => self.marker(Slot::Email),
+            unsubscribe_url => self.marker(Slot::Unsubscribe),
+            preferences_url => self.marker(Slot::Preferences),
+        }
+    }
+
+    /// Split rendered output at the markers. A marker that a filter changed
+    /// (`upper`, `truncate`, ...) can't be filled in: that is an error.
+    fn split(&self, s: &str) -> Result<Vec<Piece>, String> {
+        let mut pieces = Vec::new();
+        let mut rest = s;
+        while let Some(at) = find_ascii_ci(rest, &self.prefix) {
+            let after = &rest[at + self.prefix.len()..];
+            let Some((slot, len)) = SLOTS.iter().find_map(|(slot, name)| {
+                let m = format!("{name}z");
+                after.starts_with(&m).then_some((*slot, m.len()))
+            }) else {
+                return Err(
+                    "a recipient value was changed by a filter; recipient.name, .email, .unsubscribe_url and .preferences_url are filled in per message and must be output as they are".into(),
+                );
+            };
+            if at > 0 {
+                pieces.push(Piece::Text(rest[..at].to_string()));
+            }
+            pieces.push(Piece::Slot(slot));
+            rest = &after[len..];
+        }
+        if !rest.is_empty() {
+            pieces.push(Piece::Text(rest.to_string()));
+        }
+        Ok(pieces)
+    }
+}
+
+/// Byte offset of `needle` (ASCII) in `hay`, ignoring ASCII case.
+fn find_ascii_ci(hay: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let first = n.first()?;
+    let mut i = 0;
+    while i + n.len() <= h.len() {
+        let pos = h[i..=h.len() - n.len()]
+            .iter()
+            .position(|b| b.eq_ignore_ascii_case(first))?;
+        let at = i + pos;
+        if h[at..at + n.len()].eq_ignore_ascii_case(n) {
+            return Some(at);
+        }
+        i = at + 1;
+    }
+    None
+}
+
+/// One rendering of the digest, split at the slots; the `_qp` pieces are the
+/// same, quoted-printable encoded once (see [`super::qp`]).
+#[derive(Debug, Clone)]
+struct Variant {
+    html: Vec<Piece>,
+    text: Vec<Piece>,
+    html_qp: Vec<Piece>,
+    text_qp: Vec<Piece>,
+}
+
+fn encode_pieces(pieces: &[Piece]) -> Vec<Piece> {
+    pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Text(t) => {
+                let mut enc = String::new();
+                qp::encode_piece(t, &mut enc);
+                Piece::Text(enc)
+            }
+            Piece::Slot(s) => Piece::Slot(*s),
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// The prepared digest
+
+/// One subscriber, as [`Digest::message`] needs them.
+#[derive(Debug, Clone, Copy)]
+pub struct Recipient<'a> {
+    pub email: &'a str,
+    pub name: Option<&'a str>,
+    /// URL-safe (`[A-Za-z0-9_-]`): the last segment of the unsubscribe and
+    /// preferences URLs.
+    pub token: &'a str,
+}
+
+/// The two bodies of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parts {
+    pub html: String,
+    pub text: String,
+}
+
+/// An issue rendered once, ready to be filled in per recipient.
+pub struct Digest {
+    issue_slug: String,
+    subject: String,
+    date: DateTime<Utc>,
+    named: Variant,
+    anonymous: Variant,
+    html_web: String,
+    text_web: String,
+    publication: Arc<Settings>,
+    sender: Result<Arc<Sender>, String>,
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Digest")
+            .field("issue_slug", &self.issue_slug)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Digest {
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    pub fn issue_slug(&self) -> &str {
+        &self.issue_slug
+    }
+
+    /// The web version: the digest HTML (CSS inlined) with no recipient parts.
+    pub fn html_web(&self) -> &str {
+        &self.html_web
+    }
+
+    /// The plain text with no recipient parts.
+    pub fn text(&self) -> &str {
+        &self.text_web
+    }
+
+    pub fn unsubscribe_url(&self, token: &str) -> String {
+        self.publication
+            .publication
+            .url(&format!("unsubscribe/{token}"))
+    }
+
+    pub fn preferences_url(&self, token: &str) -> String {
+        self.publication
+            .publication
+            .url(&format!("preferences/{token}"))
+    }
+
+    /// The HTML and text bodies for one recipient.
+    pub fn parts(&self, r: &Recipient<'_>) -> Result<Parts, RenderError> {
+        let v = Values::new(self, r)?;
+        let variant = v.variant(self);
+        Ok(Parts {
+            html: fill(&variant.html, |slot, out| {
+                escape_html_into(v.get(slot), out)
+            }),
+            text: fill(&variant.text, |slot, out| out.push_str(v.get(slot))),
+        })
+    }
+
+    /// The complete message for one recipient: the pre-encoded pieces with
+    /// the slot values encoded in between, then lettre for the headers.
+    pub fn message(&self, r: &Recipient<'_>) -> Result<Outgoing, RenderError> {
+        let sender = self
+            .sender
+            .as_ref()
+            .map_err(|m| RenderError::Sender(m.clone()))?;
+        let v = Values::new(self, r)?;
+        let variant = v.variant(self);
+        let mut scratch = String::new();
+        let html = fill(&variant.html_qp, |slot, out| {
+            scratch.clear();
+            escape_html_into(v.get(slot), &mut scratch);
+            qp::encode_piece(&scratch, out);
+        });
+        let text = fill(&variant.text_qp, |slot, out| {
+            qp::encode_piece(v.get(slot), out)
+        });
+        build_message(
+            sender,
+            &self.issue_slug,
+            &self.subject,
+            self.date,
+            r,
+            v.name.as_deref(),
+            &v.unsubscribe,
+            EncodedParts {
+                html: qp::finish(html),
+                text: qp::finish(text),
+            },
+        )
+    }
+}
+
+/// The per-recipient values, checked.
+struct Values<'a> {
+    name: Option<String>,
+    email: &'a str,
+    unsubscribe: String,
+    preferences: String,
+}
+
+impl<'a> Values<'a> {
+    fn new(d: &Digest, r: &Recipient<'a>) -> Result<Values<'a>, RenderError> {
+        check_recipient(r)?;
+        Ok(Values {
+            name: r.name.map(clean_name).filter(|n| !n.is_empty()),
+            email: r.email.trim(),
+            unsubscribe: d.unsubscribe_url(r.token),
+            preferences: d.preferences_url(r.token),
+        })
+    }
+
+    fn variant<'d>(&self, d: &'d Digest) -> &'d Variant {
+        if self.name.is_some() {
+            &d.named
+        } else {
+            &d.anonymous
+        }
+    }
+
+    fn get(&self, slot: Slot) -> &str {
+        match slot {
+            Slot::Name => self.name.as_deref().unwrap_or(""),
+            Slot::Email => self.email,
+            Slot::Unsubscribe => &self.unsubscribe,
+            Slot::Preferences => &self.preferences,
+        }
+    }
+}
+
+fn check_recipient(r: &Recipient<'_>) -> Result<(), RenderError> {
+    let bad = |message: &str| {
+        Err(RenderError::Recipient {
+            email: r.email.to_string(),
+            message: message.into(),
+        })
+    };
+    let email = r.email.trim();
+    if email.is_empty() || email.len() > 254 || !email.contains('@') {
+        return bad("not an address");
+    }
+    if !email.is_ascii() {
+        return bad("the address must be ASCII (gazette does not use SMTPUTF8)");
+    }
+    if email.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        return bad("the address contains spaces or control characters");
+    }
+    if r.token.is_empty()
+        || r.token.len() > 256
+        || !r
+            .token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return bad("the token must be URL-safe ([A-Za-z0-9_-], 1 to 256 characters)");
+    }
+    Ok(())
+}
+
+/// Control characters (CR, LF, tab...) become spaces, runs of spaces
+/// collapse, and the name is cut at [`MAX_NAME`] characters.
+fn clean_name(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for word in s
+        .split(|c: char| c.is_control() || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    match out.char_indices().nth(MAX_NAME) {
+        Some((at, _)) => out[..at].trim_end().to_string(),
+        None => out,
+    }
+}
+
+fn fill(pieces: &[Piece], mut slot: impl FnMut(Slot, &mut String)) -> String {
+    let len: usize = pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Text(t) => t.len(),
+            Piece::Slot(_) => 96,
+        })
+        .sum();
+    let mut out = String::with_capacity(len);
+    for p in pieces {
+        match p {
+            Piece::Text(t) => out.push_str(t),
+            Piece::Slot(s) => slot(*s, &mut out),
+        }
+    }
+    out
+}
+
+/// The issue `gazette check` renders the templates against.
+pub fn sample_issue() -> Issue {
+    let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap_or_default();
+    let article = |slug: &str, title: &str, authors: &[&str], html: &str| Article {
+        slug: slug.into(),
+        title: title.into(),
+        authors: authors.iter().map(|a| a.to_string()).collect(),
+        date,
+        section: Some("Sample".into()),
+        dateline: Some("Harbour Town".into()),
+        summary: "A sample article for checking templates.".into(),
+        html: html.into(),
+        source: PathBuf::from(format!("sample/{slug}.md")),
+        format: SourceFormat::Markdown,
+        hash: ContentHash::of(html.as_bytes()),
+    };
+    let articles = vec![
+        article(
+            "first",
+            "A sample article",
+            &["Ana Ruiz", "Bo Chen"],
+            "<p>Harbour Town—The <em>first</em> paragraph, with <a href=\"https://example.org/\">a link</a>.</p>",
+        ),
+        Article {
+            section: None,
+            dateline: None,
+            ..article("second", "Another one", &[], "<p>No by-line here.</p>")
+        },
+    ];
+    Issue {
+        slug: "sample-issue".into(),
+        title: "Sample issue".into(),
+        date,
+        number: Some(1),
+        volume: Some(1),
+        summary: Some("A sample issue.".into()),
+        publication: None,
+        dir: PathBuf::from("sample"),
+        hash: ContentHash::of(b"gazette sample issue"),
+        articles,
+    }
+}
+
+#[cfg(test)]
+#[path = "render_tests.rs"]
+mod tests;
