@@ -1,19 +1,28 @@
-//! One cycle of the daemon (and all of `gazette run`): ingest -> record -> feeds.
+//! One cycle of the daemon (and all of `gazette run`): ingest -> record ->
+//! feeds -> publish -> send.
 //!
 //! A cycle that finds the content exactly as the last one left it (same
 //! fingerprint over every file's hash, same feed-relevant settings, same
 //! gazette version, feed files present) stops after reading: it does not
 //! parse, write the database or touch the feeds. That keeps a 10,000-article
-//! archive cheap to poll every few minutes.
+//! archive cheap to poll every few minutes. The mail half runs every cycle:
+//! retries come due without any file changing.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
 use crate::content::{self, Ingest, Problem, ScanError, ScanOptions, SourceTree};
+use crate::delivery::compose::DigestComposer;
+use crate::delivery::publish::{self, Decision};
+use crate::delivery::send::{self, Progress, SendOptions, SendReport};
+use crate::delivery::transport::{Transport, TransportError};
 use crate::feeds::{self, FeedError};
+use crate::mail::{Renderer, TemplateError};
 use crate::store::{RecordReport, Store, StoreError};
 
 const META_FINGERPRINT: &str = "ingest.fingerprint";
@@ -28,6 +37,31 @@ pub enum CycleError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Feeds(#[from] FeedError),
+    #[error(transparent)]
+    Templates(#[from] TemplateError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error(
+        "{queued} messages are due but mail.from is not set in {}: add `from = \"Name <address@example.org>\"` under [mail]",
+        config.display()
+    )]
+    NoSender { queued: u64, config: PathBuf },
+}
+
+/// How a cycle is watched and stopped.
+pub struct Control<'a> {
+    pub progress: &'a dyn Progress,
+    /// Set (by a signal handler) to stop sending: messages in flight finish
+    /// and are recorded; the rest stay queued.
+    pub stop: &'a AtomicBool,
+}
+
+/// The mail half of a cycle.
+#[derive(Debug, Clone, Default)]
+pub struct MailReport {
+    pub decisions: Vec<Decision>,
+    /// None when nothing was due.
+    pub send: Option<SendReport>,
 }
 
 /// What the feeds step did.
@@ -57,6 +91,7 @@ pub struct CycleReport {
     pub recorded: RecordReport,
     pub problems: Vec<Problem>,
     pub feeds: FeedsOutcome,
+    pub mail: MailReport,
     pub elapsed: Duration,
 }
 
@@ -129,14 +164,95 @@ fn feeds_present(config: &Config) -> bool {
         .all(|name| config.feeds.dir.join(name).is_file())
 }
 
-/// One cycle. `now` is the time recorded as first-seen for new issues.
+/// One cycle. `now` is the time recorded as first-seen (and published) for
+/// new issues. Call only while holding the run lock.
 #[tracing::instrument(skip_all, fields(content = %config.content.dir.display()))]
 pub async fn run(
     config: &Config,
     store: &Store,
     now: DateTime<Utc>,
+    control: &Control<'_>,
 ) -> Result<CycleReport, CycleError> {
     let started = Instant::now();
+    let (mut report, tree, parsed) = ingest_and_build_feeds(config, store, now).await?;
+    report.mail.decisions = publish::publish_pending(
+        store,
+        config.publication.timezone,
+        config.mail.skip_older_than,
+        now,
+    )
+    .await?;
+    let due = store.issues_due(Utc::now()).await?;
+    if !due.is_empty() {
+        let ingest = match parsed {
+            Some(i) => i,
+            None => content::parse_tree(&tree, &scan_options(config)),
+        };
+        report.mail.send = Some(send_mail(config, store, &ingest, &due, control).await?);
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// Send every due message of the issues `due` (slugs), composing from `ingest`.
+pub async fn send_mail(
+    config: &Config,
+    store: &Store,
+    ingest: &Ingest,
+    due: &[String],
+    control: &Control<'_>,
+) -> Result<SendReport, CycleError> {
+    if config.mail.from.is_none() {
+        return Err(CycleError::NoSender {
+            queued: store.count_due(Utc::now()).await?,
+            config: config.path.clone(),
+        });
+    }
+    let renderer = Renderer::load(config)?;
+    let mut composer = DigestComposer::default();
+    for slug in due {
+        let digest = match ingest.issues.iter().find(|i| &i.slug == slug) {
+            Some(issue) => {
+                let date = store.published_at(slug).await?.unwrap_or_else(Utc::now);
+                renderer
+                    .prepare_at(issue, date)
+                    .map_err(|e| format!("cannot render issue {slug}: {e}"))
+            }
+            None => Err(format!(
+                "issue {slug} is no longer in the content folder, or has a problem (see `gazette check`)"
+            )),
+        };
+        if let Err(why) = &digest {
+            tracing::error!("{why}");
+        }
+        composer.insert(slug, digest);
+    }
+    let transport = Transport::from_config(&config.mail)?;
+    let m = &config.mail;
+    let opts = SendOptions {
+        concurrency: m.concurrency,
+        rate_per_second: m.rate_per_second,
+        retry_base: m.retry_base,
+        max_attempts: m.max_attempts,
+    };
+    Ok(send::send_due(
+        store,
+        &transport,
+        Arc::new(composer),
+        &opts,
+        control.progress,
+        control.stop,
+    )
+    .await?)
+}
+
+/// The content half: read, and unless nothing changed, parse, record and
+/// rebuild the feeds. Returns the parse when it was done.
+async fn ingest_and_build_feeds(
+    config: &Config,
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Result<(CycleReport, SourceTree, Option<Ingest>), CycleError> {
     let opts = scan_options(config);
     let tree = content::read_tree(&config.content.dir, &opts)?;
     let key = cycle_key(config, &tree);
@@ -152,6 +268,7 @@ pub async fn run(
         recorded: RecordReport::default(),
         problems: Vec::new(),
         feeds: FeedsOutcome::UpToDate,
+        mail: MailReport::default(),
         elapsed: Duration::ZERO,
     };
 
@@ -167,9 +284,8 @@ pub async fn run(
         }
         report.problems = decode_problems(store.meta(META_PROBLEMS).await?.as_deref());
         report.content_changed = false;
-        report.elapsed = started.elapsed();
-        tracing::debug!("content unchanged; nothing to do");
-        return Ok(report);
+        tracing::debug!("content unchanged; nothing to ingest");
+        return Ok((report, tree, None));
     }
 
     let ingest = content::parse_tree(&tree, &opts);
@@ -189,8 +305,7 @@ pub async fn run(
         .set_meta(META_PROBLEMS, &encode_problems(&report.problems))
         .await?;
     store.set_meta(META_FINGERPRINT, &key).await?;
-    report.elapsed = started.elapsed();
-    Ok(report)
+    Ok((report, tree, Some(ingest)))
 }
 
 fn encode_problems(problems: &[Problem]) -> String {
@@ -277,7 +392,65 @@ impl CycleReport {
                 }
             }
         }
+        s += &self.mail_summary();
         s += &format!(" Took {} ms.", self.elapsed.as_millis());
+        s
+    }
+
+    fn mail_summary(&self) -> String {
+        let mut s = String::new();
+        for d in &self.mail.decisions {
+            match d {
+                Decision::Published { slug, recipients } => {
+                    s += &format!(
+                        " Published {slug} to {}.",
+                        plural(
+                            *recipients as usize,
+                            "active subscriber",
+                            "active subscribers"
+                        )
+                    )
+                }
+                Decision::Skipped { slug, reason } => {
+                    s += &format!(" Not mailing {slug}: {reason}.")
+                }
+            }
+        }
+        match &self.mail.send {
+            None => s += " Mail: nothing due.",
+            Some(r) => {
+                s += &format!(" Mail: {} sent", r.sent);
+                if r.deferred > 0 {
+                    s += &format!(", {} deferred after temporary failures", r.deferred);
+                }
+                if r.failed > 0 {
+                    s += &format!(", {} failed", r.failed);
+                }
+                if r.bounced > 0 {
+                    s += &format!(", {} bounced (subscribers marked bounced)", r.bounced);
+                }
+                if r.cancelled > 0 {
+                    s += &format!(", {} cancelled (subscriber left)", r.cancelled);
+                }
+                if r.recovered > 0 {
+                    s += &format!(
+                        "; {} left sending by an interrupted run were sent again",
+                        r.recovered
+                    );
+                }
+                s += &format!(" in {:.1} s", r.elapsed.as_secs_f64());
+                if r.unreachable {
+                    s += "; stopped early: the mail server did not answer (the rest stays queued for the next run)";
+                }
+                if r.interrupted {
+                    s += "; stopped early on request (the rest stays queued)";
+                }
+                if let Some(t) = &r.next_due {
+                    s += &format!("; next retry due {t}");
+                }
+                s += ". `gazette deliveries` has the details.";
+            }
+        }
         s
     }
 
@@ -303,6 +476,14 @@ impl CycleReport {
             "changed_issues": self.recorded.changed,
             "problems": self.problems.iter().map(|p| serde_json::json!({"path": p.path, "line": p.line, "message": p.message})).collect::<Vec<_>>(),
             "feeds": feeds,
+            "mail": {
+                "decisions": self.mail.decisions,
+                "send": self.mail.send.as_ref().map(|r| {
+                    let mut v = serde_json::to_value(r).unwrap_or_default();
+                    v["elapsed_ms"] = serde_json::Value::from(r.elapsed.as_millis() as u64);
+                    v
+                }),
+            },
             "elapsed_ms": self.elapsed.as_millis() as u64,
         })
     }

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod cmd;
+
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
@@ -13,7 +15,7 @@ use gazette::config::Config;
 use gazette::content::Issue;
 use gazette::cycle::{self, plural};
 use gazette::mail::{Recipient, RenderError, Renderer};
-use gazette::store::{AddOutcome, RemoveOutcome, RunLock, Store};
+use gazette::store::{AddOutcome, RemoveOutcome, Store};
 use gazette::subscribers::csv as subscriber_csv;
 use gazette::subscribers::{Status, Subscriber, SubscriberEmail, SubscriberName, SubscriberRow};
 
@@ -71,6 +73,8 @@ enum Command {
         #[command(subcommand)]
         command: SubscribersCommand,
     },
+    /// Delivery counts per issue; with SLUG, what did not go out and why.
+    Deliveries { slug: Option<String> },
 }
 
 #[derive(Subcommand, Debug)]
@@ -92,6 +96,16 @@ enum IssuesCommand {
         /// Where to write [default: preview/ beside the config file]
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+    },
+    /// Mail an issue now: publish it (also one skipped as too old) and send
+    /// what is due. With --to, send one test copy that is not recorded.
+    Send {
+        slug: String,
+        #[arg(long, value_name = "EMAIL")]
+        to: Option<String>,
+        /// How long to wait for another run on the same database to finish.
+        #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+        wait: u64,
     },
 }
 
@@ -201,7 +215,17 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
     let config = load_config(&cli.config)?;
     match cli.command {
         Command::Check => check(&config, cli.json),
-        Command::Run { wait } => run(&config, cli.json, Duration::from_secs(wait)),
+        Command::Run { wait } => cmd::mail::run(&config, cli.json, Duration::from_secs(wait)),
+        Command::Deliveries { slug } => cmd::mail::deliveries(&config, slug.as_deref(), cli.json),
+        Command::Issues {
+            command: IssuesCommand::Send { slug, to, wait },
+        } => cmd::mail::issues_send(
+            &config,
+            &slug,
+            to.as_deref(),
+            cli.json,
+            Duration::from_secs(wait),
+        ),
         Command::Feeds {
             command: FeedsCommand::Build,
         } => feeds_build(&config, cli.json),
@@ -288,28 +312,6 @@ fn check(config: &Config, json: bool) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
-}
-
-fn run(config: &Config, json: bool, wait: Duration) -> Result<ExitCode> {
-    let _lock = RunLock::acquire(&config.database.path, wait, |holder| {
-        eprintln!("waiting for another gazette run to finish ({holder}) ...");
-    })?;
-    let rt = runtime()?;
-    let report = rt.block_on(async {
-        let store = Store::open(&config.database.path).await?;
-        let report = cycle::run(config, &store, chrono::Utc::now()).await;
-        store.close().await;
-        anyhow::Ok(report?)
-    })?;
-    if json {
-        println!("{}", report.to_json());
-    } else {
-        for p in &report.problems {
-            eprintln!("warning: {p}");
-        }
-        println!("{}", report.summary());
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn feeds_build(config: &Config, json: bool) -> Result<ExitCode> {

@@ -4,6 +4,7 @@
 //! hands messages to a [`transport::Transport`], and records every outcome in
 //! the ledger (`store::deliveries`).
 
+pub mod compose;
 pub mod publish;
 pub mod ratelimit;
 pub mod send;

@@ -68,7 +68,7 @@ pub struct SendReport {
     pub next_due: Option<String>,
     /// Stopped early because a stop was requested.
     pub interrupted: bool,
-    /// Stopped early: a whole batch got no answer from the server.
+    /// Stopped early: many attempts in a row got no answer from the server.
     pub unreachable: bool,
     #[serde(skip)]
     pub elapsed: Duration,
@@ -94,6 +94,10 @@ pub async fn send_due(
     let flush_every = concurrency.max(4);
     let limiter = Arc::new(RateLimiter::new(opts.rate_per_second, concurrency as u32));
     let permits = Arc::new(Semaphore::new(concurrency));
+    // Outcomes in a row without any answer from the server; this many means
+    // it is down (one dropped connection now and then does not).
+    let mut unanswered_in_a_row = 0usize;
+    let give_up_after = (concurrency * 2).max(4);
     progress.start(store.count_due(Utc::now()).await?);
 
     loop {
@@ -165,11 +169,10 @@ pub async fn send_due(
         // Record as outcomes come in. Even when a stop is requested, the
         // messages already on their way are finished and recorded.
         let mut done = Vec::with_capacity(flush_every);
-        let mut answered_any = false;
         while let Some(joined) = tasks.join_next().await {
             match joined {
                 Ok((result, answered)) => {
-                    answered_any |= answered;
+                    unanswered_in_a_row = if answered { 0 } else { unanswered_in_a_row + 1 };
                     done.push(result);
                 }
                 Err(e) => tracing::error!("a send task failed: {e}"),
@@ -183,8 +186,8 @@ pub async fn send_due(
                 done.clear();
             }
         }
-        if !answered_any {
-            // Not one answer in a whole batch: the server is down or
+        if unanswered_in_a_row >= give_up_after {
+            // No answer for many attempts in a row: the server is down or
             // unreachable. Stop here rather than spend an attempt of every
             // queued row; they wait, untouched, for the next run.
             report.unreachable = true;

@@ -158,6 +158,18 @@ impl Store {
         Ok(rows.into_iter().map(|(s,)| s).collect())
     }
 
+    /// When an issue was published (its digest's Date), if it was.
+    pub async fn published_at(&self, slug: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let r: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT published_at FROM issues WHERE slug = $1")
+                .bind(slug)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(r.and_then(|(t,)| t)
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc)))
+    }
+
     /// Note that a new issue is not mailed automatically (too old when first seen).
     pub async fn skip_issue(&self, slug: &str, note: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE issues SET mail_state = 'skipped', mail_note = $1 WHERE slug = $2 AND mail_state = 'unpublished'")

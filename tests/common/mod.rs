@@ -154,9 +154,11 @@ pub fn python() -> PathBuf {
 
 /// A tool on PATH, or a failing test that says how to get it.
 pub fn tool(name: &str, package: &str) -> PathBuf {
+    // Debian puts postfix's tools in /usr/sbin, not on every user's PATH.
     let found = std::env::var_os("PATH")
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain([PathBuf::from("/usr/sbin")])
         .map(|d| d.join(name))
         .find(|p| p.is_file());
     found.unwrap_or_else(|| {

@@ -71,3 +71,84 @@ impl Drop for SmtpServer {
         let _ = self.child.wait();
     }
 }
+
+/// postfix's smtp-sink, keeping every message (`-d`): fast, for the big
+/// sends. Killed when dropped.
+pub struct SmtpSink {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl SmtpSink {
+    pub fn start() -> SmtpSink {
+        let sink = super::tool("smtp-sink", "postfix");
+        let dir = tempfile::tempdir().expect("tempdir");
+        // smtp-sink drops privileges to nobody when run as root.
+        let _ = Command::new("chown").arg("nobody").arg(dir.path()).status();
+        let port = free_port();
+        let mut child = Command::new(sink)
+            .args(["-u", "nobody", "-c", "-d"])
+            .arg(format!("{}/%M.", dir.path().display()))
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("1000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start smtp-sink");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return SmtpSink { child, port, dir };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("smtp-sink did not start on port {port}");
+    }
+
+    /// How many messages each envelope recipient got.
+    pub fn per_recipient(&self) -> std::collections::HashMap<String, usize> {
+        let mut counts = std::collections::HashMap::new();
+        for entry in std::fs::read_dir(self.dir.path())
+            .expect("read sink dir")
+            .flatten()
+        {
+            let Ok(text) = std::fs::read(entry.path()) else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&text[..text.len().min(2048)]).into_owned();
+            for line in head.lines().take_while(|l| !l.is_empty()) {
+                if let Some(r) = line
+                    .strip_prefix("X-Rcpt-Args: <")
+                    .and_then(|r| r.split('>').next())
+                {
+                    *counts.entry(r.to_string()).or_default() += 1;
+                }
+            }
+        }
+        counts
+    }
+
+    pub fn files(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.dir.path())
+            .expect("read sink dir")
+            .flatten()
+            .map(|e| e.path())
+            .collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}

@@ -1,0 +1,306 @@
+//! `run`, `issues send`, `deliveries`: the commands that mail.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use chrono::Utc;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use gazette::config::Config;
+use gazette::cycle::{self, Control};
+use gazette::delivery::send::{Progress, Quiet};
+use gazette::delivery::transport::{Outcome, Transport, Wire};
+use gazette::mail::{Recipient, Renderer};
+use gazette::store::{Published, RunLock, Store};
+use gazette::subscribers::SubscriberEmail;
+
+/// A progress bar with rate and ETA, on a terminal only.
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn start(&self, due: u64) {
+        self.0.set_length(due);
+        self.0.reset_eta();
+    }
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+fn progress(json: bool) -> Box<dyn Progress> {
+    if json || !std::io::stderr().is_terminal() {
+        return Box::new(Quiet);
+    }
+    let bar = ProgressBar::new(0);
+    if let Ok(style) =
+        ProgressStyle::with_template("sending {bar:30} {pos}/{len} · {per_sec} · ETA {eta}")
+    {
+        bar.set_style(style);
+    }
+    Box::new(Bar(bar))
+}
+
+/// SIGINT or SIGTERM: stop sending; messages in flight finish and are recorded.
+fn stop_on_signal(rt: &tokio::runtime::Runtime) -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    rt.spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        eprintln!("stopping: finishing the messages in flight; the rest stays queued");
+        flag.store(true, Ordering::SeqCst);
+    });
+    stop
+}
+
+fn lock(config: &Config, wait: Duration) -> Result<RunLock> {
+    Ok(RunLock::acquire(&config.database.path, wait, |holder| {
+        eprintln!("waiting for another gazette run to finish ({holder}) ...");
+    })?)
+}
+
+pub fn run(config: &Config, json: bool, wait: Duration) -> Result<ExitCode> {
+    let _lock = lock(config, wait)?;
+    let rt = super::super::runtime()?;
+    let stop = stop_on_signal(&rt);
+    let bar = progress(json);
+    let report = rt.block_on(async {
+        let store = Store::open(&config.database.path).await?;
+        let control = Control {
+            progress: bar.as_ref(),
+            stop: &stop,
+        };
+        let report = cycle::run(config, &store, Utc::now(), &control).await;
+        store.close().await;
+        anyhow::Ok(report?)
+    })?;
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        for p in &report.problems {
+            eprintln!("warning: {p}");
+        }
+        println!("{}", report.summary());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `issues send SLUG`: publish now (even an issue skipped as too old) and
+/// send what is due; `--to EMAIL`: one test copy, not recorded.
+pub fn issues_send(
+    config: &Config,
+    slug: &str,
+    to: Option<&str>,
+    json: bool,
+    wait: Duration,
+) -> Result<ExitCode> {
+    let (_, ingest) = cycle::ingest(config)?;
+    let issue = ingest
+        .issues
+        .iter()
+        .find(|i| i.slug == slug)
+        .with_context(|| {
+            format!(
+                "no issue {slug:?} in {} (see `gazette issues list`)",
+                config.content.dir.display()
+            )
+        })?;
+    let rt = super::super::runtime()?;
+    if let Some(to) = to {
+        let email = SubscriberEmail::parse(to)
+            .map_err(|e| anyhow::anyhow!("{to:?} is not a usable address: {e}"))?;
+        return rt.block_on(send_test_copy(config, issue, &email, json));
+    }
+    let _lock = lock(config, wait)?;
+    let stop = stop_on_signal(&rt);
+    let bar = progress(json);
+    let (published, report) = rt.block_on(async {
+        let store = Store::open(&config.database.path).await?;
+        store
+            .record_issues(std::slice::from_ref(issue), Utc::now())
+            .await?;
+        let published = store.publish_issue(slug, Utc::now()).await?;
+        let due = store.issues_due(Utc::now()).await?;
+        let control = Control {
+            progress: bar.as_ref(),
+            stop: &stop,
+        };
+        let report = cycle::send_mail(config, &store, &ingest, &due, &control).await;
+        store.close().await;
+        anyhow::Ok((published, report?))
+    })?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"slug": slug, "published_now": matches!(published, Published::Now { .. }), "send": report})
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    match published {
+        Published::Now { recipients } => {
+            println!("Published {slug} to {recipients} active subscribers.")
+        }
+        _ => println!("{slug} was published before; sending what is still due."),
+    }
+    println!(
+        "Sent {}, deferred {}, failed {}, bounced {}. `gazette deliveries {slug}` lists what did not go out.",
+        report.sent, report.deferred, report.failed, report.bounced
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn send_test_copy(
+    config: &Config,
+    issue: &gazette::content::Issue,
+    email: &SubscriberEmail,
+    json: bool,
+) -> Result<ExitCode> {
+    if config.mail.from.is_none() {
+        bail!(
+            "mail.from is not set in {}: add `from = \"Name <address@example.org>\"` under [mail]",
+            config.path.display()
+        );
+    }
+    // A subscriber's own links when the address is on the list.
+    let known = if config.database.path.exists() {
+        let store = Store::open(&config.database.path).await?;
+        let s = store.subscriber_by_email(email).await?;
+        store.close().await;
+        s
+    } else {
+        None
+    };
+    let name = known
+        .as_ref()
+        .and_then(|s| s.name.as_ref().map(|n| n.as_str().to_string()));
+    let token = known
+        .as_ref()
+        .map(|s| s.token.as_str().to_string())
+        .unwrap_or_else(|| "test-copy".into());
+    let digest = Renderer::load(config)?.prepare(issue)?;
+    let out = digest.message(&Recipient {
+        email: email.as_str(),
+        name: name.as_deref(),
+        token: &token,
+    })?;
+    let transport = Transport::from_config(&config.mail)?;
+    let stem = format!("{}/test-copy", issue.slug);
+    let wire = Wire {
+        envelope_from: &out.envelope_from,
+        to: email.as_str(),
+        bytes: &out.bytes,
+        file_stem: &stem,
+    };
+    let outcome = transport.send(wire).await;
+    let (ok, reply) = match &outcome {
+        Outcome::Sent { reply } => (true, reply.clone()),
+        Outcome::Retry { reply, .. } | Outcome::Failed { reply, .. } => (false, reply.clone()),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"to": email.as_str(), "sent": ok, "reply": reply, "message_id": out.message_id})
+        );
+    } else if ok {
+        println!(
+            "Sent a test copy of {} to {} ({reply}). It is not recorded in the ledger.",
+            issue.slug,
+            email.as_str()
+        );
+    } else {
+        eprintln!("The test copy to {} was not sent: {reply}", email.as_str());
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `deliveries [SLUG]`: counts per status per issue; with SLUG, what did not go out and why.
+pub fn deliveries(config: &Config, slug: Option<&str>, json: bool) -> Result<ExitCode> {
+    if !config.database.path.exists() {
+        bail!(
+            "no database yet at {}: run `gazette run` first",
+            config.database.path.display()
+        );
+    }
+    let rt = super::super::runtime()?;
+    let (counts, problems) = rt.block_on(async {
+        let store = Store::open(&config.database.path).await?;
+        let counts = store.delivery_counts(slug).await?;
+        let problems = match slug {
+            Some(s) => store.delivery_problems(s).await?,
+            None => Vec::new(),
+        };
+        store.close().await;
+        anyhow::Ok((counts, problems))
+    })?;
+    if let Some(s) = slug
+        && counts.is_empty()
+    {
+        bail!("no issue {s:?} recorded (see `gazette issues list`)");
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"issues": counts, "problems": problems})
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<28} {:<11} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9}",
+        "ISSUE", "MAIL", "QUEUED", "SENDING", "SENT", "FAILED", "BOUNCED", "CANCELLED"
+    );
+    for c in &counts {
+        println!(
+            "{:<28} {:<11} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9}",
+            c.slug, c.mail_state, c.queued, c.sending, c.sent, c.failed, c.bounced, c.cancelled
+        );
+        if let Some(note) = c.note.as_deref().filter(|_| slug.is_some()) {
+            println!("  {note}");
+        }
+    }
+    if slug.is_some() {
+        if problems.is_empty() {
+            println!("\nNo failures.");
+        } else {
+            println!(
+                "\n{:<36} {:<9} {:>8}  LAST REPLY",
+                "SUBSCRIBER", "STATUS", "ATTEMPTS"
+            );
+            for p in &problems {
+                let next = if p.status == "queued" {
+                    format!(" (next try {})", p.next_attempt_at)
+                } else {
+                    String::new()
+                };
+                println!(
+                    "{:<36} {:<9} {:>8}  {}{next}",
+                    p.email,
+                    p.status,
+                    p.attempts,
+                    p.last_reply.as_deref().unwrap_or("-")
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,332 @@
+//! Digest delivery through the binary: who gets an issue, over the file
+//! outbox and over real SMTP, and what `deliveries` reports.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::smtp::{SmtpServer, SmtpSink};
+use common::{Site, expect_code, stderr, stdout};
+
+const MIMECHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/checks/mimecheck.py");
+
+/// A site whose issues are always recent enough to mail (the fixture's dates
+/// are fixed; the tests must not depend on the day they run).
+fn site_with(mail: &str, subscribers: &[&str]) -> Site {
+    let site = Site::new();
+    site.write(
+        "config.toml",
+        &format!("{}\n[mail]\nfrom = \"The Test Ledger <ledger@example.org>\"\nskip_older_than = \"100000d\"\nretry_base = \"0s\"\nrate_per_second = 100000\n{mail}", common::CONFIG),
+    );
+    let mut csv = String::from("email,name,status\n");
+    for s in subscribers {
+        csv.push_str(s);
+        csv.push('\n');
+    }
+    site.write("subscribers.csv", &csv);
+    expect_code(
+        &site.gazette(&["subscribers", "import", "subscribers.csv"]),
+        0,
+    );
+    site
+}
+
+fn smtp(port: u16) -> String {
+    format!(
+        "transport = \"smtp\"\nconcurrency = 4\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\n"
+    )
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_str(&stdout(out))
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(out), stderr(out)))
+}
+
+fn mimecheck(files: &[std::path::PathBuf]) {
+    assert!(
+        std::path::Path::new(MIMECHECK).is_file(),
+        "{MIMECHECK} is missing"
+    );
+    for chunk in files.chunks(500) {
+        let out = std::process::Command::new("python3")
+            .arg(MIMECHECK)
+            .args(chunk)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && !text.contains("ERROR"),
+            "mimecheck:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn the_file_outbox_gets_one_digest_per_active_subscriber_once() {
+    let site = site_with(
+        "",
+        &[
+            "ann@example.org,Ann Ó Briain,active",
+            "bob@example.org,,active",
+            "cy@example.org,Cy,pending",
+            "dee@example.org,Dee,unsubscribed",
+        ],
+    );
+    let out = site.gazette(&["run"]);
+    expect_code(&out, 0);
+    let summary = stdout(&out);
+    assert!(
+        summary.contains("Published 2026-winter to 2 active subscribers")
+            && summary.contains("Published 2026-autumn to 2"),
+        "{summary}"
+    );
+    assert!(summary.contains("Mail: 4 sent"), "{summary}");
+    let files: Vec<_> = std::fs::read_dir(site.path("outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 4, "{files:?}");
+    mimecheck(&files);
+    let all: String = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    assert!(all.contains("ann@example.org") && all.contains("bob@example.org"));
+    assert!(
+        !all.contains("cy@example.org") && !all.contains("dee@example.org"),
+        "pending and unsubscribed get nothing"
+    );
+
+    // Nothing twice: the next run has nothing due.
+    let out = site.gazette(&["run"]);
+    assert!(
+        stdout(&out).contains("Mail: nothing due"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(std::fs::read_dir(site.path("outbox")).unwrap().count(), 4);
+
+    // A later joiner gets the next issue only.
+    expect_code(
+        &site.gazette(&["subscribers", "add", "eve@example.org", "--confirmed"]),
+        0,
+    );
+    site.write("content/2026-spring/first.txt", "Spring opens\n\nDecember 1, 2026\n\nFrom the Spring 2026 issue of The Test Ledger\n\nBuds.\n");
+    let out = site.gazette(&["--json", "run"]);
+    let v = json(&out);
+    assert_eq!(v["mail"]["send"]["sent"], 3, "{v}");
+    let out = site.gazette(&["--json", "deliveries"]);
+    let v = json(&out);
+    let sent: HashMap<String, u64> = v["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["slug"].as_str().unwrap().to_string(),
+                i["sent"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        HashMap::from([
+            ("2026-spring".into(), 3),
+            ("2026-winter".into(), 2),
+            ("2026-autumn".into(), 2)
+        ])
+    );
+}
+
+#[test]
+fn an_issue_too_old_when_first_seen_is_only_mailed_by_issues_send() {
+    let site = site_with("", &["ann@example.org,Ann,active"]);
+    // 30 days: both fixture issues (October and November 2026) are older than
+    // that today, or will be. Pin "today" far ahead instead of depending on the clock.
+    let cfg = site
+        .read("config.toml")
+        .replace("skip_older_than = \"100000d\"", "skip_older_than = \"1d\"");
+    site.write("config.toml", &cfg);
+    let out = site.gazette(&["run"]);
+    expect_code(&out, 0);
+    assert!(
+        stdout(&out).contains("Not mailing 2026-winter")
+            && stdout(&out).contains("gazette issues send 2026-winter"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        !site.path("outbox").exists()
+            || std::fs::read_dir(site.path("outbox")).unwrap().count() == 0
+    );
+    let out = site.gazette(&["deliveries", "2026-winter"]);
+    assert!(
+        stdout(&out).contains("skipped") && stdout(&out).contains("mail.skip_older_than"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = site.gazette(&["issues", "send", "2026-winter"]);
+    expect_code(&out, 0);
+    assert!(
+        stdout(&out).contains("Published 2026-winter to 1 active subscribers")
+            && stdout(&out).contains("Sent 1"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(std::fs::read_dir(site.path("outbox")).unwrap().count(), 1);
+    // The other old issue stays unmailed.
+    let out = site.gazette(&["--json", "deliveries", "2026-autumn"]);
+    assert_eq!(json(&out)["issues"][0]["mail_state"], "skipped");
+
+    // --to sends one test copy and records nothing.
+    let out = site.gazette(&[
+        "issues",
+        "send",
+        "2026-autumn",
+        "--to",
+        "editor@example.org",
+    ]);
+    expect_code(&out, 0);
+    assert!(stdout(&out).contains("not recorded"), "{}", stdout(&out));
+    let out = site.gazette(&["--json", "deliveries", "2026-autumn"]);
+    assert_eq!(json(&out)["issues"][0]["sent"], 0);
+}
+
+#[test]
+fn a_thousand_subscribers_over_smtp_each_get_one_message_that_passes_mimecheck() {
+    let sink = SmtpSink::start();
+    let subscribers: Vec<String> = (0..1000)
+        .map(|n| format!("reader{n}@example.org,Reader {n},active"))
+        .collect();
+    let refs: Vec<&str> = subscribers.iter().map(String::as_str).collect();
+    let site = site_with(&smtp(sink.port), &refs);
+    std::fs::remove_dir_all(site.path("content/2026-autumn")).unwrap();
+    let out = site.gazette(&["--json", "run"]);
+    expect_code(&out, 0);
+    let v = json(&out);
+    assert_eq!(v["mail"]["send"]["sent"], 1000, "{v}");
+    let counts = sink.per_recipient();
+    assert_eq!(counts.len(), 1000);
+    assert!(counts.values().all(|&n| n == 1));
+    let out = site.gazette(&["--json", "deliveries"]);
+    assert_eq!(json(&out)["issues"][0]["sent"], 1000);
+    // The sink prefixes its own trace headers; mimecheck reads the message after them.
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (n, f) in sink.files().iter().enumerate() {
+        let raw = std::fs::read(f).unwrap();
+        let start = raw
+            .windows(6)
+            .position(|w| w == b"\nFrom:")
+            .map(|p| p + 1)
+            .unwrap_or(0);
+        let path = dir.path().join(format!("{n}.eml"));
+        std::fs::write(&path, &raw[start..]).unwrap();
+        files.push(path);
+    }
+    mimecheck(&files);
+}
+
+#[test]
+fn faults_at_the_server_are_retried_bounces_are_recorded_and_deliveries_explains() {
+    let server = SmtpServer::start(&[
+        "--tempfail-rcpt",
+        r"^slow@:2",
+        "--421-rcpt",
+        r"^busy@:1",
+        "--bounce-rcpt",
+        r"^gone@",
+        "--drop-data-every",
+        "5",
+    ]);
+    let names = ["slow", "busy", "gone", "a", "b", "c", "d", "e", "f", "g"];
+    let rows: Vec<String> = names
+        .iter()
+        .map(|n| format!("{n}@example.org,,active"))
+        .collect();
+    let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let site = site_with(&smtp(server.port), &refs);
+    std::fs::remove_dir_all(site.path("content/2026-autumn")).unwrap();
+    let out = site.gazette(&["--json", "run"]);
+    expect_code(&out, 0);
+    let v = json(&out);
+    assert_eq!(
+        (
+            v["mail"]["send"]["sent"].as_u64(),
+            v["mail"]["send"]["bounced"].as_u64()
+        ),
+        (Some(9), Some(1)),
+        "{v}"
+    );
+    let mut per: HashMap<String, usize> = HashMap::new();
+    for m in server.received() {
+        for r in m.rcpt {
+            *per.entry(r).or_default() += 1;
+        }
+    }
+    assert_eq!(per.len(), 9);
+    assert!(per.values().all(|&n| n == 1), "{per:?}");
+    let out = site.gazette(&["deliveries", "2026-winter"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("gone@example.org") && text.contains("bounced") && text.contains("5.1.1"),
+        "{text}"
+    );
+    let out = site.gazette(&["--json", "subscribers", "list", "--status", "bounced"]);
+    assert_eq!(json(&out).as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn two_runs_at_once_never_send_a_message_twice() {
+    let sink = SmtpSink::start();
+    let subscribers: Vec<String> = (0..300)
+        .map(|n| format!("r{n}@example.org,,active"))
+        .collect();
+    let refs: Vec<&str> = subscribers.iter().map(String::as_str).collect();
+    let site = site_with(&smtp(sink.port), &refs);
+    let a = site
+        .command(&["run"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let b = site
+        .command(&["run"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    expect_code(&a, 0);
+    expect_code(&b, 0);
+    let counts = sink.per_recipient();
+    assert_eq!(counts.len(), 300);
+    // Two issues each: one message per (issue, subscriber), never more.
+    assert!(
+        counts.values().all(|&n| n == 2),
+        "{:?}",
+        counts.values().filter(|n| **n != 2).count()
+    );
+}
+
+#[test]
+fn no_sender_address_is_a_clear_error_and_nothing_is_lost() {
+    let site = site_with("", &["ann@example.org,Ann,active"]);
+    let cfg = site
+        .read("config.toml")
+        .replace("from = \"The Test Ledger <ledger@example.org>\"\n", "");
+    site.write("config.toml", &cfg);
+    let out = site.gazette(&["run"]);
+    expect_code(&out, 1);
+    assert!(
+        stderr(&out).contains("mail.from is not set"),
+        "{}",
+        stderr(&out)
+    );
+    site.write(
+        "config.toml",
+        &format!("{cfg}from = \"Ledger <l@example.org>\"\n"),
+    );
+    let out = site.gazette(&["run"]);
+    expect_code(&out, 0);
+    assert!(stdout(&out).contains("Mail: 2 sent"), "{}", stdout(&out));
+}
