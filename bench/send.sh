@@ -54,14 +54,14 @@ sink_pid=
 cleanup() { [ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null; true; }
 trap cleanup EXIT
 start_sink() {
-  smtp-sink -u nobody -c 127.0.0.1:$PORT 1000 & sink_pid=$!
+  smtp-sink -u nobody 127.0.0.1:$PORT 1000 >/dev/null 2>&1 & sink_pid=$!
   sleep 0.3
 }
 
 echo "== smtp-source: $N messages of 20 KB, 10 sessions" >&2
 start_sink
 t0=$(date +%s.%N)
-smtp-source -d -s 10 -l 20480 -m "$N" -f a@bench.example.org -t b@bench.example.org 127.0.0.1:$PORT
+smtp-source -d -s 10 -l 20480 -m "$N" -f a@bench.example.org -t b@bench.example.org 127.0.0.1:$PORT >/dev/null 2>&1
 t1=$(date +%s.%N)
 kill $sink_pid; wait $sink_pid 2>/dev/null || true; sink_pid=
 src_rate=$(python3 -c "print(f'{$N/($t1-$t0):.0f}')")

@@ -235,7 +235,7 @@ pub async fn send_mail(
         retry_base: m.retry_base,
         max_attempts: m.max_attempts,
     };
-    Ok(send::send_due(
+    let report = send::send_due(
         store,
         &transport,
         Arc::new(composer),
@@ -243,7 +243,9 @@ pub async fn send_mail(
         control.progress,
         control.stop,
     )
-    .await?)
+    .await;
+    transport.close().await;
+    Ok(report?)
 }
 
 /// The content half: read, and unless nothing changed, parse, record and

@@ -8,4 +8,5 @@ pub mod compose;
 pub mod publish;
 pub mod ratelimit;
 pub mod send;
+mod smtp_pool;
 pub mod transport;

@@ -100,8 +100,11 @@ pub async fn send_due(
     let give_up_after = (concurrency * 2).max(4);
     progress.start(store.count_due(Utc::now()).await?);
 
+    // Rows of subscribers who left are skipped by every claim (it only takes
+    // rows of active subscribers); marking them cancelled is bookkeeping,
+    // done before and after the pass rather than on every batch.
+    report.cancelled += store.cancel_inactive(Utc::now()).await?;
     loop {
-        report.cancelled += store.cancel_inactive(Utc::now()).await?;
         if stop.load(Ordering::SeqCst) {
             report.interrupted = true;
             break;
@@ -195,6 +198,7 @@ pub async fn send_due(
         }
     }
     progress.finish();
+    report.cancelled += store.cancel_inactive(Utc::now()).await?;
     report.next_due = store.next_due().await?;
     report.elapsed = started.elapsed();
     Ok(report)

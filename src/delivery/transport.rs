@@ -4,6 +4,7 @@
 //! server said, classified as [`Outcome`], and the sender records it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::address::Envelope;
@@ -12,6 +13,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
+use super::smtp_pool::{PoolError, SmtpPool};
 use crate::config::{MailConfig, Security, Transport as TransportKind};
 
 /// What became of one attempt.
@@ -61,8 +63,14 @@ pub enum Transport {
     File {
         dir: PathBuf,
     },
+    /// Implicit TLS: lettre's own pool.
     Smtp {
         smtp: AsyncSmtpTransport<Tokio1Executor>,
+        host: String,
+    },
+    /// Plain or STARTTLS: our pool, with TCP_NODELAY (see `smtp_pool`).
+    Pooled {
+        pool: Arc<SmtpPool>,
         host: String,
     },
 }
@@ -71,7 +79,9 @@ impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Transport::File { dir } => write!(f, "file transport into {}", dir.display()),
-            Transport::Smtp { host, .. } => write!(f, "SMTP via {host}"),
+            Transport::Smtp { host, .. } | Transport::Pooled { host, .. } => {
+                write!(f, "SMTP via {host}")
+            }
         }
     }
 }
@@ -87,6 +97,26 @@ impl Transport {
                 })?;
                 Ok(Transport::File {
                     dir: mail.outbox.clone(),
+                })
+            }
+            TransportKind::Smtp if mail.smtp.security != Security::Tls => {
+                let s = &mail.smtp;
+                let credentials = match &s.username {
+                    Some(user) => {
+                        let password = match &s.password_env {
+                            Some(var) => std::env::var(var)
+                                .map_err(|_| TransportError::Password { var: var.clone() })?,
+                            None => String::new(),
+                        };
+                        Some(Credentials::new(user.clone(), password))
+                    }
+                    None => None,
+                };
+                let starttls = s.security == Security::Starttls;
+                let pool = SmtpPool::new(&s.host, s.port, starttls, credentials, mail.concurrency);
+                Ok(Transport::Pooled {
+                    pool: Arc::new(pool),
+                    host: s.host.clone(),
                 })
             }
             TransportKind::Smtp => {
@@ -137,11 +167,39 @@ impl Transport {
         }
     }
 
+    /// Close idle connections politely (QUIT).
+    pub async fn close(&self) {
+        if let Transport::Pooled { pool, .. } = self {
+            pool.close().await;
+        }
+    }
+
     /// Hand one message over.
     #[tracing::instrument(level = "debug", skip_all, fields(to = wire.to))]
     pub async fn send(&self, wire: Wire<'_>) -> Outcome {
         match self {
             Transport::File { dir } => write_eml(dir, wire).await,
+            Transport::Pooled { pool, .. } => {
+                let envelope = match envelope(wire) {
+                    Ok(e) => e,
+                    Err(reply) => {
+                        return Outcome::Failed {
+                            reply,
+                            bounce: false,
+                        };
+                    }
+                };
+                match pool.send(&envelope, wire.bytes).await {
+                    Ok(resp) => Outcome::Sent {
+                        reply: reply_text(&resp),
+                    },
+                    Err(PoolError::Connect(reply)) => Outcome::Retry {
+                        reply,
+                        answered: false,
+                    },
+                    Err(PoolError::Smtp(e)) => classify(&e),
+                }
+            }
             Transport::Smtp { smtp, .. } => {
                 let envelope = match envelope(wire) {
                     Ok(e) => e,
@@ -154,17 +212,21 @@ impl Transport {
                 };
                 match smtp.send_raw(&envelope, wire.bytes).await {
                     Ok(resp) => Outcome::Sent {
-                        reply: format!(
-                            "{} {}",
-                            resp.code(),
-                            resp.message().collect::<Vec<_>>().join(" ")
-                        ),
+                        reply: reply_text(&resp),
                     },
                     Err(e) => classify(&e),
                 }
             }
         }
     }
+}
+
+fn reply_text(resp: &lettre::transport::smtp::response::Response) -> String {
+    format!(
+        "{} {}",
+        resp.code(),
+        resp.message().collect::<Vec<_>>().join(" ")
+    )
 }
 
 fn envelope(wire: Wire<'_>) -> Result<Envelope, String> {
