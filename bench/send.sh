@@ -29,7 +29,7 @@ para = ("The harbour trust met on Tuesday and the ferry timetable was, once agai
 for a in range(4):
     with open(os.path.join(d, f"article-{a}.md"), "w") as f:
         f.write(f'+++\ntitle = "Article {a}"\nauthor = "Writer {a}"\ndate = {today}\n+++\n\n')
-        f.write("\n\n".join([para] * 8) + "\n")
+        f.write("\n\n".join([para] * 4) + "\n")
 with open(os.path.join(work, "subscribers.csv"), "w") as f:
     f.write("email,name\n")
     for i in range(n):
@@ -66,15 +66,17 @@ t1=$(date +%s.%N)
 kill $sink_pid; wait $sink_pid 2>/dev/null || true; sink_pid=
 src_rate=$(python3 -c "print(f'{$N/($t1-$t0):.0f}')")
 
-echo "== gazette: importing $N subscribers" >&2
+"$bin" --config "$work/config.toml" issues preview bench-issue --out "$work/preview" >/dev/null
+msg_bytes=$(stat -c %s "$work/preview/bench-issue.eml")
+echo "== gazette: one digest message is $msg_bytes bytes (HTML + text); importing $N subscribers" >&2
 "$bin" --config "$work/config.toml" subscribers import "$work/subscribers.csv" >/dev/null
 start_sink
 /usr/bin/time -f "%M" -o "$work/rss_kb" "$bin" --config "$work/config.toml" --json run > "$work/run.json"
 kill $sink_pid; wait $sink_pid 2>/dev/null || true; sink_pid=
 
-python3 - "$work" "$N" "$src_rate" <<'PY'
+python3 - "$work" "$N" "$src_rate" "$msg_bytes" <<'PY'
 import json, sys, sqlite3
-work, n, src_rate = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+work, n, src_rate, msg_bytes = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 run = json.load(open(f"{work}/run.json"))
 mail = run["mail"]
 secs = mail["send"]["elapsed_ms"] / 1000
@@ -82,10 +84,9 @@ rate = mail["send"]["sent"] / secs if secs else 0
 rss_mb = int(open(f"{work}/rss_kb").read().split()[-1]) / 1024
 db = sqlite3.connect(f"{work}/gazette.db")
 counts = dict(db.execute("SELECT status, COUNT(*) FROM deliveries GROUP BY status").fetchall())
-size = db.execute("SELECT 1").fetchone()
 print(f"{'':34} {'msgs/s':>9}")
 print(f"{'smtp-source -s 10 -l 20480':34} {src_rate:9.0f}")
-print(f"{'gazette run (SMTP, 10 conns)':34} {rate:9.0f}")
+print(f"{f'gazette run (SMTP, 10 conns, {msg_bytes // 1024} KB)':34} {rate:9.0f}")
 print(f"ratio gazette / smtp-source: {rate / src_rate:.2f} (target >= 0.5, next goal 0.8)")
 print(f"gazette peak RSS: {rss_mb:.0f} MB (target < 150 MB)")
 print(f"ledger: {counts} (target: all {n} sent)")

@@ -5,6 +5,7 @@
 //! the ledger (`store::deliveries`).
 
 pub mod compose;
+mod plain_smtp;
 pub mod publish;
 pub mod ratelimit;
 pub mod send;

@@ -13,6 +13,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
+use super::plain_smtp::PlainSmtp;
 use super::smtp_pool::{PoolError, SmtpPool};
 use crate::config::{MailConfig, Security, Transport as TransportKind};
 
@@ -68,7 +69,12 @@ pub enum Transport {
         smtp: AsyncSmtpTransport<Tokio1Executor>,
         host: String,
     },
-    /// Plain or STARTTLS: our pool, with TCP_NODELAY (see `smtp_pool`).
+    /// Plain SMTP: our own client (see `plain_smtp`).
+    Plain {
+        smtp: Arc<PlainSmtp>,
+        host: String,
+    },
+    /// STARTTLS: lettre connections in our pool, with TCP_NODELAY (see `smtp_pool`).
     Pooled {
         pool: Arc<SmtpPool>,
         host: String,
@@ -79,7 +85,9 @@ impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Transport::File { dir } => write!(f, "file transport into {}", dir.display()),
-            Transport::Smtp { host, .. } | Transport::Pooled { host, .. } => {
+            Transport::Smtp { host, .. }
+            | Transport::Pooled { host, .. }
+            | Transport::Plain { host, .. } => {
                 write!(f, "SMTP via {host}")
             }
         }
@@ -101,19 +109,26 @@ impl Transport {
             }
             TransportKind::Smtp if mail.smtp.security != Security::Tls => {
                 let s = &mail.smtp;
-                let credentials = match &s.username {
+                let login = match &s.username {
                     Some(user) => {
                         let password = match &s.password_env {
                             Some(var) => std::env::var(var)
                                 .map_err(|_| TransportError::Password { var: var.clone() })?,
                             None => String::new(),
                         };
-                        Some(Credentials::new(user.clone(), password))
+                        Some((user.clone(), password))
                     }
                     None => None,
                 };
-                let starttls = s.security == Security::Starttls;
-                let pool = SmtpPool::new(&s.host, s.port, starttls, credentials, mail.concurrency);
+                if s.security == Security::None {
+                    let smtp = PlainSmtp::new(&s.host, s.port, login, mail.concurrency);
+                    return Ok(Transport::Plain {
+                        smtp: Arc::new(smtp),
+                        host: s.host.clone(),
+                    });
+                }
+                let credentials = login.map(|(u, p)| Credentials::new(u, p));
+                let pool = SmtpPool::new(&s.host, s.port, true, credentials, mail.concurrency);
                 Ok(Transport::Pooled {
                     pool: Arc::new(pool),
                     host: s.host.clone(),
@@ -169,8 +184,10 @@ impl Transport {
 
     /// Close idle connections politely (QUIT).
     pub async fn close(&self) {
-        if let Transport::Pooled { pool, .. } = self {
-            pool.close().await;
+        match self {
+            Transport::Pooled { pool, .. } => pool.close().await,
+            Transport::Plain { smtp, .. } => smtp.close().await,
+            _ => {}
         }
     }
 
@@ -179,6 +196,9 @@ impl Transport {
     pub async fn send(&self, wire: Wire<'_>) -> Outcome {
         match self {
             Transport::File { dir } => write_eml(dir, wire).await,
+            Transport::Plain { smtp, .. } => {
+                smtp.send(wire.envelope_from, wire.to, wire.bytes).await
+            }
             Transport::Pooled { pool, .. } => {
                 let envelope = match envelope(wire) {
                     Ok(e) => e,

@@ -274,7 +274,11 @@ impl Store {
             return Ok(());
         }
         let stamp = ledger_time(now);
-        let mut tx = self.pool.begin().await?;
+        // One statement for the whole batch (rows as a JSON array): each
+        // statement is a round trip to sqlx's SQLite thread, and at a few
+        // thousand messages a second those round trips were the cost.
+        let mut rows = Vec::with_capacity(results.len());
+        let mut bounced = Vec::new();
         for (row, message_id, attempt) in results {
             let (status, reply, next) = match attempt {
                 Attempt::Sent { reply } => ("sent", reply, stamp.clone()),
@@ -288,29 +292,41 @@ impl Store {
                 Attempt::Failed { reply } => ("failed", reply, stamp.clone()),
                 Attempt::Bounced { reply } => ("bounced", reply, stamp.clone()),
             };
+            if status == "bounced" {
+                bounced.push(row.subscriber_id);
+            }
             let sent_at = (status == "sent").then_some(stamp.as_str());
-            sqlx::query(
-                "UPDATE deliveries SET status = $1, last_reply = $2, next_attempt_at = $3, message_id = $4,
-                     sent_at = COALESCE($5, sent_at), updated_at = $6
-                 WHERE id = $7 AND status = 'sending'",
-            )
-            .bind(status)
-            .bind(reply)
-            .bind(&next)
-            .bind(message_id)
-            .bind(sent_at)
+            rows.push(serde_json::json!([
+                row.delivery_id,
+                status,
+                reply,
+                next,
+                message_id,
+                sent_at
+            ]));
+        }
+        let rows = serde_json::Value::from(rows).to_string();
+        let update = sqlx::query(
+            "UPDATE deliveries SET status = j.status, last_reply = j.reply, next_attempt_at = j.next,
+                 message_id = j.mid, sent_at = COALESCE(j.sent_at, deliveries.sent_at), updated_at = $2
+             FROM (SELECT value ->> 0 AS id, value ->> 1 AS status, value ->> 2 AS reply, value ->> 3 AS next,
+                          value ->> 4 AS mid, value ->> 5 AS sent_at
+                   FROM json_each($1)) AS j
+             WHERE deliveries.id = j.id AND deliveries.status = 'sending'",
+        )
+        .bind(rows)
+        .bind(&stamp);
+        if bounced.is_empty() {
+            update.execute(&self.pool).await?;
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        update.execute(&mut *tx).await?;
+        sqlx::query("UPDATE subscribers SET status = 'bounced', bounced_at = $1, updated_at = $1 WHERE id IN (SELECT value FROM json_each($2))")
             .bind(&stamp)
-            .bind(row.delivery_id)
+            .bind(serde_json::Value::from(bounced).to_string())
             .execute(&mut *tx)
             .await?;
-            if status == "bounced" {
-                sqlx::query("UPDATE subscribers SET status = 'bounced', bounced_at = $1, updated_at = $1 WHERE id = $2")
-                    .bind(&stamp)
-                    .bind(row.subscriber_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
         tx.commit().await?;
         Ok(())
     }
