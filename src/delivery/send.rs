@@ -91,7 +91,7 @@ pub async fn send_due(
     };
     let concurrency = opts.concurrency.max(1);
     let batch = (concurrency * 4).clamp(8, 256) as u32;
-    let flush_every = concurrency.max(4);
+    let flush_every = (concurrency * 2).max(8);
     let limiter = Arc::new(RateLimiter::new(opts.rate_per_second, concurrency as u32));
     let permits = Arc::new(Semaphore::new(concurrency));
     // Outcomes in a row without any answer from the server; this many means

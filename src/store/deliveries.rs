@@ -218,35 +218,25 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<Claimed>, StoreError> {
         let now = ledger_time(now);
-        let mut tx = self.pool.begin().await?;
+        // One statement (a round trip to sqlx's SQLite thread each costs
+        // more than the work): claim and return what the messages need.
         let rows = sqlx::query(
             "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = $1
              WHERE id IN (
                  SELECT d.id FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
                  WHERE d.status = 'queued' AND d.next_attempt_at <= $1 AND s.status = 'active'
                  ORDER BY d.next_attempt_at, d.id LIMIT $2)
-             RETURNING id",
+             RETURNING id, subscriber_id, attempts,
+                 (SELECT slug FROM issues i WHERE i.id = deliveries.issue_id) AS slug,
+                 (SELECT email FROM subscribers s WHERE s.id = deliveries.subscriber_id) AS email,
+                 (SELECT name FROM subscribers s WHERE s.id = deliveries.subscriber_id) AS name,
+                 (SELECT token FROM subscribers s WHERE s.id = deliveries.subscriber_id) AS token",
         )
         .bind(&now)
         .bind(limit as i64)
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await?;
-        if rows.is_empty() {
-            tx.commit().await?;
-            return Ok(Vec::new());
-        }
-        let ids: Vec<i64> = rows.iter().map(|r| r.get("id")).collect();
-        let ids = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
-        let claimed = sqlx::query(
-            "SELECT d.id, d.subscriber_id, d.attempts, i.slug, s.email, s.name, s.token
-             FROM deliveries d JOIN issues i ON i.id = d.issue_id JOIN subscribers s ON s.id = d.subscriber_id
-             WHERE d.id IN (SELECT value FROM json_each($1)) ORDER BY d.id",
-        )
-        .bind(ids)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(claimed
+        let mut claimed: Vec<Claimed> = rows
             .into_iter()
             .map(|r| Claimed {
                 delivery_id: r.get("id"),
@@ -257,7 +247,9 @@ impl Store {
                 token: r.get("token"),
                 attempts: r.get::<i64, _>("attempts") as u32,
             })
-            .collect())
+            .collect();
+        claimed.sort_by_key(|c| c.delivery_id);
+        Ok(claimed)
     }
 
     /// Record outcomes, in one transaction. `results` are (claimed row,
