@@ -415,7 +415,20 @@ fn issues_list(config: &Config, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn find_issue<'a>(issues: &'a [Issue], slug: &str) -> Result<&'a Issue> {
+/// Ingest the content, warning about problems in the folder of `slug`.
+pub(crate) fn ingest_for(config: &Config, slug: &str) -> Result<gazette::content::Ingest> {
+    let (_, ingest) = cycle::ingest(config)?;
+    for p in ingest
+        .problems
+        .iter()
+        .filter(|p| p.path.starts_with(config.content.dir.join(slug)))
+    {
+        eprintln!("warning: {p}");
+    }
+    Ok(ingest)
+}
+
+pub(crate) fn find_issue<'a>(issues: &'a [Issue], slug: &str) -> Result<&'a Issue> {
     issues.iter().find(|i| i.slug == slug).ok_or_else(|| {
         let known: Vec<&str> = issues.iter().map(|i| i.slug.as_str()).collect();
         anyhow::anyhow!(
@@ -430,14 +443,7 @@ fn find_issue<'a>(issues: &'a [Issue], slug: &str) -> Result<&'a Issue> {
 }
 
 fn issues_show(config: &Config, slug: &str, json: bool) -> Result<ExitCode> {
-    let (_, ingest) = cycle::ingest(config)?;
-    for p in ingest
-        .problems
-        .iter()
-        .filter(|p| p.path.starts_with(config.content.dir.join(slug)))
-    {
-        eprintln!("warning: {p}");
-    }
+    let ingest = ingest_for(config, slug)?;
     let issue = find_issue(&ingest.issues, slug)?;
     let seen = first_seen(config)?;
     let url = config.publication.url(&format!("issues/{}", issue.slug));
@@ -786,14 +792,7 @@ fn issues_preview(
     out: Option<PathBuf>,
     json: bool,
 ) -> Result<ExitCode> {
-    let (_, ingest) = cycle::ingest(config)?;
-    for p in ingest
-        .problems
-        .iter()
-        .filter(|p| p.path.starts_with(config.content.dir.join(slug)))
-    {
-        eprintln!("warning: {p}");
-    }
+    let ingest = ingest_for(config, slug)?;
     let issue = find_issue(&ingest.issues, slug)?;
     let renderer = Renderer::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let digest = renderer

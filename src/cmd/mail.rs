@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -111,17 +111,8 @@ pub fn issues_send(
     json: bool,
     wait: Duration,
 ) -> Result<ExitCode> {
-    let (_, ingest) = cycle::ingest(config)?;
-    let issue = ingest
-        .issues
-        .iter()
-        .find(|i| i.slug == slug)
-        .with_context(|| {
-            format!(
-                "no issue {slug:?} in {} (see `gazette issues list`)",
-                config.content.dir.display()
-            )
-        })?;
+    let ingest = crate::ingest_for(config, slug)?;
+    let issue = crate::find_issue(&ingest.issues, slug)?;
     let rt = super::super::runtime()?;
     if let Some(to) = to {
         let email = SubscriberEmail::parse(to)

@@ -199,44 +199,21 @@ impl Transport {
             Transport::Plain { smtp, .. } => {
                 smtp.send(wire.envelope_from, wire.to, wire.bytes).await
             }
-            Transport::Pooled { pool, .. } => {
-                let envelope = match envelope(wire) {
-                    Ok(e) => e,
-                    Err(reply) => {
-                        return Outcome::Failed {
-                            reply,
-                            bounce: false,
-                        };
-                    }
-                };
-                match pool.send(&envelope, wire.bytes).await {
-                    Ok(resp) => Outcome::Sent {
-                        reply: reply_text(&resp),
-                    },
+            Transport::Pooled { pool, .. } => match envelope(wire) {
+                Err(failed) => failed,
+                Ok(envelope) => match pool.send(&envelope, wire.bytes).await {
                     Err(PoolError::Connect(reply)) => Outcome::Retry {
                         reply,
                         answered: false,
                     },
-                    Err(PoolError::Smtp(e)) => classify(&e),
-                }
-            }
-            Transport::Smtp { smtp, .. } => {
-                let envelope = match envelope(wire) {
-                    Ok(e) => e,
-                    Err(reply) => {
-                        return Outcome::Failed {
-                            reply,
-                            bounce: false,
-                        };
-                    }
-                };
-                match smtp.send_raw(&envelope, wire.bytes).await {
-                    Ok(resp) => Outcome::Sent {
-                        reply: reply_text(&resp),
-                    },
-                    Err(e) => classify(&e),
-                }
-            }
+                    Err(PoolError::Smtp(e)) => lettre_outcome(Err(e)),
+                    Ok(resp) => lettre_outcome(Ok(resp)),
+                },
+            },
+            Transport::Smtp { smtp, .. } => match envelope(wire) {
+                Err(failed) => failed,
+                Ok(envelope) => lettre_outcome(smtp.send_raw(&envelope, wire.bytes).await),
+            },
         }
     }
 }
@@ -249,16 +226,32 @@ fn reply_text(resp: &lettre::transport::smtp::response::Response) -> String {
     )
 }
 
-fn envelope(wire: Wire<'_>) -> Result<Envelope, String> {
+/// The SMTP envelope; addresses lettre cannot take fail the delivery.
+fn envelope(wire: Wire<'_>) -> Result<Envelope, Outcome> {
+    let failed = |reply: String| Outcome::Failed {
+        reply,
+        bounce: false,
+    };
     let from: Address = wire
         .envelope_from
         .parse()
-        .map_err(|e| format!("bad sender address {:?}: {e}", wire.envelope_from))?;
+        .map_err(|e| failed(format!("bad sender address {:?}: {e}", wire.envelope_from)))?;
     let to: Address = wire
         .to
         .parse()
-        .map_err(|e| format!("bad recipient address {:?}: {e}", wire.to))?;
-    Envelope::new(Some(from), vec![to]).map_err(|e| e.to_string())
+        .map_err(|e| failed(format!("bad recipient address {:?}: {e}", wire.to)))?;
+    Envelope::new(Some(from), vec![to]).map_err(|e| failed(e.to_string()))
+}
+
+fn lettre_outcome(
+    result: Result<lettre::transport::smtp::response::Response, lettre::transport::smtp::Error>,
+) -> Outcome {
+    match result {
+        Ok(resp) => Outcome::Sent {
+            reply: reply_text(&resp),
+        },
+        Err(e) => classify(&e),
+    }
 }
 
 /// Sort an SMTP error into retry / fail / bounce.
