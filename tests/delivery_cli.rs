@@ -330,3 +330,37 @@ fn no_sender_address_is_a_clear_error_and_nothing_is_lost() {
     expect_code(&out, 0);
     assert!(stdout(&out).contains("Mail: 2 sent"), "{}", stdout(&out));
 }
+
+#[test]
+fn smtp_auth_with_the_password_from_the_environment_and_a_wrong_one_loses_nothing() {
+    let server = SmtpServer::start(&["--auth", "ledger:s3cret"]);
+    let rows = ["a@example.org,,active", "b@example.org,,active"];
+    let mail = format!(
+        "{}username = \"ledger\"\npassword_env = \"LEDGER_SMTP_PASSWORD\"\n",
+        smtp(server.port)
+    );
+    let site = site_with(&mail, &rows);
+    std::fs::remove_dir_all(site.path("content/2026-autumn")).unwrap();
+    // Wrong password: the server refuses the session; nothing fails, all stays queued.
+    let out = site.gazette_env(&["--json", "run"], &[("LEDGER_SMTP_PASSWORD", "wrong")]);
+    expect_code(&out, 0);
+    let v = json(&out);
+    assert_eq!(
+        (
+            v["mail"]["send"]["sent"].as_u64(),
+            v["mail"]["send"]["failed"].as_u64()
+        ),
+        (Some(0), Some(0)),
+        "{v}"
+    );
+    assert_eq!(
+        json(&site.gazette(&["--json", "deliveries"]))["issues"][0]["queued"],
+        2
+    );
+    assert!(server.received().is_empty());
+    // The right one: both go out, once.
+    let out = site.gazette_env(&["--json", "run"], &[("LEDGER_SMTP_PASSWORD", "s3cret")]);
+    expect_code(&out, 0);
+    assert_eq!(json(&out)["mail"]["send"]["sent"], 2);
+    assert_eq!(server.received().len(), 2);
+}

@@ -126,7 +126,22 @@ impl PlainSmtp {
             .map_err(|e| Fail::Io(format!("connection lost: {e}")))
     }
 
+    /// A refusal while setting up (greeting, EHLO, AUTH) is not about any
+    /// recipient: it is reported like no answer, so the run stops and every
+    /// message stays queued instead of failing one by one.
     async fn connect(&self) -> Result<Conn, Fail> {
+        self.setup().await.map_err(|f| match f {
+            Fail::Reply(r) => Fail::Io(format!(
+                "{}:{} refused the session: {}",
+                self.host,
+                self.port,
+                r.line()
+            )),
+            io => io,
+        })
+    }
+
+    async fn setup(&self) -> Result<Conn, Fail> {
         let stream = tokio::time::timeout(
             self.timeout,
             TcpStream::connect((self.host.as_str(), self.port)),

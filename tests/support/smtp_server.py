@@ -34,6 +34,7 @@ ap.add_argument("--421-rcpt", dest="r421")
 ap.add_argument("--bounce-rcpt")
 ap.add_argument("--drop-data-every", type=int, default=0)
 ap.add_argument("--down", action="store_true")
+ap.add_argument("--auth", help="USER:PASSWORD required (AUTH PLAIN/LOGIN, no TLS)")
 a = ap.parse_args()
 os.makedirs(os.path.join(a.out, "msg"), exist_ok=True)
 
@@ -90,8 +91,18 @@ async def main():
         server = await asyncio.get_running_loop().create_server(DownProtocol, "127.0.0.1", a.port)
         port = server.sockets[0].getsockname()[1]
     else:
+        kwargs = {"data_size_limit": 50_000_000}
+        if a.auth:
+            from aiosmtpd.smtp import AuthResult
+            user, _, password = a.auth.partition(":")
+
+            def check(server, session, envelope, mechanism, auth_data):
+                ok = auth_data.login.decode() == user and auth_data.password.decode() == password
+                return AuthResult(success=ok, handled=False)
+
+            kwargs.update(authenticator=check, auth_required=True, auth_require_tls=False)
         controller = Controller(Handler(), hostname="127.0.0.1", port=a.port, decode_data=False,
-                                server_kwargs={"data_size_limit": 50_000_000})
+                                server_kwargs=kwargs)
         # Controller binds in a thread; a port of 0 is resolved by binding ourselves first.
         if a.port == 0:
             import socket
