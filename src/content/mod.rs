@@ -7,7 +7,7 @@ pub mod clipping;
 pub mod markdown;
 mod model;
 pub mod scan;
-mod text;
+pub(crate) mod text;
 
 pub use model::{Article, ContentHash, Issue, Problem, SourceFormat};
 pub use scan::{Ingest, ScanError, ScanOptions, SourceTree, parse_tree, read_tree};

@@ -22,6 +22,7 @@ use minijinja::value::Kwargs;
 use minijinja::{Environment, UndefinedBehavior, Value, context};
 
 use crate::config::{Config, DigestBody, Publication};
+use crate::content::text::push_escaped;
 use crate::content::{Article, ContentHash, Issue, SourceFormat};
 
 use super::message::{EncodedParts, Outgoing, Sender, build_message};
@@ -421,7 +422,7 @@ fn article_value(a: &Article, issue_url: &str, mode: DigestBody) -> Result<Value
         DigestBody::Full => (a.html.clone(), text.clone()),
         DigestBody::Summary => {
             let mut h = String::from("<p>");
-            escape_html_into(&a.summary, &mut h);
+            push_escaped(&mut h, &a.summary);
             h.push_str("</p>");
             (h, wrap(&a.summary, TEXT_WIDTH, ""))
         }
@@ -537,19 +538,6 @@ fn tidy_text(s: &str) -> String {
         out.pop();
     }
     out
-}
-
-pub(crate) fn escape_html_into(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -755,9 +743,7 @@ impl Digest {
         let v = Values::new(self, r)?;
         let variant = v.variant(self);
         Ok(Parts {
-            html: fill(&variant.html, |slot, out| {
-                escape_html_into(v.get(slot), out)
-            }),
+            html: fill(&variant.html, |slot, out| push_escaped(out, v.get(slot))),
             text: fill(&variant.text, |slot, out| out.push_str(v.get(slot))),
         })
     }
@@ -774,7 +760,7 @@ impl Digest {
         let mut scratch = String::new();
         let html = fill(&variant.html_qp, |slot, out| {
             scratch.clear();
-            escape_html_into(v.get(slot), &mut scratch);
+            push_escaped(&mut scratch, v.get(slot));
             qp::encode_piece(&scratch, out);
         });
         let text = fill(&variant.text_qp, |slot, out| {
