@@ -29,7 +29,7 @@ para = ("The harbour trust met on Tuesday and the ferry timetable was, once agai
 for a in range(4):
     with open(os.path.join(d, f"article-{a}.md"), "w") as f:
         f.write(f'+++\ntitle = "Article {a}"\nauthor = "Writer {a}"\ndate = {today}\n+++\n\n')
-        f.write("\n\n".join([para] * 4) + "\n")
+        f.write("\n\n".join([para] * 3) + "\n")
 with open(os.path.join(work, "subscribers.csv"), "w") as f:
     f.write("email,name\n")
     for i in range(n):
