@@ -145,6 +145,8 @@ pub struct SmtpConfig {
     pub username: Option<String>,
     /// The NAME of the environment variable holding the password.
     pub password_env: Option<String>,
+    /// Extra trusted root certificate (PEM), e.g. a private CA's.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -196,7 +198,8 @@ raw_section!(RawSmtp {
     port: i64,
     security: Security,
     username: String,
-    password_env: String
+    password_env: String,
+    ca_file: String
 });
 raw_section!(RawDkim {
     selector: String,
@@ -666,6 +669,7 @@ impl Config {
                     security: s.security.unwrap_or(Security::Starttls),
                     username: s.username,
                     password_env: s.password_env,
+                    ca_file: s.ca_file.map(|f| root.join(f)),
                 },
                 dkim,
             },

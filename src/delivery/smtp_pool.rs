@@ -1,5 +1,4 @@
-//! SMTP connections of our own for plain and STARTTLS servers, with
-//! TCP_NODELAY set.
+//! SMTP connections of our own for STARTTLS servers, with TCP_NODELAY set.
 //!
 //! lettre writes a message's body and its final "." in two writes. On a
 //! socket with Nagle's algorithm on, the second small write waits for the
@@ -31,7 +30,7 @@ pub enum PoolError {
 pub struct SmtpPool {
     host: String,
     port: u16,
-    starttls: bool,
+    starttls: TlsParameters,
     credentials: Option<Credentials>,
     hello: ClientId,
     timeout: Duration,
@@ -49,7 +48,7 @@ impl SmtpPool {
     pub fn new(
         host: &str,
         port: u16,
-        starttls: bool,
+        starttls: TlsParameters,
         credentials: Option<Credentials>,
         max_idle: usize,
     ) -> SmtpPool {
@@ -89,19 +88,16 @@ impl SmtpPool {
         let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
             .await
             .map_err(PoolError::Smtp)?;
-        if self.starttls {
-            if !conn.can_starttls() {
-                conn.abort().await;
-                return Err(PoolError::Connect(format!(
-                    "{} does not offer STARTTLS (mail.smtp.security = \"starttls\")",
-                    self.host
-                )));
-            }
-            let params = TlsParameters::new(self.host.clone()).map_err(PoolError::Smtp)?;
-            conn.starttls(params, &self.hello)
-                .await
-                .map_err(PoolError::Smtp)?;
+        if !conn.can_starttls() {
+            conn.abort().await;
+            return Err(PoolError::Connect(format!(
+                "{} does not offer STARTTLS (mail.smtp.security = \"starttls\")",
+                self.host
+            )));
         }
+        conn.starttls(self.starttls.clone(), &self.hello)
+            .await
+            .map_err(PoolError::Smtp)?;
         if let Some(c) = &self.credentials {
             conn.auth(&[Mechanism::Plain, Mechanism::Login], c)
                 .await

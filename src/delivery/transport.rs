@@ -54,6 +54,8 @@ pub enum TransportError {
         host: String,
         source: lettre::transport::smtp::Error,
     },
+    #[error("mail.smtp.ca_file {}: {message}", path.display())]
+    CaFile { path: PathBuf, message: String },
     #[error("mail.smtp.password_env names {var}, which is not set")]
     Password { var: String },
 }
@@ -128,7 +130,13 @@ impl Transport {
                     });
                 }
                 let credentials = login.map(|(u, p)| Credentials::new(u, p));
-                let pool = SmtpPool::new(&s.host, s.port, true, credentials, mail.concurrency);
+                let pool = SmtpPool::new(
+                    &s.host,
+                    s.port,
+                    tls_parameters(s)?,
+                    credentials,
+                    mail.concurrency,
+                );
                 Ok(Transport::Pooled {
                     pool: Arc::new(pool),
                     host: s.host.clone(),
@@ -141,23 +149,10 @@ impl Transport {
                     host: host.clone(),
                     source,
                 };
-                let mut builder = match s.security {
-                    Security::Tls => {
-                        AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host).map_err(smtp_err)?
-                    }
-                    Security::Starttls => {
-                        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
-                            .map_err(smtp_err)?
-                    }
-                    Security::None => {
-                        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
-                            .tls(Tls::None)
-                    }
-                };
-                if s.security == Security::Starttls {
-                    let params = TlsParameters::new(s.host.clone()).map_err(smtp_err)?;
-                    builder = builder.tls(Tls::Required(params));
-                }
+                // Implicit TLS (port 465): lettre's own transport and pool.
+                let mut builder = AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host)
+                    .map_err(smtp_err)?
+                    .tls(Tls::Wrapper(tls_parameters(s)?));
                 if let Some(user) = &s.username {
                     let password = match &s.password_env {
                         Some(var) => std::env::var(var)
@@ -216,6 +211,26 @@ impl Transport {
             },
         }
     }
+}
+
+/// TLS settings for the server: the system's roots (webpki), plus
+/// `mail.smtp.ca_file` when set.
+fn tls_parameters(s: &crate::config::SmtpConfig) -> Result<TlsParameters, TransportError> {
+    let mut builder = TlsParameters::builder(s.host.clone());
+    if let Some(path) = &s.ca_file {
+        let bad = |message: String| TransportError::CaFile {
+            path: path.clone(),
+            message,
+        };
+        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let cert = lettre::transport::smtp::client::Certificate::from_pem(&pem)
+            .map_err(|e| bad(e.to_string()))?;
+        builder = builder.add_root_certificate(cert);
+    }
+    builder.build().map_err(|source| TransportError::Smtp {
+        host: s.host.clone(),
+        source,
+    })
 }
 
 fn reply_text(resp: &lettre::transport::smtp::response::Response) -> String {

@@ -35,6 +35,8 @@ ap.add_argument("--bounce-rcpt")
 ap.add_argument("--drop-data-every", type=int, default=0)
 ap.add_argument("--down", action="store_true")
 ap.add_argument("--auth", help="USER:PASSWORD required (AUTH PLAIN/LOGIN, no TLS)")
+ap.add_argument("--starttls", help="CERT:KEY (PEM files): offer and require STARTTLS")
+ap.add_argument("--tls", help="CERT:KEY (PEM files): implicit TLS from the first byte")
 a = ap.parse_args()
 os.makedirs(os.path.join(a.out, "msg"), exist_ok=True)
 
@@ -101,8 +103,19 @@ async def main():
                 return AuthResult(success=ok, handled=False)
 
             kwargs.update(authenticator=check, auth_required=True, auth_require_tls=False)
+        import ssl
+        def context(spec):
+            cert, _, key = spec.partition(":")
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(cert, key)
+            return ctx
+        extra = {}
+        if a.starttls:
+            kwargs.update(tls_context=context(a.starttls), require_starttls=True)
+        if a.tls:
+            extra["ssl_context"] = context(a.tls)
         controller = Controller(Handler(), hostname="127.0.0.1", port=a.port, decode_data=False,
-                                server_kwargs=kwargs)
+                                server_kwargs=kwargs, **extra)
         # Controller binds in a thread; a port of 0 is resolved by binding ourselves first.
         if a.port == 0:
             import socket
