@@ -356,11 +356,8 @@ fn first_seen(config: &Config) -> Result<std::collections::HashMap<String, Strin
     if !config.database.path.exists() {
         return Ok(Default::default());
     }
-    let rt = runtime()?;
-    rt.block_on(async {
-        let store = Store::open(&config.database.path).await?;
+    with_store(config, async |store| {
         let recs = store.issue_records().await?;
-        store.close().await;
         Ok(recs
             .into_iter()
             .map(|r| (r.slug, r.first_seen_at))
@@ -499,7 +496,10 @@ fn issues_show(config: &Config, slug: &str, json: bool) -> Result<ExitCode> {
 }
 
 /// Open the store, run `f` on it, close it.
-fn with_store<T>(config: &Config, f: impl AsyncFnOnce(&Store) -> Result<T>) -> Result<T> {
+pub(crate) fn with_store<T>(
+    config: &Config,
+    f: impl AsyncFnOnce(&Store) -> Result<T>,
+) -> Result<T> {
     let rt = runtime()?;
     rt.block_on(async {
         let store = Store::open(&config.database.path).await?;

@@ -259,12 +259,7 @@ fn faults_at_the_server_are_retried_bounces_are_recorded_and_deliveries_explains
         (Some(9), Some(1)),
         "{v}"
     );
-    let mut per: HashMap<String, usize> = HashMap::new();
-    for m in server.received() {
-        for r in m.rcpt {
-            *per.entry(r).or_default() += 1;
-        }
-    }
+    let per = server.per_recipient();
     assert_eq!(per.len(), 9);
     assert!(per.values().all(|&n| n == 1), "{per:?}");
     let out = site.gazette(&["deliveries", "2026-winter"]);

@@ -97,16 +97,6 @@ async fn status_counts(store: &Store) -> HashMap<String, i64> {
     rows.into_iter().collect()
 }
 
-fn per_recipient(server: &SmtpServer) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for m in server.received() {
-        for r in m.rcpt {
-            *counts.entry(r).or_default() += 1;
-        }
-    }
-    counts
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_subscribers_get_exactly_one_message_each() {
     let server = SmtpServer::start(&[]);
@@ -117,7 +107,7 @@ async fn a_thousand_subscribers_get_exactly_one_message_each() {
         (1000, 0, 0),
         "{report:?}"
     );
-    let counts = per_recipient(&server);
+    let counts = server.per_recipient();
     assert_eq!(counts.len(), 1000);
     assert!(
         counts.values().all(|&n| n == 1),
@@ -152,7 +142,7 @@ async fn temporary_failures_and_dropped_connections_are_retried_until_delivered_
         report.deferred >= 30,
         "the faults must have caused retries: {report:?}"
     );
-    let counts = per_recipient(&server);
+    let counts = server.per_recipient();
     assert_eq!(counts.len(), 100);
     assert!(counts.values().all(|&n| n == 1), "duplicates: {counts:?}");
     assert_eq!(
@@ -219,7 +209,7 @@ async fn a_server_down_for_a_whole_run_loses_nothing_and_the_next_run_sends_ever
     let up = SmtpServer::start_on(port, &[]);
     let report = send(&store, up.port, 3).await;
     assert_eq!(report.sent, 200, "{report:?}");
-    let counts = per_recipient(&up);
+    let counts = up.per_recipient();
     assert_eq!(counts.len(), 200);
     assert!(counts.values().all(|&n| n == 1));
 }

@@ -233,16 +233,13 @@ pub fn deliveries(config: &Config, slug: Option<&str>, json: bool) -> Result<Exi
             config.database.path.display()
         );
     }
-    let rt = super::super::runtime()?;
-    let (counts, problems) = rt.block_on(async {
-        let store = Store::open(&config.database.path).await?;
+    let (counts, problems) = crate::with_store(config, async |store| {
         let counts = store.delivery_counts(slug).await?;
         let problems = match slug {
             Some(s) => store.delivery_problems(s).await?,
             None => Vec::new(),
         };
-        store.close().await;
-        anyhow::Ok((counts, problems))
+        Ok((counts, problems))
     })?;
     if let Some(s) = slug
         && counts.is_empty()

@@ -55,6 +55,17 @@ impl SmtpServer {
             .collect()
     }
 
+    /// How many messages each envelope recipient got.
+    pub fn per_recipient(&self) -> std::collections::HashMap<String, usize> {
+        let mut counts = std::collections::HashMap::new();
+        for m in self.received() {
+            for r in m.rcpt {
+                *counts.entry(r).or_default() += 1;
+            }
+        }
+        counts
+    }
+
     pub fn messages_dir(&self) -> PathBuf {
         self.dir.path().join("msg")
     }
