@@ -6,8 +6,10 @@
 pub mod config;
 pub mod content;
 pub mod cycle;
+pub mod daemon;
 pub mod delivery;
 pub mod feeds;
 pub mod mail;
 pub mod store;
 pub mod subscribers;
+pub mod web;

@@ -44,6 +44,11 @@ struct Cli {
     /// Print machine-readable JSON on stdout instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Log lines on stderr as text, or as one JSON object per line (for
+    /// log collectors). The level comes from GAZETTE_LOG (default: info for
+    /// serve, warn otherwise).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -75,6 +80,16 @@ enum Command {
     },
     /// Delivery counts per issue; with SLUG, what did not go out and why.
     Deliveries { slug: Option<String> },
+    /// The daemon: a cycle now and on `[schedule] cron`, and the HTTP server
+    /// on `[http] listen` (feeds, pages, admin API, /healthz, /metrics).
+    /// SIGTERM or SIGINT stop it gracefully.
+    Serve,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -175,7 +190,14 @@ fn status_parser() -> impl clap::builder::TypedValueParser<Value = Status> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(
+        cli.log_format,
+        if matches!(cli.command, Command::Serve) {
+            "info"
+        } else {
+            "warn"
+        },
+    );
     match real_main(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -185,13 +207,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GAZETTE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .try_init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
 }
 
 fn load_config(path: &std::path::Path) -> Result<Config> {
@@ -216,6 +242,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         Command::Check => check(&config, cli.json),
         Command::Run { wait } => cmd::mail::run(&config, cli.json, Duration::from_secs(wait)),
         Command::Deliveries { slug } => cmd::mail::deliveries(&config, slug.as_deref(), cli.json),
+        Command::Serve => cmd::serve::serve(config),
         Command::Issues {
             command: IssuesCommand::Send { slug, to, wait },
         } => cmd::mail::issues_send(

@@ -3,3 +3,4 @@
 //! codes; the work itself is in the library.
 
 pub mod mail;
+pub mod serve;

@@ -1,0 +1,297 @@
+//! `gazette serve`: cycles on the cron schedule beside the HTTP server, and a
+//! graceful stop.
+//!
+//! One [`Cycles`] owns "running a cycle": the schedule loop and
+//! `POST /api/v1/cycle` both go through it, so two cycles never overlap in
+//! this process, and the OS run lock keeps a `gazette run` from another
+//! shell out while one works. The lock is taken per cycle, not for the life
+//! of the daemon, so the command line keeps working beside it.
+//!
+//! Stopping (SIGTERM/SIGINT): the stop flag tells the sender to take no new
+//! messages; the ones in flight finish and are recorded; the HTTP server
+//! stops accepting and drains. Whatever is still busy after
+//! [`STOP_GRACE`] is dropped: rows it left `sending` are what crash
+//! recovery re-sends on the next start, so the ledger stays consistent
+//! either way.
+
+pub mod schedule;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+pub use schedule::{Schedule, Step};
+
+use crate::config::Config;
+use crate::cycle::{self, Control, CycleReport};
+use crate::delivery::send::Quiet;
+use crate::store::{LockError, RunLock, Store, StoreError};
+
+/// How long a stop waits for the cycle in flight (the contract allows 10 s
+/// from the signal to the exit).
+pub const STOP_GRACE: Duration = Duration::from_secs(8);
+
+/// The longest single sleep of the schedule loop: it re-reads the wall clock
+/// at least this often, so a suspended machine or a clock change is noticed.
+const MAX_NAP: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("schedule.cron: {0}")]
+    Schedule(String),
+    #[error("cannot listen on {addr} (http.listen): {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the HTTP server failed: {0}")]
+    Http(std::io::Error),
+    #[error(transparent)]
+    Web(#[from] crate::web::WebError),
+}
+
+/// What the last cycles did, for `/metrics` and `/healthz`.
+#[derive(Debug, Clone, Default)]
+pub struct CycleStats {
+    pub runs: u64,
+    pub failures: u64,
+    pub running: bool,
+    pub last_finished: Option<DateTime<Utc>>,
+    pub last_ok: Option<bool>,
+    pub last_seconds: f64,
+    pub last_error: Option<String>,
+    /// Messages sent by this process since it started.
+    pub sent_total: u64,
+    pub failed_total: u64,
+    /// Messages per second over the last cycle that sent any.
+    pub last_send_rate: f64,
+}
+
+/// Runs cycles, one at a time.
+pub struct Cycles {
+    config: Arc<Config>,
+    store: Store,
+    gate: tokio::sync::Mutex<()>,
+    stop: AtomicBool,
+    stats: std::sync::Mutex<CycleStats>,
+}
+
+impl std::fmt::Debug for Cycles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cycles").finish_non_exhaustive()
+    }
+}
+
+impl Cycles {
+    pub fn new(config: Arc<Config>, store: Store) -> Cycles {
+        Cycles {
+            config,
+            store,
+            gate: tokio::sync::Mutex::new(()),
+            stop: AtomicBool::new(false),
+            stats: std::sync::Mutex::new(CycleStats::default()),
+        }
+    }
+
+    /// No new cycles, no new messages; the ones in flight finish.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    pub fn stats(&self) -> CycleStats {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Run one cycle now (waiting for one in flight to finish first).
+    #[tracing::instrument(skip(self))]
+    pub async fn run_now(&self, reason: &str) -> Result<CycleReport, String> {
+        let _gate = self.gate.lock().await;
+        if self.stopping() {
+            return Err("gazette is stopping".into());
+        }
+        let _lock = self.run_lock().await?;
+        self.update(|s| s.running = true);
+        let started = Instant::now();
+        let control = Control {
+            progress: &Quiet,
+            stop: &self.stop,
+        };
+        let result = cycle::run(&self.config, &self.store, Utc::now(), &control)
+            .await
+            .map_err(|e| e.to_string());
+        let secs = started.elapsed().as_secs_f64();
+        self.update(|s| {
+            s.running = false;
+            s.runs += 1;
+            s.last_finished = Some(Utc::now());
+            s.last_seconds = secs;
+            s.last_ok = Some(result.is_ok());
+            match &result {
+                Ok(report) => {
+                    s.last_error = None;
+                    if let Some(send) = &report.mail.send {
+                        s.sent_total += send.sent;
+                        s.failed_total += send.failed + send.bounced;
+                        let t = send.elapsed.as_secs_f64();
+                        if send.sent > 0 && t > 0.0 {
+                            s.last_send_rate = send.sent as f64 / t;
+                        }
+                    }
+                }
+                Err(e) => {
+                    s.failures += 1;
+                    s.last_error = Some(e.clone());
+                }
+            }
+        });
+        match &result {
+            Ok(report) => {
+                for p in &report.problems {
+                    tracing::warn!(problem = %p, "content problem");
+                }
+                tracing::info!(seconds = secs, summary = %report.summary(), "cycle done");
+            }
+            Err(e) => tracing::error!(error = %e, "cycle failed"),
+        }
+        result
+    }
+
+    fn update(&self, f: impl FnOnce(&mut CycleStats)) {
+        if let Ok(mut s) = self.stats.lock() {
+            f(&mut s);
+        }
+    }
+
+    /// The cross-process run lock; waits (without blocking the runtime)
+    /// while a `gazette run` holds it, and gives up when asked to stop.
+    async fn run_lock(&self) -> Result<RunLock, String> {
+        let db = self.config.database.path.clone();
+        let mut told = false;
+        loop {
+            let path = db.clone();
+            let got = tokio::task::spawn_blocking(move || {
+                RunLock::acquire(&path, Duration::ZERO, |_| {})
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            match got {
+                Ok(lock) => return Ok(lock),
+                Err(LockError::Busy { holder, .. }) => {
+                    if self.stopping() {
+                        return Err("gazette is stopping".into());
+                    }
+                    if !told {
+                        tracing::info!(%holder, "waiting for another gazette run to finish");
+                        told = true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+}
+
+/// The schedule loop: a cycle at start, then one per due slot, until
+/// `cycles` is stopped.
+pub async fn schedule_loop(
+    cycles: Arc<Cycles>,
+    schedule: Schedule,
+    wake: Arc<tokio::sync::Notify>,
+) {
+    let started = Utc::now();
+    // The start cycle stands for every slot up to now (the one catch-up).
+    let mut last = schedule.latest_at_or_before(started).unwrap_or(started);
+    let _ = cycles.run_now("start").await;
+    loop {
+        if cycles.stopping() {
+            return;
+        }
+        let now = Utc::now();
+        let nap = match schedule.step(last, now) {
+            Step::Run(slot) => {
+                if schedule.next_after(last).is_some_and(|n| n < slot) {
+                    tracing::info!(%slot, "slots were missed; one catch-up cycle");
+                }
+                last = slot;
+                let _ = cycles.run_now("schedule").await;
+                continue;
+            }
+            Step::Wait(next) => (next - now).to_std().unwrap_or(Duration::ZERO).min(MAX_NAP),
+            Step::Never => MAX_NAP,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(nap) => {}
+            _ = wake.notified() => {}
+        }
+    }
+}
+
+/// The whole daemon: open the store, serve HTTP on `config.http.listen`,
+/// cycle on the schedule, and return once `shutdown` resolves and the work
+/// in flight has finished (or [`STOP_GRACE`] has passed).
+pub async fn serve(
+    config: Arc<Config>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let schedule = Schedule::new(&config.schedule.cron, config.publication.timezone)
+        .map_err(ServeError::Schedule)?;
+    let store = Store::open(&config.database.path).await?;
+    let cycles = Arc::new(Cycles::new(config.clone(), store.clone()));
+    let state = crate::web::AppState::new(config.clone(), store.clone(), cycles.clone())?;
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: config.http.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(ServeError::Http)?;
+    tracing::info!(%addr, cron = %config.schedule.cron, "gazette serving");
+
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut http_stop = stop_rx.clone();
+    let http = tokio::spawn(
+        axum::serve(
+            listener,
+            crate::web::router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        })
+        .into_future(),
+    );
+    let looper = tokio::spawn(schedule_loop(cycles.clone(), schedule, wake.clone()));
+
+    shutdown.await;
+    tracing::info!("stopping: no new cycles or messages; finishing the ones in flight");
+    cycles.stop();
+    wake.notify_one();
+    let _ = stop_tx.send(true);
+    let deadline = tokio::time::Instant::now() + STOP_GRACE;
+    if tokio::time::timeout_at(deadline, looper).await.is_err() {
+        tracing::warn!(
+            "the cycle in flight did not finish in {}s; rows left `sending` are re-sent at the next start",
+            STOP_GRACE.as_secs()
+        );
+    }
+    match tokio::time::timeout_at(deadline, http).await {
+        Ok(Ok(Err(e))) => return Err(ServeError::Http(e)),
+        Err(_) => tracing::warn!("HTTP connections still open at the stop; closed"),
+        _ => {}
+    }
+    // A cycle cut off above still holds a connection; do not wait for it.
+    let _ = tokio::time::timeout(Duration::from_secs(1), store.close()).await;
+    tracing::info!("stopped");
+    Ok(())
+}

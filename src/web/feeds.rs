@@ -1,0 +1,281 @@
+//! `/feeds/rss.xml`, `/feeds/atom.xml`, `/feeds/feed.json`, from memory.
+//!
+//! Feed readers poll, mostly to hear "nothing new". So each file is held in
+//! memory with its gzip form, a strong ETag (a hash of the bytes, so it
+//! survives restarts and byte-identical rebuilds) and Last-Modified (the
+//! file's mtime, which the atomic writer leaves alone when nothing changed).
+//! A request costs a hash-map-free lookup and, at most once a second per
+//! file, one `stat` to notice a rebuild by the daemon or by `gazette feeds
+//! build` from another shell.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::AppState;
+use crate::feeds::{
+    ATOM_FILE, ATOM_MEDIA_TYPE, JSON_FILE, JSON_MEDIA_TYPE, RSS_FILE, RSS_MEDIA_TYPE,
+};
+
+/// Readers may reuse a copy this long without asking; then they revalidate
+/// (cheaply: a 304). Five minutes is well under the default schedule.
+pub const CACHE_CONTROL: &str = "public, max-age=300";
+
+/// How often a cached file is checked against the disk.
+const RECHECK: Duration = Duration::from_secs(1);
+
+const FILES: [(&str, &str); 3] = [
+    (RSS_FILE, RSS_MEDIA_TYPE),
+    (ATOM_FILE, ATOM_MEDIA_TYPE),
+    (JSON_FILE, JSON_MEDIA_TYPE),
+];
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/feeds/{name}", get(feed))
+}
+
+/// One feed file as served.
+#[derive(Debug)]
+struct Cached {
+    body: Bytes,
+    gzip: Bytes,
+    etag: HeaderValue,
+    etag_gzip: HeaderValue,
+    last_modified: HeaderValue,
+    /// Whole seconds since the epoch, as Last-Modified says.
+    modified_secs: u64,
+    stamp: (SystemTime, u64),
+    checked: Instant,
+}
+
+#[derive(Debug)]
+struct Slot {
+    name: &'static str,
+    media_type: HeaderValue,
+    cached: RwLock<Option<Arc<Cached>>>,
+}
+
+/// The three feed files, loaded on demand and reloaded when they change.
+#[derive(Debug)]
+pub struct FeedCache {
+    dir: PathBuf,
+    slots: Vec<Slot>,
+}
+
+impl FeedCache {
+    pub fn new(dir: PathBuf) -> FeedCache {
+        FeedCache {
+            dir,
+            slots: FILES
+                .iter()
+                .map(|(name, media)| Slot {
+                    name,
+                    media_type: HeaderValue::from_static(media),
+                    cached: RwLock::new(None),
+                })
+                .collect(),
+        }
+    }
+
+    fn slot(&self, name: &str) -> Option<&Slot> {
+        self.slots.iter().find(|s| s.name == name)
+    }
+
+    /// The current copy of a file; `None` when it is not there (yet).
+    fn get(&self, slot: &Slot) -> Option<Arc<Cached>> {
+        let current = slot.cached.read().ok().and_then(|c| c.clone());
+        if let Some(c) = &current
+            && c.checked.elapsed() < RECHECK
+        {
+            return current;
+        }
+        let path = self.dir.join(slot.name);
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(_) => {
+                if let Ok(mut w) = slot.cached.write() {
+                    *w = None;
+                }
+                return None;
+            }
+        };
+        let stamp = (
+            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            meta.len(),
+        );
+        let fresh = match current {
+            Some(c) if c.stamp == stamp => Arc::new(Cached {
+                checked: Instant::now(),
+                body: c.body.clone(),
+                gzip: c.gzip.clone(),
+                etag: c.etag.clone(),
+                etag_gzip: c.etag_gzip.clone(),
+                last_modified: c.last_modified.clone(),
+                modified_secs: c.modified_secs,
+                stamp,
+            }),
+            _ => match load(&path, stamp) {
+                Ok(c) => Arc::new(c),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot read feed file");
+                    return None;
+                }
+            },
+        };
+        if let Ok(mut w) = slot.cached.write() {
+            *w = Some(fresh.clone());
+        }
+        Some(fresh)
+    }
+}
+
+fn load(path: &std::path::Path, stamp: (SystemTime, u64)) -> std::io::Result<Cached> {
+    let body = std::fs::read(path)?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&body)?;
+    let gzip = gz.finish()?;
+    let hash = blake3::hash(&body).to_hex();
+    let tag = &hash.as_str()[..20];
+    let modified_secs = stamp
+        .0
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let value = |s: String| HeaderValue::from_str(&s).map_err(std::io::Error::other);
+    Ok(Cached {
+        etag: value(format!("\"{tag}\""))?,
+        etag_gzip: value(format!("\"{tag}-gz\""))?,
+        last_modified: value(httpdate::fmt_http_date(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(modified_secs),
+        ))?,
+        modified_secs,
+        body: Bytes::from(body),
+        gzip: Bytes::from(gzip),
+        stamp,
+        checked: Instant::now(),
+    })
+}
+
+/// Does an If-None-Match header name one of our tags (or `*`)? Weak
+/// comparison, as RFC 9110 asks for GET.
+fn none_match(value: &HeaderValue, tags: [&HeaderValue; 2]) -> bool {
+    let Ok(s) = value.to_str() else { return false };
+    s.split(',').map(str::trim).any(|t| {
+        t == "*"
+            || tags
+                .iter()
+                .any(|ours| t.trim_start_matches("W/").as_bytes() == ours.as_bytes())
+    })
+}
+
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
+async fn feed(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(slot) = state.feeds.slot(&name) else {
+        return (StatusCode::NOT_FOUND, "no such feed\n").into_response();
+    };
+    let Some(c) = state.feeds.get(slot) else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "60")],
+            "the feeds have not been built yet\n",
+        )
+            .into_response();
+    };
+    let gzip = accepts_gzip(&headers);
+    let etag = if gzip { &c.etag_gzip } else { &c.etag };
+    let not_modified = match headers.get(header::IF_NONE_MATCH) {
+        Some(inm) => none_match(inm, [&c.etag, &c.etag_gzip]),
+        None => headers
+            .get(header::IF_MODIFIED_SINCE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .is_some_and(|since| since.as_secs() >= c.modified_secs),
+    };
+    let mut res = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut r = if gzip { c.gzip.clone() } else { c.body.clone() }.into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, slot.media_type.clone());
+        if gzip {
+            r.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        r
+    };
+    let h = res.headers_mut();
+    h.insert(header::ETAG, etag.clone());
+    h.insert(header::LAST_MODIFIED, c.last_modified.clone());
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(CACHE_CONTROL),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_negotiation() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            accepts_gzip(&m)
+        };
+        assert!(h("gzip"));
+        assert!(h("br, gzip;q=0.5"));
+        assert!(h("GZIP"));
+        assert!(h("*"));
+        assert!(!h("gzip;q=0"));
+        assert!(!h("br, deflate"));
+        assert!(!h("x-gzip-not"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn etag_matching() {
+        let a = HeaderValue::from_static("\"abc\"");
+        let b = HeaderValue::from_static("\"abc-gz\"");
+        let m = |v: &'static str| none_match(&HeaderValue::from_static(v), [&a, &b]);
+        assert!(m("\"abc\""));
+        assert!(m("W/\"abc-gz\""));
+        assert!(m("\"x\", \"abc\""));
+        assert!(m("*"));
+        assert!(!m("\"abd\""));
+        assert!(!m("abc"));
+    }
+}

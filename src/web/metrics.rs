@@ -1,0 +1,174 @@
+//! `/healthz` for load balancers and `/metrics` for Prometheus.
+
+use std::fmt::Write;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use crate::subscribers::Status;
+
+/// 200 when the database answers; 503 otherwise.
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    match sqlx::query("SELECT 1").execute(state.store.pool()).await {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: database does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
+        }
+    }
+}
+
+/// The Prometheus text format, version 0.0.4.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    match render(&state).await {
+        Ok(body) => {
+            let mut res = body.into_response();
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            res
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "metrics: database error");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
+        }
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+async fn render(state: &AppState) -> Result<String, crate::store::StoreError> {
+    let mut out = String::with_capacity(2048);
+    let issues = state.store.delivery_counts(None).await?;
+    let subscribers = state.store.subscriber_counts().await?;
+
+    family(
+        &mut out,
+        "gazette_issues",
+        "gauge",
+        "Issues recorded, by mail state.",
+    );
+    for st in ["unpublished", "published", "skipped"] {
+        let n = issues.iter().filter(|i| i.mail_state == st).count();
+        let _ = writeln!(out, "gazette_issues{{mail_state=\"{st}\"}} {n}");
+    }
+
+    family(
+        &mut out,
+        "gazette_subscribers",
+        "gauge",
+        "Subscribers, by status.",
+    );
+    for st in Status::ALL {
+        let _ = writeln!(
+            out,
+            "gazette_subscribers{{status=\"{}\"}} {}",
+            st.as_str(),
+            subscribers.get(st)
+        );
+    }
+
+    family(
+        &mut out,
+        "gazette_deliveries",
+        "gauge",
+        "Delivery ledger rows, by status.",
+    );
+    let sum = |f: fn(&crate::store::IssueDeliveries) -> u64| issues.iter().map(f).sum::<u64>();
+    for (st, n) in [
+        ("queued", sum(|i| i.queued)),
+        ("sending", sum(|i| i.sending)),
+        ("sent", sum(|i| i.sent)),
+        ("failed", sum(|i| i.failed)),
+        ("bounced", sum(|i| i.bounced)),
+        ("cancelled", sum(|i| i.cancelled)),
+    ] {
+        let _ = writeln!(out, "gazette_deliveries{{status=\"{st}\"}} {n}");
+    }
+
+    let c = state.cycles.stats();
+    family(
+        &mut out,
+        "gazette_messages_sent_total",
+        "counter",
+        "Messages the SMTP server (or outbox) accepted since this process started.",
+    );
+    let _ = writeln!(out, "gazette_messages_sent_total {}", c.sent_total);
+    family(
+        &mut out,
+        "gazette_messages_failed_total",
+        "counter",
+        "Messages refused for good (5xx) since this process started.",
+    );
+    let _ = writeln!(out, "gazette_messages_failed_total {}", c.failed_total);
+    family(
+        &mut out,
+        "gazette_send_rate_per_second",
+        "gauge",
+        "Messages per second in the last cycle that sent any.",
+    );
+    let _ = writeln!(out, "gazette_send_rate_per_second {:.3}", c.last_send_rate);
+    family(
+        &mut out,
+        "gazette_cycles_total",
+        "counter",
+        "Cycles run since this process started.",
+    );
+    let _ = writeln!(out, "gazette_cycles_total {}", c.runs);
+    family(
+        &mut out,
+        "gazette_cycle_failures_total",
+        "counter",
+        "Cycles that ended in an error since this process started.",
+    );
+    let _ = writeln!(out, "gazette_cycle_failures_total {}", c.failures);
+    family(
+        &mut out,
+        "gazette_cycle_running",
+        "gauge",
+        "1 while a cycle runs.",
+    );
+    let _ = writeln!(out, "gazette_cycle_running {}", u8::from(c.running));
+    if let Some(t) = c.last_finished {
+        family(
+            &mut out,
+            "gazette_last_cycle_timestamp_seconds",
+            "gauge",
+            "When the last cycle finished (Unix time).",
+        );
+        let _ = writeln!(
+            out,
+            "gazette_last_cycle_timestamp_seconds {}",
+            t.timestamp()
+        );
+        family(
+            &mut out,
+            "gazette_last_cycle_duration_seconds",
+            "gauge",
+            "How long the last cycle took.",
+        );
+        let _ = writeln!(
+            out,
+            "gazette_last_cycle_duration_seconds {:.3}",
+            c.last_seconds
+        );
+        family(
+            &mut out,
+            "gazette_last_cycle_success",
+            "gauge",
+            "1 if the last cycle succeeded, 0 if it failed.",
+        );
+        let _ = writeln!(
+            out,
+            "gazette_last_cycle_success {}",
+            u8::from(c.last_ok == Some(true))
+        );
+    }
+    Ok(out)
+}
