@@ -3,6 +3,7 @@
 //! never skips.
 #![allow(dead_code)]
 
+pub mod serve;
 pub mod smtp;
 
 use std::path::{Path, PathBuf};

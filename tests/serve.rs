@@ -1,0 +1,218 @@
+//! `gazette serve`: feeds over HTTP, health, metrics, and stopping.
+
+mod common;
+
+use std::io::Read;
+use std::time::Duration;
+
+use common::Site;
+use common::serve::StatusCode;
+
+#[test]
+fn feeds_are_served_with_validators_and_304s() {
+    let site = Site::new();
+    let server = site.serve();
+    for (path, media) in [
+        ("/feeds/rss.xml", "application/rss+xml"),
+        ("/feeds/atom.xml", "application/atom+xml"),
+        ("/feeds/feed.json", "application/feed+json"),
+    ] {
+        let file = std::fs::read(site.path(&format!("feeds/{}", &path[7..]))).expect("feed file");
+        let r = server.get_bytes(path, &[]);
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        let h = r.headers();
+        assert_eq!(h["content-type"], media, "{path}");
+        assert!(
+            h.get("content-encoding").is_none(),
+            "{path}: gzip without asking"
+        );
+        assert_eq!(r.body(), &file, "{path}: the bytes on disk");
+        assert_eq!(h["cache-control"], "public, max-age=300");
+        let etag = h["etag"].to_str().unwrap().to_string();
+        let modified = h["last-modified"].to_str().unwrap().to_string();
+        assert!(
+            etag.starts_with('"') && etag.ends_with('"'),
+            "strong ETag: {etag}"
+        );
+
+        // Revalidation, both ways.
+        let r = server.get_bytes(path, &[("If-None-Match", &etag)]);
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED, "{path} If-None-Match");
+        assert!(r.body().is_empty());
+        assert_eq!(r.headers()["etag"], etag.as_str());
+        let r = server.get_bytes(path, &[("If-Modified-Since", &modified)]);
+        assert_eq!(
+            r.status(),
+            StatusCode::NOT_MODIFIED,
+            "{path} If-Modified-Since"
+        );
+        // A different tag wins over a matching date.
+        let r = server.get_bytes(
+            path,
+            &[
+                ("If-None-Match", "\"other\""),
+                ("If-Modified-Since", &modified),
+            ],
+        );
+        assert_eq!(
+            r.status(),
+            StatusCode::OK,
+            "{path}: a stale ETag gets the body"
+        );
+        let r = server.get_bytes(
+            path,
+            &[("If-Modified-Since", "Mon, 01 Jan 2001 00:00:00 GMT")],
+        );
+        assert_eq!(
+            r.status(),
+            StatusCode::OK,
+            "{path}: older date gets the body"
+        );
+
+        // gzip when asked, and it decodes to the file.
+        let r = server.get_bytes(path, &[("Accept-Encoding", "gzip, deflate")]);
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["content-encoding"], "gzip", "{path}");
+        assert_eq!(r.headers()["vary"], "accept-encoding");
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(&r.body()[..])
+            .read_to_end(&mut plain)
+            .expect("valid gzip");
+        assert_eq!(plain, file, "{path}: gunzipped bytes");
+        assert!(r.body().len() < file.len(), "{path}: gzip is smaller");
+        let gz_tag = r.headers()["etag"].to_str().unwrap().to_string();
+        assert_ne!(gz_tag, etag, "each encoding has its own tag");
+        let r = server.get_bytes(
+            path,
+            &[("Accept-Encoding", "gzip"), ("If-None-Match", &gz_tag)],
+        );
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    }
+    let (status, _, _) = server.get("/feeds/nope.xml");
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn a_rebuilt_feed_is_served_with_a_new_etag() {
+    let site = Site::new();
+    let server = site.serve();
+    let before = server.get_bytes("/feeds/atom.xml", &[]);
+    let tag = before.headers()["etag"].to_str().unwrap().to_string();
+    // Rebuilt from another shell while the daemon runs.
+    site.write(
+        "content/2026-winter/late-news.md",
+        "+++\ntitle = \"Late news\"\ndate = 2026-11-21\n+++\n\nJust in.\n",
+    );
+    let out = site.gazette(&["feeds", "build"]);
+    common::expect_code(&out, 0);
+    std::thread::sleep(Duration::from_millis(1100));
+    let after = server.get_bytes("/feeds/atom.xml", &[("If-None-Match", &tag)]);
+    assert_eq!(
+        after.status(),
+        StatusCode::OK,
+        "the old tag no longer matches"
+    );
+    assert!(String::from_utf8_lossy(after.body()).contains("Late news"));
+}
+
+#[test]
+fn health_and_metrics() {
+    let site = Site::new();
+    let server = site.serve();
+    let (status, _, body) = server.get("/healthz");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body.trim(), "ok");
+    let (status, headers, body) = server.get("/metrics");
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    // Two issues in the fixture: both recorded; the autumn one is more than
+    // 30 days older than its first sighting, so it is skipped for mail.
+    assert_eq!(
+        server.metric("gazette_issues{mail_state=\"published\"}"),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        server.metric("gazette_issues{mail_state=\"skipped\"}"),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        server.metric("gazette_subscribers{status=\"active\"}"),
+        Some(0.0)
+    );
+    assert_eq!(server.metric("gazette_cycles_total"), Some(1.0));
+    assert_eq!(server.metric("gazette_last_cycle_success"), Some(1.0));
+    for line in body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (name, value) = line.rsplit_once(' ').expect("name value");
+        assert!(value.parse::<f64>().is_ok(), "bad sample: {line}");
+        assert!(name.starts_with("gazette_"), "{line}");
+        let family = name.split('{').next().unwrap();
+        assert!(
+            body.contains(&format!("# TYPE {family} ")),
+            "no TYPE for {family}"
+        );
+    }
+}
+
+#[test]
+fn sigterm_when_idle_exits_zero_quickly() {
+    let site = Site::new();
+    let server = site.serve();
+    let (status, took, log) = server.terminate();
+    assert!(status.success(), "{status}\n{log}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(log.contains("stopped"), "{log}");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let site = Site::new();
+    let port = common::smtp::free_port();
+    let log = site.path("json.log");
+    let child = site
+        .command(&["--log-format", "json", "serve"])
+        .env("GAZETTE_HTTP_LISTEN", format!("127.0.0.1:{port}"))
+        .env("GAZETTE_LOG", "info")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("spawn");
+    let start = std::time::Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("cycle done")
+    {
+        assert!(start.elapsed() < Duration::from_secs(30), "no cycle logged");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut messages = Vec::new();
+    for line in text.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string(),
+            "{line}"
+        );
+        messages.push(v["message"].as_str().unwrap_or("").to_string());
+    }
+    assert!(
+        messages.iter().any(|m| m == "gazette serving"),
+        "{messages:?}"
+    );
+    assert!(messages.iter().any(|m| m == "stopped"), "{messages:?}");
+}
