@@ -216,3 +216,17 @@ fn json_logs_are_one_object_per_line() {
     );
     assert!(messages.iter().any(|m| m == "stopped"), "{messages:?}");
 }
+
+#[test]
+fn a_port_in_use_is_a_clear_error() {
+    let site = Site::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = site.gazette_env(&["serve"], &[("GAZETTE_HTTP_LISTEN", &addr)]);
+    common::expect_code(&out, 1);
+    let err = common::stderr(&out);
+    assert!(
+        err.contains(&format!("cannot listen on {addr} (http.listen)")),
+        "{err}"
+    );
+}
