@@ -956,4 +956,13 @@ fn cycle_runs_now_and_issues_show_it() {
     );
     // A second cycle with nothing new reports no change.
     assert_eq!(server.cycle()["content_changed"], false);
+
+    // A cycle that cannot run is a 500 that says why.
+    std::fs::rename(site.path("content"), site.path("content-away")).expect("move content");
+    let a = call(&server, "POST", "/cycle", Auth::Good, None);
+    let msg = a.error(StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        msg.starts_with("the cycle failed: ") && msg.contains("content"),
+        "{msg}"
+    );
 }
