@@ -15,7 +15,7 @@ use gazette::config::Config;
 use gazette::content::Issue;
 use gazette::cycle::{self, plural};
 use gazette::mail::{Recipient, RenderError, Renderer};
-use gazette::store::{AddOutcome, RemoveOutcome, Store};
+use gazette::store::{CheckedAdd, RemoveOutcome, Store, StoreError};
 use gazette::subscribers::csv as subscriber_csv;
 use gazette::subscribers::{Status, Subscriber, SubscriberEmail, SubscriberName, SubscriberRow};
 
@@ -73,7 +73,7 @@ enum Command {
         #[command(subcommand)]
         command: IssuesCommand,
     },
-    /// The subscriber list: add, remove, list, import, export.
+    /// The subscriber list: add, remove, erase, list, import, export.
     Subscribers {
         #[command(subcommand)]
         command: SubscribersCommand,
@@ -128,7 +128,7 @@ enum IssuesCommand {
 enum SubscribersCommand {
     /// Add one subscriber. Without --confirmed they are pending and get no
     /// mail until they confirm. An address already on the list (ignoring
-    /// case) is left as it is.
+    /// case) is left as it is; an erased one is refused (exit 1).
     Add {
         /// The address, e.g. ann@example.org.
         email: String,
@@ -143,6 +143,14 @@ enum SubscribersCommand {
     /// Unsubscribe an address. The record and its delivery history are kept.
     /// Exit 1 when the address is not on the list.
     Remove {
+        /// The address (case does not matter).
+        email: String,
+    },
+    /// Erase a subscriber at their request: address and name are deleted
+    /// (also from the replies in the delivery history, whose counts stay),
+    /// and only a hash of the address is kept so that no import or add
+    /// brings it back. Exit 1 when the address is not on the list.
+    Erase {
         /// The address (case does not matter).
         email: String,
     },
@@ -163,7 +171,9 @@ without BOM, CRLF or LF, double-quoted fields.
 
 Each bad row is skipped and printed on stderr as FILE:LINE: reason (invalid \
 address, control characters, bad status, duplicate of an earlier row). \
-Addresses already on the list are left as they are and counted.
+Addresses already on the list are left as they are and counted. Addresses \
+erased at the person's request (`subscribers erase`) are never imported \
+again: they are skipped and printed the same way.
 
 Exit status: 0 when every row was imported or already there; 1 when any row \
 was skipped (the good rows are still imported), or when the file cannot be \
@@ -268,6 +278,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 confirmed,
             } => subscribers_add(&config, &email, name.as_deref(), confirmed, cli.json),
             SubscribersCommand::Remove { email } => subscribers_remove(&config, &email, cli.json),
+            SubscribersCommand::Erase { email } => subscribers_erase(&config, &email, cli.json),
             SubscribersCommand::List { status } => subscribers_list(&config, status, cli.json),
             SubscribersCommand::Import { file } => subscribers_import(&config, &file, cli.json),
             SubscribersCommand::Export { out } => {
@@ -575,11 +586,17 @@ fn subscribers_add(
         },
     };
     let outcome = with_store(config, async |store| {
-        Ok(store.add_subscriber(&row, chrono::Utc::now()).await?)
+        Ok(store
+            .add_subscriber_unless_erased(&row, chrono::Utc::now())
+            .await?)
     })?;
     let (added, s) = match &outcome {
-        AddOutcome::Added(s) => (true, s),
-        AddOutcome::AlreadyThere(s) => (false, s),
+        CheckedAdd::Added(s) => (true, s),
+        CheckedAdd::AlreadyThere(s) => (false, s),
+        CheckedAdd::Erased => bail!(
+            "{} was erased at their request (`subscribers erase`); it is not added again",
+            row.email
+        ),
     };
     let confirm_url = (s.status == Status::Pending)
         .then(|| config.publication.url(&format!("confirm/{}", s.token)));
@@ -641,6 +658,42 @@ fn subscribers_remove(config: &Config, email: &str, json: bool) -> Result<ExitCo
             "{} was already unsubscribed (since {}); nothing changed.",
             named(s),
             s.unsubscribed_at.as_deref().unwrap_or("an earlier import")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn subscribers_erase(config: &Config, email: &str, json: bool) -> Result<ExitCode> {
+    let email = parse_email(email)?;
+    if !config.database.path.exists() {
+        bail!("{email} is not on the list (there are no subscribers yet)");
+    }
+    let erased = with_store(config, async |store| {
+        match store
+            .erase_subscriber_by_email(&email, chrono::Utc::now())
+            .await
+        {
+            Err(StoreError::UnknownSubscriber { .. }) if store.is_suppressed(&email).await? => {
+                bail!("{email} was erased already; nothing changed")
+            }
+            other => Ok(other?),
+        }
+    })?;
+    if json {
+        println!("{}", serde_json::json!(erased));
+    } else {
+        println!(
+            "Erased {email}: address and name deleted; {} kept without them{}. Imports and adds will skip this address.",
+            plural(
+                erased.deliveries_kept as usize,
+                "delivery record",
+                "delivery records"
+            ),
+            if erased.cancelled > 0 {
+                format!(" ({} cancelled)", erased.cancelled)
+            } else {
+                String::new()
+            }
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -717,11 +770,18 @@ fn subscribers_import(config: &Config, file: &Path, json: bool) -> Result<ExitCo
     for s in &parsed.skipped {
         eprintln!("{shown}:{}: {}", s.line, s.reason);
     }
+    let lines: Vec<u64> = parsed.rows.iter().map(|(line, _)| *line).collect();
     let rows: Vec<SubscriberRow> = parsed.rows.into_iter().map(|(_, r)| r).collect();
     let report = with_store(config, async |store| {
         Ok(store.import_subscribers(&rows, chrono::Utc::now()).await?)
     })?;
-    let skipped = parsed.skipped.len();
+    let erased = subscriber_csv::erased_notes(&report.erased, &lines, &rows);
+    for e in &erased {
+        eprintln!("{shown}:{}: {}", e.line, e.reason);
+    }
+    let mut skipped = parsed.skipped;
+    skipped.extend(erased.iter().cloned());
+    skipped.sort_by_key(|n| n.line);
     if json {
         let notes = |v: &[subscriber_csv::LineNote]| -> Vec<serde_json::Value> {
             v.iter()
@@ -731,21 +791,25 @@ fn subscribers_import(config: &Config, file: &Path, json: bool) -> Result<ExitCo
         println!(
             "{}",
             serde_json::json!({"file": file, "imported": report.imported, "already_subscribed": report.already_subscribed,
-                "skipped": notes(&parsed.skipped), "warnings": notes(&parsed.warnings)})
+                "erased": erased.len(), "skipped": notes(&skipped), "warnings": notes(&parsed.warnings)})
         );
     } else {
         println!(
             "{shown}: imported {}, already subscribed {} (left as is), skipped {}{}.",
             report.imported,
             report.already_subscribed,
-            skipped,
-            if skipped > 0 { " (listed above)" } else { "" }
+            skipped.len(),
+            match (skipped.len(), erased.len()) {
+                (0, _) => String::new(),
+                (_, 0) => " (listed above)".to_string(),
+                (_, n) => format!(" (listed above; {n} erased at the person's request)"),
+            }
         );
     }
-    Ok(if skipped > 0 {
-        ExitCode::from(1)
-    } else {
+    Ok(if skipped.is_empty() {
         ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }
 

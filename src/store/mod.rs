@@ -3,6 +3,7 @@
 //! One file, WAL mode, a busy timeout, and short transactions. Migrations are
 //! compiled into the binary, so a new version upgrades the file on open.
 
+mod admin;
 mod deliveries;
 mod issues;
 mod lock;
@@ -16,6 +17,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use admin::{
+    CheckedAdd, Erasure, SubscriberEdit, SubscriberPage, SubscriberQuery, SubscriberRecord,
+};
 pub use deliveries::{
     Attempt, Claimed, DeliveryProblem, IssueDeliveries, Published, backoff, ledger_time,
 };
@@ -76,7 +80,10 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Freed space is zeroed, so an erased subscriber's address or an
+            // old reply does not survive in a page's free space (admin.rs).
+            .pragma("secure_delete", "on");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)

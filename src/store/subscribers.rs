@@ -4,9 +4,14 @@
 //! so the delivery ledger keeps its history. An address already on the list
 //! is never changed by `add` or `import`. Addresses are unique ignoring case
 //! (the `email_key` column holds the lowercased address).
+//!
+//! Erased subscribers (see `admin.rs`) keep an anonymized row that lists,
+//! counts and exports leave out, and an import skips their addresses.
+
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteRow;
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::issues::stamp;
@@ -33,12 +38,15 @@ pub enum RemoveOutcome {
 }
 
 /// What one import did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ImportReport {
     /// New subscribers.
     pub imported: usize,
     /// Addresses already on the list (or repeated in the rows), left as they were.
     pub already_subscribed: usize,
+    /// Positions in the imported rows of addresses that were erased at the
+    /// person's request: not imported, so callers can name their lines.
+    pub erased: Vec<usize>,
 }
 
 /// Subscribers by status.
@@ -125,6 +133,94 @@ fn initial_times(status: Status, now: &str) -> [Option<String>; 3] {
     ]
 }
 
+/// [`Store::add_subscriber`] on one connection, so the admin API can check
+/// suppression and add in one transaction.
+pub(super) async fn add_on(
+    conn: &mut SqliteConnection,
+    row: &SubscriberRow,
+    now: DateTime<Utc>,
+) -> Result<AddOutcome, StoreError> {
+    let now = stamp(now);
+    let token = Token::generate().map_err(StoreError::Random)?;
+    let [confirmed, unsubscribed, bounced] = initial_times(row.status, &now);
+    let sql = concat!(
+        insert!(),
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $6) ON CONFLICT (email_key) DO NOTHING RETURNING ",
+        columns!()
+    );
+    let inserted = sqlx::query(sql)
+        .bind(row.email.as_str())
+        .bind(row.email.key())
+        .bind(row.name.as_ref().map(|n| n.as_str()))
+        .bind(row.status.as_str())
+        .bind(token.as_str())
+        .bind(&now)
+        .bind(confirmed)
+        .bind(unsubscribed)
+        .bind(bounced)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if let Some(r) = inserted {
+        return Ok(AddOutcome::Added(subscriber(&r)?));
+    }
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM subscribers WHERE email_key = $1"
+    );
+    let existing = sqlx::query(sql)
+        .bind(row.email.key())
+        .fetch_optional(&mut *conn)
+        .await?;
+    match existing {
+        Some(r) => Ok(AddOutcome::AlreadyThere(subscriber(&r)?)),
+        None => Err(StoreError::UnknownSubscriber {
+            who: row.email.to_string(),
+        }),
+    }
+}
+
+/// [`Store::set_subscriber_status`] on any executor (the pool, or a
+/// transaction of the admin API's edit). Erased rows are never changed: an
+/// erased subscriber must not become active again at a placeholder address.
+pub(super) async fn set_status_on<'c, E>(
+    exec: E,
+    id: i64,
+    status: Status,
+    now: DateTime<Utc>,
+) -> Result<Subscriber, StoreError>
+where
+    E: sqlx::Executor<'c, Database = Sqlite>,
+{
+    let sql = concat!(
+        "UPDATE subscribers SET
+            confirmed_at = CASE WHEN $1 = 'active' THEN COALESCE(confirmed_at, $2) ELSE confirmed_at END,
+            unsubscribed_at = CASE
+                WHEN status = $1 THEN unsubscribed_at
+                WHEN $1 = 'unsubscribed' THEN $2
+                WHEN $1 IN ('pending', 'active') THEN NULL
+                ELSE unsubscribed_at END,
+            bounced_at = CASE WHEN $1 = 'bounced' AND status <> $1 THEN $2 ELSE bounced_at END,
+            updated_at = CASE WHEN status = $1 THEN updated_at ELSE $2 END,
+            status = $1
+         WHERE id = $3 AND erased_at IS NULL
+         RETURNING ",
+        columns!()
+    );
+    let row = sqlx::query(sql)
+        .bind(status.as_str())
+        .bind(stamp(now))
+        .bind(id)
+        .fetch_optional(exec)
+        .await?;
+    match row {
+        Some(r) => subscriber(&r),
+        None => Err(StoreError::UnknownSubscriber {
+            who: format!("subscriber {id}"),
+        }),
+    }
+}
+
 impl Store {
     /// Add one subscriber with a fresh token. An address already on the list
     /// (ignoring case) is returned as it is, unchanged.
@@ -133,35 +229,8 @@ impl Store {
         row: &SubscriberRow,
         now: DateTime<Utc>,
     ) -> Result<AddOutcome, StoreError> {
-        let now = stamp(now);
-        let token = Token::generate().map_err(StoreError::Random)?;
-        let [confirmed, unsubscribed, bounced] = initial_times(row.status, &now);
-        let sql = concat!(
-            insert!(),
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $6) ON CONFLICT (email_key) DO NOTHING RETURNING ",
-            columns!()
-        );
-        let inserted = sqlx::query(sql)
-            .bind(row.email.as_str())
-            .bind(row.email.key())
-            .bind(row.name.as_ref().map(|n| n.as_str()))
-            .bind(row.status.as_str())
-            .bind(token.as_str())
-            .bind(&now)
-            .bind(confirmed)
-            .bind(unsubscribed)
-            .bind(bounced)
-            .fetch_optional(&self.pool)
-            .await?;
-        if let Some(r) = inserted {
-            return Ok(AddOutcome::Added(subscriber(&r)?));
-        }
-        match self.subscriber_by_email(&row.email).await? {
-            Some(s) => Ok(AddOutcome::AlreadyThere(s)),
-            None => Err(StoreError::UnknownSubscriber {
-                who: row.email.to_string(),
-            }),
-        }
+        let mut conn = self.pool.acquire().await?;
+        add_on(&mut conn, row, now).await
     }
 
     /// The subscriber with this address, ignoring case.
@@ -201,7 +270,7 @@ impl Store {
                 let sql = concat!(
                     "SELECT ",
                     columns!(),
-                    " FROM subscribers WHERE status = $1 ORDER BY created_at, id"
+                    " FROM subscribers WHERE status = $1 AND erased_at IS NULL ORDER BY created_at, id"
                 );
                 sqlx::query(sql)
                     .bind(st.as_str())
@@ -212,7 +281,7 @@ impl Store {
                 let sql = concat!(
                     "SELECT ",
                     columns!(),
-                    " FROM subscribers ORDER BY created_at, id"
+                    " FROM subscribers WHERE erased_at IS NULL ORDER BY created_at, id"
                 );
                 sqlx::query(sql).fetch_all(&self.pool).await?
             }
@@ -253,40 +322,16 @@ impl Store {
         status: Status,
         now: DateTime<Utc>,
     ) -> Result<Subscriber, StoreError> {
-        let sql = concat!(
-            "UPDATE subscribers SET
-                confirmed_at = CASE WHEN $1 = 'active' THEN COALESCE(confirmed_at, $2) ELSE confirmed_at END,
-                unsubscribed_at = CASE
-                    WHEN status = $1 THEN unsubscribed_at
-                    WHEN $1 = 'unsubscribed' THEN $2
-                    WHEN $1 IN ('pending', 'active') THEN NULL
-                    ELSE unsubscribed_at END,
-                bounced_at = CASE WHEN $1 = 'bounced' AND status <> $1 THEN $2 ELSE bounced_at END,
-                updated_at = CASE WHEN status = $1 THEN updated_at ELSE $2 END,
-                status = $1
-             WHERE id = $3
-             RETURNING ",
-            columns!()
-        );
-        let row = sqlx::query(sql)
-            .bind(status.as_str())
-            .bind(stamp(now))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        match row {
-            Some(r) => subscriber(&r),
-            None => Err(StoreError::UnknownSubscriber {
-                who: format!("subscriber {id}"),
-            }),
-        }
+        set_status_on(&self.pool, id, status, now).await
     }
 
     /// How many subscribers have each status.
     pub async fn subscriber_counts(&self) -> Result<StatusCounts, StoreError> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM subscribers GROUP BY status")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT status, COUNT(*) AS n FROM subscribers WHERE erased_at IS NULL GROUP BY status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let mut counts = StatusCounts::default();
         for r in rows {
             let status: String = r.try_get("status")?;
@@ -309,7 +354,9 @@ impl Store {
 
     /// Add many subscribers in one transaction, each with a fresh token;
     /// addresses already on the list (or repeated in `rows`) are left as they
-    /// are and counted. All or nothing: an error rolls every row back.
+    /// are and counted. Addresses erased at the person's request are never
+    /// added back: their positions are in [`ImportReport::erased`]. All or
+    /// nothing: an error rolls every row back.
     pub async fn import_subscribers(
         &self,
         rows: &[SubscriberRow],
@@ -317,15 +364,34 @@ impl Store {
     ) -> Result<ImportReport, StoreError> {
         let now = stamp(now);
         let mut report = ImportReport::default();
-        let mut tx = self.pool.begin().await?;
-        for chunk in rows.chunks(IMPORT_CHUNK) {
-            let tokens = chunk
+        // IMMEDIATE: the suppression check and the inserts see one state of
+        // the database, so an erasure cannot slip in between them.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let key = super::admin::suppression_key(&mut tx).await?;
+        for (n, chunk) in rows.chunks(IMPORT_CHUNK).enumerate() {
+            let hashes: Vec<String> = chunk
+                .iter()
+                .map(|r| super::admin::address_hash(&key, &r.email))
+                .collect();
+            let erased: HashSet<String> = super::admin::suppressed_among(&mut tx, &hashes).await?;
+            let mut keep = Vec::with_capacity(chunk.len());
+            for (i, (row, hash)) in chunk.iter().zip(&hashes).enumerate() {
+                if erased.contains(hash) {
+                    report.erased.push(n * IMPORT_CHUNK + i);
+                } else {
+                    keep.push(row);
+                }
+            }
+            if keep.is_empty() {
+                continue;
+            }
+            let tokens = keep
                 .iter()
                 .map(|_| Token::generate())
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(StoreError::Random)?;
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(insert!());
-            qb.push_values(chunk.iter().zip(tokens), |mut b, (row, token)| {
+            qb.push_values(keep.iter().zip(tokens), |mut b, (row, token)| {
                 let [confirmed, unsubscribed, bounced] = initial_times(row.status, &now);
                 b.push_bind(row.email.as_str().to_string())
                     .push_bind(row.email.key())
@@ -340,9 +406,9 @@ impl Store {
             });
             qb.push(" ON CONFLICT (email_key) DO NOTHING");
             let done = qb.build().execute(&mut *tx).await?;
-            let added = usize::try_from(done.rows_affected()).unwrap_or(chunk.len());
+            let added = usize::try_from(done.rows_affected()).unwrap_or(keep.len());
             report.imported += added;
-            report.already_subscribed += chunk.len().saturating_sub(added);
+            report.already_subscribed += keep.len().saturating_sub(added);
         }
         tx.commit().await?;
         Ok(report)
@@ -352,7 +418,7 @@ impl Store {
     /// order: what `subscribers export` writes.
     pub async fn export_subscribers(&self) -> Result<Vec<SubscriberRow>, StoreError> {
         let rows =
-            sqlx::query("SELECT id, email, name, status FROM subscribers ORDER BY created_at, id")
+            sqlx::query("SELECT id, email, name, status FROM subscribers WHERE erased_at IS NULL ORDER BY created_at, id")
                 .fetch_all(&self.pool)
                 .await?;
         rows.iter()
@@ -568,7 +634,8 @@ mod tests {
             report,
             ImportReport {
                 imported: 3,
-                already_subscribed: 2
+                already_subscribed: 2,
+                erased: Vec::new(),
             }
         );
         let ann = store

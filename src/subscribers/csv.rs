@@ -308,6 +308,24 @@ pub fn read(data: &[u8]) -> Result<CsvImport, CsvError> {
     Ok(out)
 }
 
+/// The skipped-row notes for rows an import left out because their
+/// addresses were erased at the person's request: `positions` index `rows`
+/// (as the store reports them), `lines` holds each row's line in the file.
+pub fn erased_notes(positions: &[usize], lines: &[u64], rows: &[SubscriberRow]) -> Vec<LineNote> {
+    positions
+        .iter()
+        .filter_map(|&i| {
+            Some(LineNote {
+                line: *lines.get(i)?,
+                reason: format!(
+                    "{} was erased at their request; it is not imported again",
+                    rows.get(i)?.email
+                ),
+            })
+        })
+        .collect()
+}
+
 /// Write rows as CSV with the header `email,name,status`.
 pub fn write<'a, W: Write>(
     output: W,

@@ -1,0 +1,463 @@
+//! What the admin API (and `gazette subscribers erase`) needs from the store:
+//! paged listing with search, an add that respects erasure, edits, and
+//! erasure itself.
+//!
+//! Erasure keeps the row (the delivery ledger references it, and its counts
+//! must not change) but removes everything personal: address, name, token,
+//! and the reply text of its deliveries (a trigger of migration 0005 keeps
+//! later replies out too). A keyed hash of the address goes into
+//! `suppressions`, so no import or admin add brings the address back.
+//! SQLite runs with `secure_delete` (see `Store::open`) and erasure
+//! checkpoints the WAL, so the old bytes do not linger in the files either.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
+
+use super::deliveries::ledger_time;
+use super::issues::stamp;
+use super::subscribers::{add_on, set_status_on};
+use super::{AddOutcome, Store, StoreError};
+use crate::subscribers::{
+    Status, Subscriber, SubscriberEmail, SubscriberName, SubscriberRow, Token,
+};
+
+/// A subscriber as the admin API shows them: no token (it is their secret),
+/// but every time stamp.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SubscriberRecord {
+    pub id: i64,
+    pub email: SubscriberEmail,
+    pub name: Option<SubscriberName>,
+    pub status: Status,
+    pub created_at: String,
+    pub confirmed_at: Option<String>,
+    pub unsubscribed_at: Option<String>,
+    pub bounced_at: Option<String>,
+}
+
+/// Which subscribers to list, and which page of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriberQuery {
+    pub status: Option<Status>,
+    /// A case-insensitive substring of the address or the name, matched
+    /// literally (no wildcards).
+    pub search: Option<String>,
+    /// 1-based.
+    pub page: u32,
+    pub per_page: u32,
+}
+
+/// One page of a listing and how many match in all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriberPage {
+    pub items: Vec<SubscriberRecord>,
+    pub total: u64,
+}
+
+/// What [`Store::add_subscriber_unless_erased`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckedAdd {
+    Added(Subscriber),
+    /// The address (ignoring case) was already on the list; left as it is.
+    AlreadyThere(Subscriber),
+    /// The address was erased at the person's request; nothing was added.
+    Erased,
+}
+
+/// A change to a subscriber; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubscriberEdit {
+    /// `Some(None)` removes the name.
+    pub name: Option<Option<SubscriberName>>,
+    pub status: Option<Status>,
+}
+
+/// What erasing a subscriber did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Erasure {
+    pub id: i64,
+    /// Delivery rows kept (anonymized) for the issue counts.
+    pub deliveries_kept: u64,
+    /// Queued deliveries that will now never go out.
+    pub cancelled: u64,
+}
+
+/// The columns a [`SubscriberRecord`] is read from.
+macro_rules! record_columns {
+    () => {
+        "id, email, name, status, created_at, confirmed_at, unsubscribed_at, bounced_at"
+    };
+}
+
+/// What a cancelled delivery of an erased subscriber says (the trigger of
+/// migration 0005 leaves this text alone).
+const ERASED_NOTE: &str = "not sent: the subscriber was erased";
+
+fn record(r: &SqliteRow) -> Result<SubscriberRecord, StoreError> {
+    let id: i64 = r.try_get("id")?;
+    let corrupt = |what: String| StoreError::Corrupt {
+        what: format!("subscriber {id}: {what}"),
+    };
+    let email: String = r.try_get("email")?;
+    let name: Option<String> = r.try_get("name")?;
+    let status: String = r.try_get("status")?;
+    Ok(SubscriberRecord {
+        id,
+        email: SubscriberEmail::parse(&email)
+            .map_err(|e| corrupt(format!("address {email:?} {e}")))?,
+        name: match name {
+            Some(n) => SubscriberName::parse(&n).map_err(|e| corrupt(format!("name {n:?} {e}")))?,
+            None => None,
+        },
+        status: Status::parse(&status)
+            .ok_or_else(|| corrupt(format!("unknown status {status:?}")))?,
+        created_at: r.try_get("created_at")?,
+        confirmed_at: r.try_get("confirmed_at")?,
+        unsubscribed_at: r.try_get("unsubscribed_at")?,
+        bounced_at: r.try_get("bounced_at")?,
+    })
+}
+
+/// The key suppression hashes are made with (random per database, created
+/// by migration 0005).
+pub(super) async fn suppression_key(conn: &mut SqliteConnection) -> Result<[u8; 32], StoreError> {
+    let hex: Option<(String,)> =
+        sqlx::query_as("SELECT value FROM meta WHERE key = 'suppression_key'")
+            .fetch_optional(&mut *conn)
+            .await?;
+    let corrupt = || StoreError::Corrupt {
+        what: "meta.suppression_key is missing or not 64 hex digits".into(),
+    };
+    let hex = hex.ok_or_else(corrupt)?.0;
+    let mut key = [0u8; 32];
+    if hex.len() != 64 {
+        return Err(corrupt());
+    }
+    for (i, byte) in key.iter_mut().enumerate() {
+        let pair = hex.get(2 * i..2 * i + 2).ok_or_else(corrupt)?;
+        *byte = u8::from_str_radix(pair, 16).map_err(|_| corrupt())?;
+    }
+    Ok(key)
+}
+
+/// The suppression hash of an address: keyed BLAKE3 of its uniqueness key
+/// (the lowercased address), so case never matters and the address itself
+/// is never stored.
+pub(super) fn address_hash(key: &[u8; 32], email: &SubscriberEmail) -> String {
+    key_hash(key, &email.key())
+}
+
+fn key_hash(key: &[u8; 32], email_key: &str) -> String {
+    blake3::keyed_hash(key, email_key.as_bytes())
+        .to_hex()
+        .to_string()
+}
+
+/// Which of `hashes` are suppressed.
+pub(super) async fn suppressed_among(
+    conn: &mut SqliteConnection,
+    hashes: &[String],
+) -> Result<HashSet<String>, StoreError> {
+    if hashes.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let list = serde_json::Value::from(hashes.to_vec()).to_string();
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT address_hash FROM suppressions WHERE address_hash IN (SELECT value FROM json_each($1))",
+    )
+    .bind(list)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().map(|(h,)| h).collect())
+}
+
+/// Does `needle` (already lowercased) occur in the address or the name?
+/// Rust's lowercasing is Unicode-aware where SQLite's LIKE folds only ASCII,
+/// and a plain substring test has no wildcards to escape.
+fn matches(needle: &str, email_key: &str, name: Option<&str>) -> bool {
+    email_key.contains(needle) || name.is_some_and(|n| n.to_lowercase().contains(needle))
+}
+
+fn unknown(id: i64) -> StoreError {
+    StoreError::UnknownSubscriber {
+        who: format!("subscriber {id}"),
+    }
+}
+
+impl Store {
+    /// One page of subscribers (never erased ones) in sign-up order,
+    /// filtered by status and search text, with the number that match.
+    pub async fn subscriber_page(&self, q: &SubscriberQuery) -> Result<SubscriberPage, StoreError> {
+        let status = q.status.map(Status::as_str);
+        let limit = i64::from(q.per_page);
+        let offset = i64::from(q.page.saturating_sub(1)) * limit;
+        // One read transaction: the total and the page agree.
+        let mut tx = self.pool.begin().await?;
+        let needle = q
+            .search
+            .as_deref()
+            .map(|s| s.trim().to_lowercase())
+            .filter(|s| !s.is_empty());
+        let Some(needle) = needle else {
+            let (total,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM subscribers WHERE erased_at IS NULL AND ($1 IS NULL OR status = $1)",
+            )
+            .bind(status)
+            .fetch_one(&mut *tx)
+            .await?;
+            let sql = concat!(
+                "SELECT ",
+                record_columns!(),
+                " FROM subscribers WHERE erased_at IS NULL AND ($1 IS NULL OR status = $1)
+                  ORDER BY created_at, id LIMIT $2 OFFSET $3"
+            );
+            let rows = sqlx::query(sql)
+                .bind(status)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(SubscriberPage {
+                items: rows.iter().map(record).collect::<Result<_, _>>()?,
+                total: u64::try_from(total).unwrap_or(0),
+            });
+        };
+        // Search: match in Rust over the small columns, then read the page.
+        let candidates: Vec<(i64, String, Option<String>)> = sqlx::query_as(
+            "SELECT id, email_key, name FROM subscribers WHERE erased_at IS NULL AND ($1 IS NULL OR status = $1)
+             ORDER BY created_at, id",
+        )
+        .bind(status)
+        .fetch_all(&mut *tx)
+        .await?;
+        let hits: Vec<i64> = candidates
+            .iter()
+            .filter(|(_, key, name)| matches(&needle, key, name.as_deref()))
+            .map(|(id, _, _)| *id)
+            .collect();
+        let page: Vec<i64> = hits
+            .iter()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(usize::try_from(limit).unwrap_or(0))
+            .copied()
+            .collect();
+        let sql = concat!(
+            "SELECT ",
+            record_columns!(),
+            " FROM subscribers WHERE id IN (SELECT value FROM json_each($1)) ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(sql)
+            .bind(serde_json::Value::from(page).to_string())
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(SubscriberPage {
+            items: rows.iter().map(record).collect::<Result<_, _>>()?,
+            total: hits.len() as u64,
+        })
+    }
+
+    /// One subscriber by id; `None` when there is none or they were erased.
+    pub async fn subscriber_record(&self, id: i64) -> Result<Option<SubscriberRecord>, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            record_columns!(),
+            " FROM subscribers WHERE id = $1 AND erased_at IS NULL"
+        );
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(record).transpose()
+    }
+
+    /// Was this address erased at the person's request?
+    pub async fn is_suppressed(&self, email: &SubscriberEmail) -> Result<bool, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let key = suppression_key(&mut conn).await?;
+        let hash = address_hash(&key, email);
+        Ok(!suppressed_among(&mut conn, &[hash]).await?.is_empty())
+    }
+
+    /// Add a subscriber as an admin does: like [`Store::add_subscriber`],
+    /// but an address erased at the person's request is refused. The check
+    /// and the insert are one transaction, so an erasure cannot come between.
+    pub async fn add_subscriber_unless_erased(
+        &self,
+        row: &SubscriberRow,
+        now: DateTime<Utc>,
+    ) -> Result<CheckedAdd, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let key = suppression_key(&mut tx).await?;
+        let hash = address_hash(&key, &row.email);
+        if !suppressed_among(&mut tx, &[hash]).await?.is_empty() {
+            return Ok(CheckedAdd::Erased);
+        }
+        let outcome = add_on(&mut tx, row, now).await?;
+        tx.commit().await?;
+        Ok(match outcome {
+            AddOutcome::Added(s) => CheckedAdd::Added(s),
+            AddOutcome::AlreadyThere(s) => CheckedAdd::AlreadyThere(s),
+        })
+    }
+
+    /// Change a subscriber's name and/or status in one transaction (status
+    /// times as [`Store::set_subscriber_status`] keeps them). Unknown or
+    /// erased ids are [`StoreError::UnknownSubscriber`].
+    pub async fn edit_subscriber(
+        &self,
+        id: i64,
+        edit: &SubscriberEdit,
+        now: DateTime<Utc>,
+    ) -> Result<SubscriberRecord, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let exists: Option<(i64,)> =
+            sqlx::query_as("SELECT id FROM subscribers WHERE id = $1 AND erased_at IS NULL")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            return Err(unknown(id));
+        }
+        if let Some(name) = &edit.name {
+            sqlx::query(
+                "UPDATE subscribers SET name = $1, updated_at = $2 WHERE id = $3 AND name IS NOT $1",
+            )
+            .bind(name.as_ref().map(SubscriberName::as_str))
+            .bind(stamp(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(status) = edit.status {
+            set_status_on(&mut *tx, id, status, now).await?;
+        }
+        let sql = concat!(
+            "SELECT ",
+            record_columns!(),
+            " FROM subscribers WHERE id = $1"
+        );
+        let row = sqlx::query(sql).bind(id).fetch_one(&mut *tx).await?;
+        let out = record(&row)?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Erase a subscriber at their request (see the module comment). The
+    /// row stays, anonymized, with its delivery rows; queued deliveries are
+    /// cancelled. Unknown or already erased ids are
+    /// [`StoreError::UnknownSubscriber`].
+    pub async fn erase_subscriber(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Erasure, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let key: Option<(String,)> =
+            sqlx::query_as("SELECT email_key FROM subscribers WHERE id = $1 AND erased_at IS NULL")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((email_key,)) = key else {
+            return Err(unknown(id));
+        };
+        let secret = suppression_key(&mut tx).await?;
+        let at = stamp(now);
+        sqlx::query(
+            "INSERT INTO suppressions (address_hash, erased_at) VALUES ($1, $2) ON CONFLICT (address_hash) DO NOTHING",
+        )
+        .bind(key_hash(&secret, &email_key))
+        .bind(&at)
+        .execute(&mut *tx)
+        .await?;
+        // Before the row is marked erased, so the trigger keeps this note.
+        let cancelled = sqlx::query(
+            "UPDATE deliveries SET status = 'cancelled', last_reply = $1, updated_at = $2
+             WHERE subscriber_id = $3 AND status = 'queued'",
+        )
+        .bind(ERASED_NOTE)
+        .bind(ledger_time(now))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        // A fresh token: old confirm/unsubscribe links find nobody.
+        let token = Token::generate().map_err(StoreError::Random)?;
+        sqlx::query(
+            "UPDATE subscribers SET
+                email = 'erased-' || id || '@erased.invalid',
+                email_key = 'erased:' || id,
+                name = NULL,
+                token = $1,
+                unsubscribed_at = CASE WHEN status IN ('pending', 'active') THEN $2 ELSE unsubscribed_at END,
+                status = CASE WHEN status IN ('pending', 'active') THEN 'unsubscribed' ELSE status END,
+                erased_at = $2,
+                updated_at = $2
+             WHERE id = $3",
+        )
+        .bind(token.as_str())
+        .bind(&at)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        // Touching last_reply fires the trigger of migration 0005, which
+        // keeps only the reply code: one definition of what stays.
+        sqlx::query(
+            "UPDATE deliveries SET last_reply = last_reply WHERE subscriber_id = $1 AND last_reply IS NOT NULL",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let (kept,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM deliveries WHERE subscriber_id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        self.checkpoint().await;
+        Ok(Erasure {
+            id,
+            deliveries_kept: u64::try_from(kept).unwrap_or(0),
+            cancelled,
+        })
+    }
+
+    /// [`Store::erase_subscriber`] by address (ignoring case), for the
+    /// command line.
+    pub async fn erase_subscriber_by_email(
+        &self,
+        email: &SubscriberEmail,
+        now: DateTime<Utc>,
+    ) -> Result<Erasure, StoreError> {
+        let id: Option<(i64,)> =
+            sqlx::query_as("SELECT id FROM subscribers WHERE email_key = $1 AND erased_at IS NULL")
+                .bind(email.key())
+                .fetch_optional(&self.pool)
+                .await?;
+        match id {
+            Some((id,)) => self.erase_subscriber(id, now).await,
+            None => Err(StoreError::UnknownSubscriber {
+                who: email.to_string(),
+            }),
+        }
+    }
+
+    /// Copy the WAL into the database file and truncate it, so pages that
+    /// held erased data do not stay behind in the WAL. Best effort: a
+    /// reader in the middle of a transaction can hold the WAL; the next
+    /// checkpoint then finishes the job.
+    async fn checkpoint(&self) {
+        match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&self.pool)
+            .await
+        {
+            Ok((0, _, _)) => {}
+            Ok(_) => tracing::info!("WAL checkpoint after erasure incomplete: a reader holds it"),
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint after erasure failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
