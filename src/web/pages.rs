@@ -923,6 +923,11 @@ async fn save_preferences(
     let Some(t) = token(path) else {
         return pages.bad_link();
     };
+    match state.store.preferences(&t).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return pages.bad_link(),
+        Err(e) => return pages.server_error("../", &e),
+    }
     let form = match form {
         Ok(Form(f)) => f,
         Err(r) => return pages.rejected("../", &r),
