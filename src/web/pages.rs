@@ -41,8 +41,6 @@ use axum::routing::{get, post};
 use chrono::{NaiveDate, Utc};
 use minijinja::{Value, context};
 
-pub use templates::PAGE_TEMPLATES;
-
 use super::{AppState, WebError};
 use crate::config::Config;
 use crate::content::scan::{is_valid_slug, read_issue_folder};
@@ -80,7 +78,54 @@ pub struct Pages {
     sender: Result<Arc<Sender>, String>,
     issues: IssueCache,
     limiter: RateLimiter,
+    site: Site,
+    /// `site` as the templates see it (`publication`).
     publication: Value,
+}
+
+/// What the pages and the sign-up mails say about the publication.
+#[derive(Debug, Clone)]
+struct Site {
+    title: String,
+    description: String,
+    language: String,
+    /// Ends with '/'.
+    base_url: String,
+    /// RSS, Atom, JSON Feed.
+    feeds: [String; 3],
+}
+
+impl Site {
+    fn new(config: &Config) -> Site {
+        let p = &config.publication;
+        Site {
+            title: p.title.clone(),
+            description: p.description.clone(),
+            language: p.language.clone(),
+            base_url: p.base_url.to_string(),
+            feeds: [
+                p.url("feeds/rss.xml"),
+                p.url("feeds/atom.xml"),
+                p.url("feeds/feed.json"),
+            ],
+        }
+    }
+
+    fn value(&self) -> Value {
+        let [rss, atom, json] = self.feeds.clone();
+        context! {
+            title => self.title.clone(),
+            description => self.description.clone(),
+            url => self.base_url.clone(),
+            language => self.language.clone(),
+            feeds => context! { rss, atom, json },
+        }
+    }
+
+    /// The absolute URL of a site path (no leading '/').
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
 }
 
 impl std::fmt::Debug for Pages {
@@ -127,18 +172,7 @@ impl Pages {
             |errors: Vec<TemplateError>| errors.iter().map(ToString::to_string).collect::<Vec<_>>();
         let templates = PageTemplates::load(config).map_err(strings)?;
         let renderer = Renderer::load(config).map_err(|e| vec![e.to_string()])?;
-        let p = &config.publication;
-        let publication = context! {
-            title => p.title.clone(),
-            description => p.description.clone(),
-            url => p.base_url.to_string(),
-            language => p.language.clone(),
-            feeds => context! {
-                rss => p.url("feeds/rss.xml"),
-                atom => p.url("feeds/atom.xml"),
-                json => p.url("feeds/feed.json"),
-            },
-        };
+        let site = Site::new(config);
         let pages = Pages {
             templates,
             renderer,
@@ -148,7 +182,8 @@ impl Pages {
                 config.http.subscribe_burst,
                 config.http.subscribe_per_minute,
             ),
-            publication,
+            publication: site.value(),
+            site,
         };
         pages.check().map_err(|e| vec![e.to_string()])?;
         Ok(pages)
@@ -165,13 +200,22 @@ impl Pages {
             token: Token::generate().map_err(sample_error)?,
         };
         let issues = vec![context! {
-            slug => "sample-issue", title => "Sample issue", date => "2026-11-20",
-            date_human => "20 November 2026", articles => 2, url => "./issues/sample-issue",
+            slug => "sample-issue",
+            title => "Sample issue",
+            date => "2026-11-20",
+            date_human => "20 November 2026",
+            articles => 2,
+            url => "./issues/sample-issue",
         }];
         self.templates
             .render("archive.html", &self.ctx("./", context! { issues }))?;
         self.issue_page(
-            &context! { slug => "sample-issue", title => "Sample issue", date => "2026-11-20", date_human => "20 November 2026" },
+            &context! {
+                slug => "sample-issue",
+                title => "Sample issue",
+                date => "2026-11-20",
+                date_human => "20 November 2026",
+            },
             "<p>Sample</p>",
         )?;
         self.templates
@@ -188,8 +232,13 @@ impl Pages {
             "error.html",
             &self.ctx("./", error_values(StatusCode::NOT_FOUND, "t", "m", true)),
         )?;
-        for kind in [MailKind::Confirm, MailKind::Already] {
-            self.signup_bodies(kind, &sample, "https://example.org/x")?;
+        for mail in [
+            SignupMail::Confirm {
+                url: "https://example.org/confirm/x",
+            },
+            SignupMail::Already,
+        ] {
+            self.signup_bodies(mail, &sample)?;
         }
         Ok(())
     }
@@ -232,52 +281,41 @@ impl Pages {
             "issue.html",
             &self.ctx(
                 "../",
-                context! { issue => issue.clone(), digest => Value::from_safe_string(digest.to_string()) },
+                context! {
+                    issue => issue.clone(),
+                    digest => Value::from_safe_string(digest.to_string()),
+                },
             ),
         )
     }
 
-    /// The text and HTML of a sign-up mail, and its subject.
+    /// The subject, text and HTML of a sign-up mail to `p`.
     fn signup_bodies(
         &self,
-        kind: MailKind,
+        mail: SignupMail<'_>,
         p: &Preferences,
-        link: &str,
     ) -> Result<(String, String, String), TemplateError> {
-        let publication = self.publication.clone();
-        let title = publication
-            .get_attr("title")
-            .ok()
-            .map(|t| t.to_string())
-            .unwrap_or_default();
-        let base = |prefix: &str| -> String {
-            let url = publication
-                .get_attr("url")
-                .ok()
-                .map(|u| u.to_string())
-                .unwrap_or_default();
-            format!("{url}{prefix}/{}", p.token)
-        };
-        let (stem, subject, ctx) = match kind {
-            MailKind::Confirm => (
+        let title = &self.site.title;
+        let (stem, subject, ctx) = match mail {
+            SignupMail::Confirm { url } => (
                 "confirm",
                 format!("Confirm your subscription to {title}"),
                 context! {
-                    confirm_url => link,
+                    confirm_url => url,
                     confirm_days => CONFIRM_TTL.as_secs() / 86_400,
                 },
             ),
-            MailKind::Already => (
+            SignupMail::Already => (
                 "already-subscribed",
                 format!("You are subscribed to {title}"),
                 context! {
-                    preferences_url => base("preferences"),
-                    unsubscribe_url => base("unsubscribe"),
+                    preferences_url => self.site.url(&format!("preferences/{}", p.token)),
+                    unsubscribe_url => self.site.url(&format!("unsubscribe/{}", p.token)),
                 },
             ),
         };
         let ctx = context! {
-            publication => publication,
+            publication => self.publication.clone(),
             email => p.email.as_str(),
             name => p.name.as_ref().map(|n| n.as_str()),
             ..ctx
@@ -376,35 +414,21 @@ impl Pages {
 
     /// Minimal valid HTML for when even the error template fails.
     fn last_resort(&self) -> String {
-        let get = |k: &str| {
-            self.publication
-                .get_attr(k)
-                .ok()
-                .map(|v| v.to_string())
-                .unwrap_or_default()
-        };
-        let feeds = self.publication.get_attr("feeds").unwrap_or_default();
-        let feed = |k: &str| {
-            feeds
-                .get_attr(k)
-                .ok()
-                .map(|v| v.to_string())
-                .unwrap_or_default()
-        };
         let mut out = String::from("<!DOCTYPE html>\n<html lang=\"");
-        push_escaped(&mut out, &get("language"));
+        push_escaped(&mut out, &self.site.language);
         out.push_str("\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>Something went wrong</title>\n");
-        for (kind, key) in [
-            ("application/rss+xml", "rss"),
-            ("application/atom+xml", "atom"),
-            ("application/feed+json", "json"),
-        ] {
+        let kinds = [
+            "application/rss+xml",
+            "application/atom+xml",
+            "application/feed+json",
+        ];
+        for (kind, href) in kinds.iter().zip(&self.site.feeds) {
             out.push_str("<link rel=\"alternate\" type=\"");
             out.push_str(kind);
             out.push_str("\" title=\"");
-            push_escaped(&mut out, &get("title"));
+            push_escaped(&mut out, &self.site.title);
             out.push_str("\" href=\"");
-            push_escaped(&mut out, &feed(key));
+            push_escaped(&mut out, href);
             out.push_str("\">\n");
         }
         out.push_str("</head>\n<body>\n<main>\n<h1>Something went wrong</h1>\n<p>The page could not be built because of a problem on our side. Please try again later.</p>\n</main>\n</body>\n</html>\n");
@@ -432,8 +456,9 @@ impl Pages {
 
     /// Build and send one sign-up mail; failures are logged, not shown (the
     /// answer must be the same for every address).
-    async fn send_signup_mail(&self, config: &Config, kind: MailKind, p: &Preferences, link: &str) {
-        let outgoing = match self.signup_message(kind, p, link) {
+    async fn send_signup_mail(&self, config: &Config, mail: SignupMail<'_>, p: &Preferences) {
+        let kind = mail.name();
+        let outgoing = match self.signup_message(mail, p) {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(subscriber = p.id, error = %e, "cannot build the sign-up mail");
@@ -464,32 +489,26 @@ impl Pages {
         };
         match tokio::time::timeout(MAIL_TIMEOUT, transport.send(wire)).await {
             Ok(Outcome::Sent { .. }) => {
-                tracing::info!(subscriber = p.id, kind = kind.name(), "sign-up mail sent");
+                tracing::info!(subscriber = p.id, kind, "sign-up mail sent");
             }
             Ok(other) => {
-                tracing::warn!(subscriber = p.id, kind = kind.name(), outcome = ?other, "sign-up mail not accepted");
-            }
-            Err(_) => {
                 tracing::warn!(
                     subscriber = p.id,
-                    kind = kind.name(),
-                    "sign-up mail: no answer in time"
+                    kind,
+                    outcome = ?other,
+                    "sign-up mail not accepted"
                 );
+            }
+            Err(_) => {
+                tracing::warn!(subscriber = p.id, kind, "sign-up mail: no answer in time");
             }
         }
         transport.close().await;
     }
 
-    fn signup_message(
-        &self,
-        kind: MailKind,
-        p: &Preferences,
-        link: &str,
-    ) -> Result<Outgoing, String> {
+    fn signup_message(&self, mail: SignupMail<'_>, p: &Preferences) -> Result<Outgoing, String> {
         let sender = self.sender.as_ref().map_err(Clone::clone)?;
-        let (subject, text, html) = self
-            .signup_bodies(kind, p, link)
-            .map_err(|e| e.to_string())?;
+        let (subject, text, html) = self.signup_bodies(mail, p).map_err(|e| e.to_string())?;
         crate::mail::message::notice(
             sender,
             p.email.as_str(),
@@ -503,17 +522,20 @@ impl Pages {
     }
 }
 
+/// The two mails a sign-up can send.
 #[derive(Debug, Clone, Copy)]
-enum MailKind {
-    Confirm,
+enum SignupMail<'a> {
+    /// The link to confirm with.
+    Confirm { url: &'a str },
+    /// The address is active already: its settings and unsubscribe links.
     Already,
 }
 
-impl MailKind {
+impl SignupMail<'_> {
     fn name(self) -> &'static str {
         match self {
-            MailKind::Confirm => "confirmation",
-            MailKind::Already => "already subscribed",
+            SignupMail::Confirm { .. } => "confirmation",
+            SignupMail::Already => "already subscribed",
         }
     }
 }
@@ -561,7 +583,7 @@ fn root_for(path: &str) -> String {
     }
 }
 
-fn html(status: StatusCode, body: String, cache: &'static str) -> Response {
+fn html(status: StatusCode, body: impl IntoResponse, cache: &'static str) -> Response {
     let mut res = (status, body).into_response();
     let h = res.headers_mut();
     h.insert(
@@ -654,7 +676,7 @@ async fn issue(
         Err(e) => return state.pages.server_error("../", &e),
     };
     if let Some(page) = state.pages.issues.get(&slug, &record.content_hash) {
-        return html(StatusCode::OK, bytes_to_string(page), PUBLIC);
+        return html(StatusCode::OK, page, PUBLIC);
     }
     let st = state.clone();
     let slug2 = slug.clone();
@@ -662,20 +684,17 @@ async fn issue(
         tokio::task::spawn_blocking(move || st.pages.render_issue(&st.config, &slug2)).await;
     match built {
         Ok(Ok(Some(page))) => {
+            let page = Bytes::from(page);
             state
                 .pages
                 .issues
-                .put(&slug, &record.content_hash, Bytes::from(page.clone()));
+                .put(&slug, &record.content_hash, page.clone());
             html(StatusCode::OK, page, PUBLIC)
         }
         Ok(Ok(None)) => state.pages.not_found("../"),
         Ok(Err(e)) => state.pages.server_error("../", &e),
         Err(e) => state.pages.server_error("../", &e),
     }
-}
-
-fn bytes_to_string(b: Bytes) -> String {
-    String::from_utf8_lossy(&b).into_owned()
 }
 
 /// The subscribe form's fields; a missing one is empty.
@@ -710,7 +729,10 @@ async fn subscribe(
         let mut values = error_values(StatusCode::BAD_REQUEST, title, message, true);
         // Show what was sent, minus anything that cannot be shown.
         let clean = |s: &str| s.chars().filter(|c| !c.is_control()).collect::<String>();
-        values = context! { form => context! { email => clean(&form.email), name => clean(&form.name) }, ..values };
+        values = context! {
+            form => context! { email => clean(&form.email), name => clean(&form.name) },
+            ..values
+        };
         pages.page(StatusCode::BAD_REQUEST, "error.html", root, values, PRIVATE)
     };
     if has_control(&form.email) || has_control(&form.name) {
@@ -789,12 +811,12 @@ async fn subscribe(
                 token: c.token,
             };
             pages
-                .send_signup_mail(&state.config, MailKind::Confirm, &p, &link)
+                .send_signup_mail(&state.config, SignupMail::Confirm { url: &link }, &p)
                 .await;
         }
         Ok(Signup::AlreadyActive(p)) => {
             pages
-                .send_signup_mail(&state.config, MailKind::Already, &p, "")
+                .send_signup_mail(&state.config, SignupMail::Already, &p)
                 .await;
         }
         Ok(Signup::Throttled) => {
