@@ -1006,6 +1006,73 @@ async fn save_preferences(
 mod tests {
     use super::*;
 
+    fn pages() -> (tempfile::TempDir, Pages) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "[publication]\ntitle = \"The <Test> Ledger\"\nbase_url = \"https://news.example.org/ledger/\"\nlanguage = \"en-GB\"\n[mail]\nfrom = \"Ledger <ledger@example.org>\"\n",
+        )
+        .unwrap();
+        let config = Config::load_with_env(&path, &[]).unwrap();
+        let pages = Pages::load(&config).unwrap();
+        (dir, pages)
+    }
+
+    #[test]
+    fn the_last_resort_page_still_has_the_language_and_feed_links() {
+        let (_d, pages) = pages();
+        let html = pages.last_resort();
+        assert!(html.starts_with("<!DOCTYPE html>\n<html lang=\"en-GB\">"));
+        for (ty, file) in [
+            ("application/rss+xml", "rss.xml"),
+            ("application/atom+xml", "atom.xml"),
+            ("application/feed+json", "feed.json"),
+        ] {
+            assert!(
+                html.contains(&format!(
+                    "type=\"{ty}\" title=\"The &lt;Test&gt; Ledger\" href=\"https://news.example.org/ledger/feeds/{file}\""
+                )),
+                "{html}"
+            );
+        }
+    }
+
+    #[test]
+    fn sign_up_mails_carry_their_links_in_both_parts() {
+        let (_d, pages) = pages();
+        let p = Preferences {
+            id: 7,
+            email: SubscriberEmail::parse("ann@example.org").unwrap(),
+            name: SubscriberName::parse("Ann <b>Lee</b>").unwrap(),
+            status: crate::subscribers::Status::Active,
+            format: MailFormat::Html,
+            token: Token::generate().unwrap(),
+        };
+        let url = "https://news.example.org/ledger/confirm/abc_DEF-123";
+        let (subject, text, html) = pages
+            .signup_bodies(SignupMail::Confirm { url }, &p)
+            .unwrap();
+        assert_eq!(subject, "Confirm your subscription to The <Test> Ledger");
+        assert!(
+            text.contains(url) && text.contains("Dear Ann <b>Lee</b>,"),
+            "{text}"
+        );
+        assert!(html.contains(&format!("href=\"{url}\"")), "{html}");
+        assert!(html.contains("Dear Ann &lt;b&gt;Lee&lt;/b&gt;,"), "{html}");
+
+        let (_, text, html) = pages.signup_bodies(SignupMail::Already, &p).unwrap();
+        let prefs = format!("https://news.example.org/ledger/preferences/{}", p.token);
+        assert!(text.contains(&prefs) && html.contains(&prefs));
+        assert!(!text.contains("/confirm/") && !html.contains("/confirm/"));
+
+        let m = pages.signup_message(SignupMail::Already, &p).unwrap();
+        let raw = String::from_utf8(m.bytes).unwrap();
+        assert!(raw.contains("Auto-Submitted: auto-generated"));
+        assert!(!raw.contains("List-Unsubscribe"), "not list mail");
+        assert!(m.message_id.starts_with("<signup.") && m.message_id.ends_with("@example.org>"));
+    }
+
     #[test]
     fn roots_are_relative_to_the_page() {
         assert_eq!(root_for("/"), "./");
