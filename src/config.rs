@@ -154,6 +154,10 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// The NAME of the environment variable holding the admin API token.
     pub admin_token_env: Option<String>,
+    /// `POST /subscribe` per client address: this many at once...
+    pub subscribe_burst: u32,
+    /// ...then this many a minute.
+    pub subscribe_per_minute: u32,
 }
 
 pub const DEFAULT_SUBJECT: &str = "{{ issue.title }} | {{ publication.title }}";
@@ -208,7 +212,9 @@ raw_section!(RawDkim {
 });
 raw_section!(RawHttp {
     listen: String,
-    admin_token_env: String
+    admin_token_env: String,
+    subscribe_burst: i64,
+    subscribe_per_minute: i64
 });
 
 #[derive(Debug, Default, Deserialize)]
@@ -624,6 +630,17 @@ impl Config {
             }
         };
 
+        let subscribe_burst = raw.http.subscribe_burst.unwrap_or(5);
+        let subscribe_per_minute = raw.http.subscribe_per_minute.unwrap_or(3);
+        for (key, value) in [
+            ("http.subscribe_burst", subscribe_burst),
+            ("http.subscribe_per_minute", subscribe_per_minute),
+        ] {
+            if !(1..=10_000).contains(&value) {
+                bad(key, format!("must be between 1 and 10000, not {value}"));
+            }
+        }
+
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));
         }
@@ -676,6 +693,8 @@ impl Config {
             http: HttpConfig {
                 listen,
                 admin_token_env: raw.http.admin_token_env,
+                subscribe_burst: subscribe_burst as u32,
+                subscribe_per_minute: subscribe_per_minute as u32,
             },
         })
     }
@@ -1155,6 +1174,46 @@ mod tests {
             ("GAZETTE_HTTP_TOKEN", "s3cret"),
         ];
         assert!(parse_env(&with_secret, &vars).is_ok());
+    }
+
+    #[test]
+    fn the_subscribe_rate_limit_has_defaults_bounds_and_overrides() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(
+            (c.http.subscribe_burst, c.http.subscribe_per_minute),
+            (5, 3)
+        );
+        let c = parse(&format!(
+            "{MINIMAL}[http]\nsubscribe_burst = 20\nsubscribe_per_minute = 60\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            (c.http.subscribe_burst, c.http.subscribe_per_minute),
+            (20, 60)
+        );
+        let e = err(&format!("{MINIMAL}[http]\nsubscribe_burst = 0\n"));
+        assert!(
+            e.contains("config.toml:5: http.subscribe_burst: must be between 1 and 10000"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{MINIMAL}[http]\nsubscribe_per_minute = \"lots\"\n"
+        ));
+        assert!(
+            e.contains("line 5") && e.contains("subscribe_per_minute"),
+            "{e}"
+        );
+        let e = err(&format!("{MINIMAL}[http]\nsubscribe_limit = 3\n"));
+        assert!(e.contains("line 5") && e.contains("subscribe_limit"), "{e}");
+        let c = parse_env(MINIMAL, &[("GAZETTE_HTTP_SUBSCRIBE_BURST", "2")]).unwrap();
+        assert_eq!(c.http.subscribe_burst, 2);
+        let e = parse_env(MINIMAL, &[("GAZETTE_HTTP_SUBSCRIBE_PER_MINUTE", "-1")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("environment variable GAZETTE_HTTP_SUBSCRIBE_PER_MINUTE"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -295,13 +295,18 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
 /// render error against the sample issue. A missing `mail.from` is not one
 /// (only sending needs it).
 fn template_problems(config: &Config) -> Vec<String> {
-    match Renderer::load_all(config) {
+    let mut problems = match Renderer::load_all(config) {
         Err(errors) => errors.iter().map(ToString::to_string).collect(),
         Ok(r) => match r.check() {
             Ok(()) | Err(RenderError::Sender(_)) => Vec::new(),
             Err(e) => vec![e.to_string()],
         },
+    };
+    // The page templates (a digest problem is reported once, above).
+    if problems.is_empty() {
+        problems = gazette::web::pages::Pages::problems(config);
     }
+    problems
 }
 
 fn check(config: &Config, json: bool) -> Result<ExitCode> {
@@ -585,10 +590,18 @@ fn subscribers_add(
             Status::Pending
         },
     };
-    let outcome = with_store(config, async |store| {
-        Ok(store
-            .add_subscriber_unless_erased(&row, chrono::Utc::now())
-            .await?)
+    // A pending subscriber confirms with a link of their own (not their
+    // permanent token): the kind the web sign-up mails, valid for 7 days.
+    let (outcome, confirm_token) = with_store(config, async |store| {
+        let now = chrono::Utc::now();
+        let outcome = store.add_subscriber_unless_erased(&row, now).await?;
+        let token = match &outcome {
+            CheckedAdd::Added(s) | CheckedAdd::AlreadyThere(s) if s.status == Status::Pending => {
+                Some(store.start_confirmation(s.id, now).await?.0)
+            }
+            _ => None,
+        };
+        Ok((outcome, token))
     })?;
     let (added, s) = match &outcome {
         CheckedAdd::Added(s) => (true, s),
@@ -598,8 +611,7 @@ fn subscribers_add(
             row.email
         ),
     };
-    let confirm_url = (s.status == Status::Pending)
-        .then(|| config.publication.url(&format!("confirm/{}", s.token)));
+    let confirm_url = confirm_token.map(|t| config.publication.url(&format!("confirm/{t}")));
     if json {
         println!(
             "{}",

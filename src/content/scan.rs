@@ -138,6 +138,46 @@ fn article_name(name: &str) -> Option<(&str, SourceFormat)> {
 pub fn read_tree(dir: &Path, opts: &ScanOptions) -> Result<SourceTree, ScanError> {
     let mut problems = Vec::new();
     let listings = list_issue_folders(dir, &mut problems)?;
+    let folders = read_listings(listings, opts, &mut problems);
+    Ok(SourceTree { folders, problems })
+}
+
+/// Reads one issue folder, `dir/slug`, the way [`read_tree`] reads them
+/// all: for showing one issue (the web version) without reading the whole
+/// archive. A slug that is not valid, or names no folder, gives an empty
+/// tree; only an unreadable folder is an error.
+pub fn read_issue_folder(
+    dir: &Path,
+    slug: &str,
+    opts: &ScanOptions,
+) -> Result<SourceTree, ScanError> {
+    let mut problems = Vec::new();
+    let path = dir.join(slug);
+    if !is_valid_slug(slug) || !path.is_dir() {
+        return Ok(SourceTree {
+            folders: Vec::new(),
+            problems,
+        });
+    }
+    let names = list_source_files(&path, &mut problems).map_err(|source| ScanError::Dir {
+        path: path.clone(),
+        source,
+    })?;
+    let listing = Listing {
+        slug: slug.to_string(),
+        dir: path,
+        names,
+    };
+    let folders = read_listings(vec![listing], opts, &mut problems);
+    Ok(SourceTree { folders, problems })
+}
+
+/// The files of each listed folder, read with their hashes.
+fn read_listings(
+    listings: Vec<Listing>,
+    opts: &ScanOptions,
+    problems: &mut Vec<Problem>,
+) -> Vec<SourceFolder> {
     let paths: Vec<PathBuf> = listings
         .iter()
         .flat_map(|l| l.names.iter().map(|name| l.dir.join(name)))
@@ -183,7 +223,7 @@ pub fn read_tree(dir: &Path, opts: &ScanOptions) -> Result<SourceTree, ScanError
             files,
         });
     }
-    Ok(SourceTree { folders, problems })
+    folders
 }
 
 /// An issue folder and the names of its source files, in order.

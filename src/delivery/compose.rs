@@ -32,7 +32,9 @@ impl Composer for DigestComposer {
             name: row.name.as_deref(),
             token: &row.token,
         };
-        let out = digest.message(&recipient).map_err(|e| e.to_string())?;
+        let out = digest
+            .message_as(&recipient, row.format)
+            .map_err(|e| e.to_string())?;
         Ok(Composed {
             message_id: out.message_id,
             envelope_from: out.envelope_from,

@@ -39,10 +39,11 @@ pub struct Outgoing {
     pub bytes: Vec<u8>,
 }
 
-/// The two bodies of a message, already quoted-printable encoded (CRLF, no
-/// line over 76 characters, ASCII only).
+/// The bodies of a message, already quoted-printable encoded (CRLF, no
+/// line over 76 characters, ASCII only). Without `html` the message is a
+/// single text/plain part (a subscriber who chose plain text).
 pub(crate) struct EncodedParts {
-    pub html: String,
+    pub html: Option<String>,
     pub text: String,
 }
 
@@ -184,16 +185,19 @@ pub(crate) fn build_message(
             "List-Unsubscribe=One-Click".into(),
         ));
     }
-    let mut msg = b
-        .multipart(
+    let text = qp_part(ContentType::TEXT_PLAIN, parts.text);
+    let built = match parts.html {
+        Some(html) => b.multipart(
             MultiPart::alternative()
-                .singlepart(qp_part(ContentType::TEXT_PLAIN, parts.text))
-                .singlepart(qp_part(ContentType::TEXT_HTML, parts.html)),
-        )
-        .map_err(|e| RenderError::Message {
-            to: to.clone(),
-            message: e.to_string(),
-        })?;
+                .singlepart(text)
+                .singlepart(qp_part(ContentType::TEXT_HTML, html)),
+        ),
+        None => b.singlepart(text),
+    };
+    let mut msg = built.map_err(|e| RenderError::Message {
+        to: to.clone(),
+        message: e.to_string(),
+    })?;
     if let Some(dkim) = &sender.dkim {
         msg.sign(dkim);
     }
@@ -201,6 +205,62 @@ pub(crate) fn build_message(
         message_id,
         envelope_from: sender.from.email.to_string(),
         to,
+        bytes: msg.formatted(),
+    })
+}
+
+/// A one-off message from the publication to one address (a sign-up
+/// confirmation, or the notice that an address is subscribed already):
+/// multipart/alternative, From/Reply-To/DKIM as for digests, a fresh random
+/// Message-ID, and `Auto-Submitted: auto-generated` (RFC 3834) so that
+/// auto-responders leave it alone. No list headers: it is not list mail.
+pub fn notice(
+    sender: &Sender,
+    to_email: &str,
+    to_name: Option<&str>,
+    subject: &str,
+    text: String,
+    html: String,
+    date: DateTime<Utc>,
+) -> Result<Outgoing, RenderError> {
+    let failed = |message: String| RenderError::Message {
+        to: to_email.to_string(),
+        message,
+    };
+    let addr: Address = to_email
+        .trim()
+        .parse()
+        .map_err(|e| RenderError::Recipient {
+            email: to_email.to_string(),
+            message: format!("not a valid address: {e}"),
+        })?;
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).map_err(|e| failed(format!("no random bytes: {e}")))?;
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let message_id = format!("<signup.{hex}@{}>", sender.domain());
+    let mut b = Message::builder()
+        .from(sender.from.clone())
+        .to(Mailbox::new(to_name.map(str::to_string), addr.clone()))
+        .subject(subject.split_whitespace().collect::<Vec<_>>().join(" "))
+        .date(SystemTime::from(date))
+        .message_id(Some(message_id.clone()));
+    if let Some(rt) = &sender.reply_to {
+        b = b.reply_to(rt.clone());
+    }
+    let mut msg = b
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Auto-Submitted"),
+            "auto-generated".into(),
+        ))
+        .multipart(MultiPart::alternative_plain_html(text, html))
+        .map_err(|e| failed(e.to_string()))?;
+    if let Some(dkim) = &sender.dkim {
+        msg.sign(dkim);
+    }
+    Ok(Outgoing {
+        message_id,
+        envelope_from: sender.from.email.to_string(),
+        to: addr.to_string(),
         bytes: msg.formatted(),
     })
 }

@@ -24,6 +24,7 @@ use minijinja::{Environment, UndefinedBehavior, Value, context};
 use crate::config::{Config, DigestBody, Publication};
 use crate::content::text::push_escaped;
 use crate::content::{Article, ContentHash, Issue, SourceFormat};
+use crate::subscribers::MailFormat;
 
 use super::message::{EncodedParts, Outgoing, Sender, build_message};
 use super::qp;
@@ -295,6 +296,29 @@ impl Renderer {
         })
     }
 
+    /// The web version of `issue` alone: digest.html without a recipient,
+    /// CSS inlined. Cheaper than [`Renderer::prepare`] (one rendering, no
+    /// text part, no encoding), for the web pages.
+    pub fn web_html(&self, issue: &Issue) -> Result<String, RenderError> {
+        let ctx = self.context(issue, self.settings.digest)?;
+        let ctx = context! { recipient => Value::from(()), ..ctx };
+        let html = self.render("digest.html", &ctx)?;
+        self.inline_css(&html)
+    }
+
+    fn inline_css(&self, html: &str) -> Result<String, RenderError> {
+        let inliner = css_inline::CSSInliner::options()
+            .load_remote_stylesheets(false)
+            .build();
+        Ok(inliner
+            .inline(html)
+            .map_err(|e| RenderError::Css {
+                template: self.sources.describe("digest.html"),
+                message: e.to_string(),
+            })?
+            .replace("\r\n", "\n"))
+    }
+
     fn render_subject(&self, ctx: &Value) -> Result<String, RenderError> {
         let t = self
             .env
@@ -328,16 +352,7 @@ impl Renderer {
     ) -> Result<Variant, RenderError> {
         let ctx = context! { recipient => recipient, ..ctx.clone() };
         let html = self.render("digest.html", &ctx)?;
-        let inliner = css_inline::CSSInliner::options()
-            .load_remote_stylesheets(false)
-            .build();
-        let html = inliner
-            .inline(&html)
-            .map_err(|e| RenderError::Css {
-                template: self.sources.describe("digest.html"),
-                message: e.to_string(),
-            })?
-            .replace("\r\n", "\n");
+        let html = self.inline_css(&html)?;
         let text = tidy_text(&self.render("digest.txt", &ctx)?);
         let html = slots
             .split(&html)
@@ -750,19 +765,36 @@ impl Digest {
 
     /// The complete message for one recipient: the pre-encoded pieces with
     /// the slot values encoded in between, then lettre for the headers.
+    /// Multipart (text + HTML); see [`Digest::message_as`].
     pub fn message(&self, r: &Recipient<'_>) -> Result<Outgoing, RenderError> {
+        self.message_as(r, MailFormat::Html)
+    }
+
+    /// [`Digest::message`] in the format the subscriber chose: with
+    /// [`MailFormat::Text`] a single text/plain part (the HTML is not even
+    /// filled in), every header the same.
+    pub fn message_as(
+        &self,
+        r: &Recipient<'_>,
+        format: MailFormat,
+    ) -> Result<Outgoing, RenderError> {
         let sender = self
             .sender
             .as_ref()
             .map_err(|m| RenderError::Sender(m.clone()))?;
         let v = Values::new(self, r)?;
         let variant = v.variant(self);
-        let mut scratch = String::new();
-        let html = fill(&variant.html_qp, |slot, out| {
-            scratch.clear();
-            push_escaped(&mut scratch, v.get(slot));
-            qp::encode_piece(&scratch, out);
-        });
+        let html = match format {
+            MailFormat::Text => None,
+            MailFormat::Html => {
+                let mut scratch = String::new();
+                Some(qp::finish(fill(&variant.html_qp, |slot, out| {
+                    scratch.clear();
+                    push_escaped(&mut scratch, v.get(slot));
+                    qp::encode_piece(&scratch, out);
+                })))
+            }
+        };
         let text = fill(&variant.text_qp, |slot, out| {
             qp::encode_piece(v.get(slot), out)
         });
@@ -775,7 +807,7 @@ impl Digest {
             v.name.as_deref(),
             &v.unsubscribe,
             EncodedParts {
-                html: qp::finish(html),
+                html,
                 text: qp::finish(text),
             },
         )

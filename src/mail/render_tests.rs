@@ -1,5 +1,5 @@
 use chrono::TimeZone;
-use mail_parser::MessageParser;
+use mail_parser::{MessageParser, MimeHeaders};
 
 use super::*;
 use crate::config::Config;
@@ -580,4 +580,74 @@ fn wrap_keeps_words_and_urls_whole() {
     );
     assert_eq!(wrap("1. aaa bbb", 6, "   "), "1. aaa\n   bbb");
     assert_eq!(wrap("p1\np2", 72, ""), "p1\np2");
+}
+
+#[test]
+fn a_plain_text_subscriber_gets_one_text_part_with_the_same_headers() {
+    let site = Site::new("");
+    let d = site.renderer().prepare_at(&issue(), date()).unwrap();
+    let both = d.message_as(&ZOE, MailFormat::Html).unwrap();
+    let text = d.message_as(&ZOE, MailFormat::Text).unwrap();
+    assert_eq!(text.message_id, both.message_id);
+    let multipart = |bytes: &[u8]| {
+        head(bytes)
+            .to_ascii_lowercase()
+            .contains("content-type: multipart/alternative")
+    };
+    assert!(
+        multipart(&d.message(&ZOE).unwrap().bytes),
+        "message() is multipart"
+    );
+    assert!(multipart(&both.bytes) && !multipart(&text.bytes));
+
+    let parsed = MessageParser::default().parse(&text.bytes).unwrap();
+    let ct = parsed.content_type().unwrap();
+    assert_eq!(
+        (ct.ctype(), ct.subtype()),
+        ("text", Some("plain")),
+        "{}",
+        head(&text.bytes)
+    );
+    assert_eq!(parsed.parts.len(), 1, "one part");
+    let body = parsed.body_text(0).unwrap();
+    assert!(body.contains("Dear Zoë \"Zed\" O'Brien,"), "{body}");
+    assert!(body.contains("https://news.example.org/ledger/unsubscribe/tok_AbC-123"));
+    assert!(!String::from_utf8_lossy(&text.bytes).contains("<html"));
+
+    let (h_text, h_both) = (head(&text.bytes), head(&both.bytes));
+    for name in [
+        "From",
+        "To",
+        "Subject",
+        "Message-ID",
+        "List-Id",
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+        "Reply-To",
+        "Date",
+    ] {
+        assert_eq!(count(&h_text, name), 1, "{name} in\n{h_text}");
+        assert_eq!(count(&h_both, name), 1, "{name} in\n{h_both}");
+    }
+    let line = |h: &str, name: &str| {
+        h.lines()
+            .find(|l| l.starts_with(&format!("{name}:")))
+            .map(str::to_string)
+    };
+    for name in [
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+        "Message-ID",
+        "To",
+    ] {
+        assert_eq!(line(&h_text, name), line(&h_both, name), "{name}");
+    }
+}
+
+#[test]
+fn the_web_html_alone_matches_the_prepared_web_version() {
+    let r = Site::new("").renderer();
+    let web = r.web_html(&issue()).unwrap();
+    assert_eq!(web, r.prepare(&issue()).unwrap().html_web());
+    assert!(web.contains("id=\"first\""));
 }

@@ -16,6 +16,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::Row;
 
 use super::{Store, StoreError};
+use crate::subscribers::MailFormat;
 
 /// Ledger time stamps: one fixed format, so text order is time order.
 pub fn ledger_time(t: DateTime<Utc>) -> String {
@@ -42,6 +43,8 @@ pub struct Claimed {
     pub email: String,
     pub name: Option<String>,
     pub token: String,
+    /// Multipart or plain text, as the subscriber chose.
+    pub format: MailFormat,
     /// Including this one.
     pub attempts: u32,
 }
@@ -230,7 +233,8 @@ impl Store {
                  (SELECT slug FROM issues i WHERE i.id = deliveries.issue_id) AS slug,
                  (SELECT email FROM subscribers s WHERE s.id = deliveries.subscriber_id) AS email,
                  (SELECT name FROM subscribers s WHERE s.id = deliveries.subscriber_id) AS name,
-                 (SELECT token FROM subscribers s WHERE s.id = deliveries.subscriber_id) AS token",
+                 (SELECT token FROM subscribers s WHERE s.id = deliveries.subscriber_id) AS token,
+                 (SELECT format = 'text' FROM subscribers s WHERE s.id = deliveries.subscriber_id) AS text_only",
         )
         .bind(&now)
         .bind(limit as i64)
@@ -245,6 +249,11 @@ impl Store {
                 email: r.get("email"),
                 name: r.get("name"),
                 token: r.get("token"),
+                format: if r.get::<bool, _>("text_only") {
+                    MailFormat::Text
+                } else {
+                    MailFormat::Html
+                },
                 attempts: r.get::<i64, _>("attempts") as u32,
             })
             .collect();
@@ -635,6 +644,25 @@ mod tests {
                 "cancelled",
                 Some("not sent: the subscriber is unsubscribed")
             )
+        );
+    }
+
+    #[tokio::test]
+    async fn a_claimed_row_carries_the_subscribers_mail_format() {
+        let (_d, store) = store_with(&[("a@x.org", "active"), ("b@x.org", "active")]).await;
+        sqlx::query("UPDATE subscribers SET format = 'text' WHERE email = 'b@x.org'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        store.publish_issue("i1", t(0)).await.unwrap();
+        let claimed = store.claim_due(t(0), 10).await.unwrap();
+        let formats: Vec<_> = claimed
+            .iter()
+            .map(|c| (c.email.as_str(), c.format))
+            .collect();
+        assert_eq!(
+            formats,
+            [("a@x.org", MailFormat::Html), ("b@x.org", MailFormat::Text)]
         );
     }
 

@@ -145,6 +145,26 @@ impl Store {
             .collect())
     }
 
+    /// One recorded issue (the web version looks it up per request).
+    pub async fn issue_record(&self, slug: &str) -> Result<Option<IssueRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT slug, title, issue_date, content_hash, article_count, first_seen_at, updated_at
+             FROM issues WHERE slug = $1",
+        )
+        .bind(slug)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| IssueRecord {
+            slug: r.get("slug"),
+            title: r.get("title"),
+            issue_date: r.get("issue_date"),
+            content_hash: r.get("content_hash"),
+            article_count: r.get("article_count"),
+            first_seen_at: r.get("first_seen_at"),
+            updated_at: r.get("updated_at"),
+        }))
+    }
+
     /// Article slugs recorded for an issue, with their first-seen times.
     pub async fn article_first_seen(
         &self,
@@ -241,6 +261,8 @@ mod tests {
 
         let recs = store.issue_records().await.unwrap();
         let a = recs.iter().find(|r| r.slug == "a").unwrap();
+        assert_eq!(store.issue_record("a").await.unwrap().as_ref(), Some(a));
+        assert_eq!(store.issue_record("nope").await.unwrap(), None);
         assert_eq!(
             (
                 a.first_seen_at.as_str(),

@@ -7,6 +7,7 @@ mod admin;
 mod deliveries;
 mod issues;
 mod lock;
+mod signup;
 mod subscribers;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,9 @@ pub use deliveries::{
 };
 pub use issues::{IssueRecord, RecordReport};
 pub use lock::{LockError, RunLock};
+pub use signup::{
+    CONFIRM_TTL, Confirmation, Preferences, PreferencesChange, SIGNUP_MAILS_PER_DAY, Signup,
+};
 pub use subscribers::{AddOutcome, ImportReport, RemoveOutcome, StatusCounts};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations");

@@ -5,16 +5,19 @@
 //!   domain lowercased, unique case-insensitively by its [`key`](SubscriberEmail::key).
 //! - [`SubscriberName`]: a display name without control characters.
 //! - [`Token`]: 256 random bits, URL-safe base64.
+//! - [`MailFormat`]: HTML (multipart) or plain-text digests.
 //! - [`csv`]: the import/export file format.
 
 pub mod csv;
 mod email;
+mod format;
 mod name;
 mod token;
 
 use std::fmt;
 
 pub use email::{EmailError, SubscriberEmail};
+pub use format::MailFormat;
 pub use name::{NameError, SubscriberName};
 pub use token::{Token, TokenError};
 

@@ -579,3 +579,24 @@ fn repository_sample_content() {
         books.html
     );
 }
+
+#[test]
+fn one_folder_reads_and_parses_like_the_whole_tree() {
+    let tmp = tree_with_good_issue();
+    write(
+        tmp.path(),
+        "2024-04/a.txt",
+        clip("Other", "April 2, 2024", "April 2024"),
+    );
+    let all = ingest(tmp.path());
+    let whole = all.issues.iter().find(|i| i.slug == "2024-03").unwrap();
+    let tree = read_issue_folder(tmp.path(), "2024-03", &opts()).unwrap();
+    assert_eq!(tree.folders.len(), 1);
+    let one = parse_tree(&tree, &opts());
+    assert_eq!(one.issues.len(), 1);
+    assert_eq!(&one.issues[0], whole, "same issue, same content hash");
+    for slug in ["nope", "../2024-03", ".hidden", ""] {
+        let tree = read_issue_folder(tmp.path(), slug, &opts()).unwrap();
+        assert!(tree.folders.is_empty(), "{slug:?}");
+    }
+}
