@@ -1048,3 +1048,41 @@ fn a_broken_page_template_is_named_with_its_line() {
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("templates/archive.html:3"), "{err}");
 }
+
+#[test]
+fn an_erased_person_who_signs_up_again_and_confirms_is_on_the_list_again() {
+    let site = site_with("", "");
+    import(&site, &["ann@example.org,Ann,active"]);
+    expect_code(
+        &site.gazette(&["subscribers", "erase", "ann@example.org"]),
+        0,
+    );
+    // The admin tools refuse the address now.
+    let refused = site.gazette(&["subscribers", "add", "ann@example.org", "--confirmed"]);
+    expect_code(&refused, 1);
+    assert!(stderr(&refused).contains("erased"), "{}", stderr(&refused));
+
+    // The person comes back through the form and confirms: fresh consent.
+    let server = site.serve();
+    let (status, _) = server.post_form(
+        "/subscribe",
+        &[("email", "ann@example.org"), ("name", "Ann")],
+    );
+    assert_eq!(status, StatusCode::OK);
+    let mails = outbox(&site, "signup-");
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let token = link_token(&read_mail(&mails[0]).text, "confirm").expect("link");
+    assert_eq!(status_of(&site, "ann@example.org"), "pending");
+    let (status, _, _) = server.get(&format!("/confirm/{token}"));
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status_of(&site, "ann@example.org"), "active");
+    assert_eq!(sql(&site, "SELECT count(*) FROM suppressions").trim(), "0");
+    // ... and the admin tools see an ordinary subscriber again.
+    let again = site.gazette(&["subscribers", "add", "ann@example.org"]);
+    expect_code(&again, 0);
+    assert!(
+        stdout(&again).contains("already on the list"),
+        "{}",
+        stdout(&again)
+    );
+}
