@@ -13,7 +13,10 @@ pub fn serve(config: Config) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(daemon::serve(Arc::new(config), shutdown_signal()))?;
+    // The library's messages already name their cause; report them as they
+    // are rather than the cause a second time.
+    rt.block_on(daemon::serve(Arc::new(config), shutdown_signal()))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(ExitCode::SUCCESS)
 }
 
