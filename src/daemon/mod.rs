@@ -261,15 +261,19 @@ pub async fn serve(
     let wake = Arc::new(tokio::sync::Notify::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut http_stop = stop_rx.clone();
+    // Answers are written in one go; Nagle's algorithm would only hold
+    // back the tail of a large feed until the client's delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let http = tokio::spawn(
-        axum::serve(
-            listener,
-            crate::web::router(state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = http_stop.wait_for(|s| *s).await;
-        })
-        .into_future(),
+        axum::serve(listener, crate::web::app(state))
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            })
+            .into_future(),
     );
     let looper = tokio::spawn(schedule_loop(cycles.clone(), schedule, wake.clone()));
 

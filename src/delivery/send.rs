@@ -6,6 +6,13 @@
 //! at most about one batch `sending`: those are sent again by the next run,
 //! and the only possible duplicates are messages the server had accepted
 //! before the crash but whose outcome was not yet recorded.
+//!
+//! A stop request (SIGTERM/SIGINT, Ctrl-C) takes effect within
+//! [`STOP_CHECK`]: claimed rows still waiting for a connection or for the
+//! rate limit are not sent and go back to `queued`; only the messages
+//! already handed to the transport finish, and all outcomes are recorded.
+//! So a stop is prompt however low `mail.rate_per_second` is, and leaves no
+//! row `sending`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +25,24 @@ use tokio::task::JoinSet;
 use super::ratelimit::RateLimiter;
 use super::transport::{Outcome, Transport, Wire};
 use crate::store::{Attempt, Claimed, Store, StoreError};
+
+/// How often the send loop looks at the stop flag while messages are out.
+pub const STOP_CHECK: Duration = Duration::from_millis(50);
+
+/// What a send task did with its row.
+enum Done {
+    /// Handed to the transport (or failed to compose): an outcome to record.
+    Tried((Claimed, String, Attempt), bool),
+    /// Never sent: a stop came while it waited for its turn.
+    Halted(i64),
+}
+
+/// Resolves once the send loop calls a halt (never, if it is gone).
+async fn halted(mut rx: tokio::sync::watch::Receiver<bool>) {
+    if rx.wait_for(|h| *h).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
 
 /// A message for one claimed row.
 #[derive(Debug, Clone)]
@@ -104,6 +129,9 @@ pub async fn send_due(
     // rows of active subscribers); marking them cancelled is bookkeeping,
     // done before and after the pass rather than on every batch.
     report.cancelled += store.cancel_inactive(Utc::now()).await?;
+    // Raised once a stop is seen: tasks that have not yet sent give up.
+    let (halt, halt_rx) = tokio::sync::watch::channel(false);
+    let mut released = Vec::new();
     loop {
         if stop.load(Ordering::SeqCst) {
             report.interrupted = true;
@@ -115,18 +143,25 @@ pub async fn send_due(
         }
         let mut tasks = JoinSet::new();
         for row in claimed {
-            let (composer, transport, limiter, permits) = (
+            let (composer, transport, limiter, permits, halt_rx) = (
                 composer.clone(),
                 transport.clone(),
                 limiter.clone(),
                 permits.clone(),
+                halt_rx.clone(),
             );
             tasks.spawn(async move {
-                let _permit = permits.acquire_owned().await;
+                // Waiting for a connection and for the rate limit ends at a
+                // stop; once past both, the message goes out.
+                let _permit = tokio::select! {
+                    biased;
+                    _ = halted(halt_rx.clone()) => return Done::Halted(row.delivery_id),
+                    p = permits.acquire_owned() => p,
+                };
                 let composed = match composer.compose(&row) {
                     Ok(c) => c,
                     Err(why) => {
-                        return (
+                        return Done::Tried(
                             (
                                 row,
                                 String::new(),
@@ -138,7 +173,11 @@ pub async fn send_due(
                         );
                     }
                 };
-                limiter.acquire().await;
+                tokio::select! {
+                    biased;
+                    _ = halted(halt_rx) => return Done::Halted(row.delivery_id),
+                    _ = limiter.acquire() => {}
+                }
                 let stem = format!("{}/{}", row.issue_slug, row.subscriber_id);
                 let wire = Wire {
                     envelope_from: &composed.envelope_from,
@@ -166,18 +205,32 @@ pub async fn send_due(
                         bounce: false,
                     } => Attempt::Failed { reply },
                 };
-                ((row, composed.message_id, attempt), answered)
+                Done::Tried((row, composed.message_id, attempt), answered)
             });
         }
         // Record as outcomes come in. Even when a stop is requested, the
         // messages already on their way are finished and recorded.
         let mut done = Vec::with_capacity(flush_every);
-        while let Some(joined) = tasks.join_next().await {
+        let mut check = tokio::time::interval(STOP_CHECK);
+        loop {
+            let joined = tokio::select! {
+                joined = tasks.join_next() => match joined {
+                    Some(j) => j,
+                    None => break,
+                },
+                _ = check.tick() => {
+                    if stop.load(Ordering::SeqCst) && !*halt.borrow() {
+                        let _ = halt.send(true);
+                    }
+                    continue;
+                }
+            };
             match joined {
-                Ok((result, answered)) => {
+                Ok(Done::Tried(result, answered)) => {
                     unanswered_in_a_row = if answered { 0 } else { unanswered_in_a_row + 1 };
                     done.push(result);
                 }
+                Ok(Done::Halted(id)) => released.push(id),
                 Err(e) => tracing::error!("a send task failed: {e}"),
             }
             if done.len() >= flush_every || tasks.is_empty() {
@@ -196,6 +249,13 @@ pub async fn send_due(
             report.unreachable = true;
             break;
         }
+    }
+    if !released.is_empty() {
+        store.release_unsent(&released, Utc::now()).await?;
+        tracing::info!(
+            rows = released.len(),
+            "stopping: claimed messages not yet sent are queued again"
+        );
     }
     progress.finish();
     report.cancelled += store.cancel_inactive(Utc::now()).await?;

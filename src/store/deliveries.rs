@@ -198,6 +198,24 @@ impl Store {
         Ok(r.rows_affected())
     }
 
+    /// Claimed rows that were never handed to the transport (a stop came
+    /// first) go back to `queued`, due as before, the claim's attempt not
+    /// counted.
+    pub async fn release_unsent(&self, ids: &[i64], now: DateTime<Utc>) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let r = sqlx::query(
+            "UPDATE deliveries SET status = 'queued', attempts = MAX(attempts - 1, 0), updated_at = $1
+             WHERE status = 'sending' AND id IN (SELECT value FROM json_each($2))",
+        )
+        .bind(ledger_time(now))
+        .bind(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()))
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
     /// Queued rows of subscribers who are no longer active will never go out.
     pub async fn cancel_inactive(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let now = ledger_time(now);

@@ -6,17 +6,20 @@
 //! file's mtime, which the atomic writer leaves alone when nothing changed).
 //! A request costs a hash-map-free lookup and, at most once a second per
 //! file, one `stat` to notice a rebuild by the daemon or by `gazette feeds
-//! build` from another shell.
+//! build` from another shell. `GET`s of the three files skip the router
+//! and its layers ([`fast_path`], called by [`super::Front`]): they are
+//! nearly all the traffic, and the layers cost more than the answer.
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -61,6 +64,17 @@ struct Slot {
     name: &'static str,
     media_type: HeaderValue,
     cached: RwLock<Option<Arc<Cached>>>,
+    /// Answers since start: full bodies, and 304s to revalidations.
+    full: AtomicU64,
+    not_modified: AtomicU64,
+}
+
+/// One feed's answers since the process started (for `/metrics`).
+#[derive(Debug, Clone, Copy)]
+pub struct FeedRequests {
+    pub name: &'static str,
+    pub full: u64,
+    pub not_modified: u64,
 }
 
 /// The three feed files, loaded on demand and reloaded when they change.
@@ -80,9 +94,23 @@ impl FeedCache {
                     name,
                     media_type: HeaderValue::from_static(media),
                     cached: RwLock::new(None),
+                    full: AtomicU64::new(0),
+                    not_modified: AtomicU64::new(0),
                 })
                 .collect(),
         }
+    }
+
+    /// How many 200s and 304s each feed got since start.
+    pub fn requests(&self) -> Vec<FeedRequests> {
+        self.slots
+            .iter()
+            .map(|s| FeedRequests {
+                name: s.name,
+                full: s.full.load(Ordering::Relaxed),
+                not_modified: s.not_modified.load(Ordering::Relaxed),
+            })
+            .collect()
     }
 
     fn slot(&self, name: &str) -> Option<&Slot> {
@@ -200,10 +228,30 @@ async fn feed(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(slot) = state.feeds.slot(&name) else {
-        return (StatusCode::NOT_FOUND, "no such feed\n").into_response();
-    };
-    let Some(c) = state.feeds.get(slot) else {
+    match state.feeds.slot(&name) {
+        Some(slot) => respond(&state.feeds, slot, &headers),
+        None => (StatusCode::NOT_FOUND, "no such feed\n").into_response(),
+    }
+}
+
+/// The answer to `GET /feeds/NAME` for a known feed, without the router:
+/// the polling hot path (see [`super::Front`]). `None` for anything else,
+/// which then goes through the router as usual.
+pub(super) fn fast_path(
+    feeds: &FeedCache,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    if method != Method::GET {
+        return None;
+    }
+    let slot = feeds.slot(path.strip_prefix("/feeds/")?)?;
+    Some(respond(feeds, slot, headers))
+}
+
+fn respond(feeds: &FeedCache, slot: &Slot, headers: &HeaderMap) -> Response {
+    let Some(c) = feeds.get(slot) else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::RETRY_AFTER, "60")],
@@ -211,7 +259,7 @@ async fn feed(
         )
             .into_response();
     };
-    let gzip = accepts_gzip(&headers);
+    let gzip = accepts_gzip(headers);
     let etag = if gzip { &c.etag_gzip } else { &c.etag };
     let not_modified = match headers.get(header::IF_NONE_MATCH) {
         Some(inm) => none_match(inm, [&c.etag, &c.etag_gzip]),
@@ -222,19 +270,20 @@ async fn feed(
             .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
             .is_some_and(|since| since.as_secs() >= c.modified_secs),
     };
-    let mut res = if not_modified {
-        StatusCode::NOT_MODIFIED.into_response()
+    // Every header of the answer, in one allocation (the security headers
+    // the router's layer adds elsewhere are added by the caller).
+    let mut h = HeaderMap::with_capacity(10);
+    let body = if not_modified {
+        Body::empty()
     } else {
-        let mut r = if gzip { c.gzip.clone() } else { c.body.clone() }.into_response();
-        r.headers_mut()
-            .insert(header::CONTENT_TYPE, slot.media_type.clone());
+        h.insert(header::CONTENT_TYPE, slot.media_type.clone());
         if gzip {
-            r.headers_mut()
-                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            Body::from(c.gzip.clone())
+        } else {
+            Body::from(c.body.clone())
         }
-        r
     };
-    let h = res.headers_mut();
     h.insert(header::ETAG, etag.clone());
     h.insert(header::LAST_MODIFIED, c.last_modified.clone());
     h.insert(
@@ -242,6 +291,14 @@ async fn feed(
         HeaderValue::from_static(CACHE_CONTROL),
     );
     h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    let mut res = Response::new(body);
+    *res.headers_mut() = h;
+    if not_modified {
+        *res.status_mut() = StatusCode::NOT_MODIFIED;
+        slot.not_modified.fetch_add(1, Ordering::Relaxed);
+    } else {
+        slot.full.fetch_add(1, Ordering::Relaxed);
+    }
     res
 }
 

@@ -116,6 +116,24 @@ async fn render(state: &AppState) -> Result<String, crate::store::StoreError> {
     let _ = writeln!(out, "gazette_send_rate_per_second {:.3}", c.last_send_rate);
     family(
         &mut out,
+        "gazette_feed_requests_total",
+        "counter",
+        "Feed requests answered since this process started, by feed and status (200 = the body, 304 = not modified).",
+    );
+    for f in state.feeds.requests() {
+        let _ = writeln!(
+            out,
+            "gazette_feed_requests_total{{feed=\"{}\",status=\"200\"}} {}",
+            f.name, f.full
+        );
+        let _ = writeln!(
+            out,
+            "gazette_feed_requests_total{{feed=\"{}\",status=\"304\"}} {}",
+            f.name, f.not_modified
+        );
+    }
+    family(
+        &mut out,
         "gazette_cycles_total",
         "counter",
         "Cycles run since this process started.",

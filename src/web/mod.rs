@@ -10,15 +10,22 @@ pub mod feeds;
 pub mod metrics;
 pub mod pages;
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, header};
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::Response;
 use axum::routing::get;
+use axum::serve::{IncomingStream, Listener};
 use tower_http::trace::TraceLayer;
+use tower_service::Service;
 
 use crate::config::Config;
 use crate::daemon::Cycles;
@@ -117,14 +124,125 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Headers every answer carries.
-async fn security_headers(mut res: axum::response::Response) -> axum::response::Response {
-    let h = res.headers_mut();
+async fn security_headers(mut res: Response) -> Response {
+    add_security_headers(res.headers_mut());
+    res
+}
+
+fn add_security_headers(h: &mut HeaderMap) {
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    res
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+}
+
+/// What `axum::serve` runs: per connection, a [`Front`].
+///
+/// Feed readers' polls are nearly all the traffic, and for them the
+/// router's machinery (boxed services and futures, the trace and header
+/// layers, the matched-path and client-address extensions) costs more than
+/// the answer itself. So a `GET` of a feed file is answered here, from the
+/// same cache and with the same headers as through the router; everything
+/// else goes to [`router`] with the client's address (`ConnectInfo`).
+#[derive(Clone, Debug)]
+pub struct App {
+    state: AppState,
+    router: Router,
+}
+
+/// The service for `axum::serve`: [`router`] behind the feeds' fast path.
+pub fn app(state: AppState) -> App {
+    App {
+        router: router(state.clone()),
+        state,
+    }
+}
+
+impl<L> Service<IncomingStream<'_, L>> for App
+where
+    L: Listener<Addr = SocketAddr>,
+{
+    type Response = Front;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Front, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, stream: IncomingStream<'_, L>) -> Self::Future {
+        std::future::ready(Ok(Front {
+            state: self.state.clone(),
+            router: self.router.clone(),
+            client: *stream.remote_addr(),
+        }))
+    }
+}
+
+/// One connection's service (see [`App`]).
+#[derive(Clone, Debug)]
+pub struct Front {
+    state: AppState,
+    router: Router,
+    client: SocketAddr,
+}
+
+impl Service<Request> for Front {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = FrontFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // The router is always ready.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: Request) -> FrontFuture {
+        let started = Instant::now();
+        if let Some(mut res) = feeds::fast_path(
+            &self.state.feeds,
+            req.method(),
+            req.uri().path(),
+            req.headers(),
+        ) {
+            add_security_headers(res.headers_mut());
+            // What the trace layer logs for the other routes.
+            tracing::debug!(
+                method = %req.method(),
+                path = %req.uri().path(),
+                status = res.status().as_u16(),
+                latency = ?started.elapsed(),
+                "response"
+            );
+            return FrontFuture::Ready(Some(res));
+        }
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.client));
+        FrontFuture::Router(Box::pin(self.router.call(req)))
+    }
+}
+
+/// The answer of a [`Front`]: ready at once (a feed) or the router's.
+pub enum FrontFuture {
+    Ready(Option<Response>),
+    Router(Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>),
+}
+
+impl Future for FrontFuture {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            FrontFuture::Ready(res) => Poll::Ready(Ok(res
+                .take()
+                .expect("FrontFuture polled after it was ready"))),
+            FrontFuture::Router(fut) => fut.as_mut().poll(cx),
+        }
+    }
 }
 
 /// The client address, as the socket saw it.

@@ -268,8 +268,14 @@ impl Server {
     }
 
     /// SIGTERM, then wait for the exit: (status, time from signal to exit).
-    pub fn terminate(mut self) -> (ExitStatus, Duration, String) {
-        self.signal("TERM");
+    pub fn terminate(self) -> (ExitStatus, Duration, String) {
+        self.stop_with("TERM")
+    }
+
+    /// Send `sig` (e.g. "TERM", "INT"), then wait for the exit: (status,
+    /// time from signal to exit, log).
+    pub fn stop_with(mut self, sig: &str) -> (ExitStatus, Duration, String) {
+        self.signal(sig);
         let start = Instant::now();
         let mut child = self.child.take().expect("running");
         loop {
@@ -280,7 +286,7 @@ impl Server {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "gazette serve still running 30 s after SIGTERM:\n{}",
+                    "gazette serve still running 30 s after SIG{sig}:\n{}",
                     self.log_text()
                 );
             }
