@@ -12,4 +12,5 @@ pub mod feeds;
 pub mod mail;
 pub mod store;
 pub mod subscribers;
+pub mod templates;
 pub mod web;

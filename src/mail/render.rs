@@ -2,8 +2,9 @@
 //! once per issue; per recipient only a few marked slots are filled in.
 //!
 //! Templates are looked up by name in `templates/` beside config.toml first,
-//! then in the defaults compiled in from the repository's `templates/`. Every
-//! error names the template file and line.
+//! then in the defaults compiled in from the repository's `templates/`
+//! (loaded by [`crate::templates`], as the page templates are). Every error
+//! names the template file and line.
 //!
 //! Per-recipient values (`recipient.name`, `.email`, `.unsubscribe_url`,
 //! `.preferences_url`) are rendered as markers that no content can contain
@@ -14,17 +15,18 @@
 //! works, and once more without a recipient for the web version.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use minijinja::value::Kwargs;
-use minijinja::{Environment, UndefinedBehavior, Value, context};
+use minijinja::{Value, context};
 
 use crate::config::{Config, DigestBody, Publication};
 use crate::content::text::push_escaped;
 use crate::content::{Article, ContentHash, Issue, SourceFormat};
 use crate::subscribers::MailFormat;
+use crate::templates::{Inline, TemplateSet};
+pub use crate::templates::{TemplateError, templates_dir};
 
 use super::message::{EncodedParts, Outgoing, Sender, build_message};
 use super::qp;
@@ -51,18 +53,6 @@ const MAX_NAME: usize = 200;
 /// Width of the plain-text part (article bodies and wrapped lines).
 pub const TEXT_WIDTH: usize = 72;
 
-/// A template that does not compile or render: the file, the line, what.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}{}: {message}", file, line.map(|l| format!(":{l}")).unwrap_or_default())]
-pub struct TemplateError {
-    /// The override file's path, `templates/NAME (built-in)`, or
-    /// `mail.subject in CONFIG`.
-    pub file: String,
-    /// 1-based line within that template.
-    pub line: Option<usize>,
-    pub message: String,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     #[error("{0}")]
@@ -80,47 +70,6 @@ pub enum RenderError {
     Message { to: String, message: String },
 }
 
-/// Where each template came from, for messages.
-#[derive(Debug, Clone)]
-struct Sources {
-    dir: PathBuf,
-    overridden: Vec<String>,
-    config: PathBuf,
-}
-
-impl Sources {
-    fn describe(&self, name: &str) -> String {
-        if name == SUBJECT {
-            format!("mail.subject in {}", self.config.display())
-        } else if self.overridden.iter().any(|n| n == name)
-            || !BUILTIN_TEMPLATES.iter().any(|(n, _)| *n == name)
-        {
-            self.dir.join(name).display().to_string()
-        } else {
-            format!("templates/{name} (built-in)")
-        }
-    }
-
-    fn error(&self, fallback: &str, e: &minijinja::Error) -> TemplateError {
-        let name = e.name().unwrap_or(fallback);
-        let mut message = match e.detail() {
-            Some(d) => format!("{}: {d}", e.kind()),
-            None => e.kind().to_string(),
-        };
-        // An error inside an included template arrives wrapped; say where it came from.
-        let mut src = std::error::Error::source(e);
-        while let Some(s) = src {
-            message.push_str(&format!("; {s}"));
-            src = s.source();
-        }
-        TemplateError {
-            file: self.describe(name),
-            line: e.line(),
-            message,
-        }
-    }
-}
-
 /// What [`Renderer`] needs from the config, kept so a renderer outlives it.
 #[derive(Debug, Clone)]
 struct Settings {
@@ -130,8 +79,7 @@ struct Settings {
 
 /// Compiled templates plus what the messages need from the config.
 pub struct Renderer {
-    env: Environment<'static>,
-    sources: Sources,
+    templates: TemplateSet,
     settings: Arc<Settings>,
     /// `Err` when `mail.from` is missing or unusable: only sending needs it.
     sender: Result<Arc<Sender>, String>,
@@ -140,20 +88,9 @@ pub struct Renderer {
 impl fmt::Debug for Renderer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Renderer")
-            .field("sources", &self.sources)
+            .field("templates", &self.templates)
             .finish_non_exhaustive()
     }
-}
-
-/// The folder of override templates: `templates/` beside config.toml.
-pub fn templates_dir(config: &Config) -> PathBuf {
-    let parent = config.path.parent().unwrap_or(Path::new(""));
-    let parent = if parent.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        parent
-    };
-    parent.join("templates")
 }
 
 impl Renderer {
@@ -166,61 +103,19 @@ impl Renderer {
     /// Like [`Renderer::load`], reporting every template that fails to compile.
     /// The error list is never empty.
     pub fn load_all(config: &Config) -> Result<Renderer, Vec<TemplateError>> {
-        let dir = templates_dir(config);
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        // Block tags on lines of their own leave no blank lines behind (the
-        // text part depends on it). The builder fails only on clashing
-        // delimiters, which are left at their defaults here.
-        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
-            .trim_blocks(true)
-            .lstrip_blocks(true)
-            .build()
-        {
-            env.set_syntax(syntax);
-        }
-        env.add_filter("wrap", wrap_filter);
-        // Other names (an admin's own partials) come from the folder only.
-        env.set_loader(minijinja::path_loader(&dir));
-
-        let mut sources = Sources {
-            dir: dir.clone(),
-            overridden: Vec::new(),
-            config: config.path.clone(),
+        let subject = Inline {
+            name: SUBJECT,
+            source: config.mail.subject.clone(),
+            described_as: format!("mail.subject in {}", config.path.display()),
         };
-        let mut errors = Vec::new();
-        let mut compiled = Vec::new();
-        for (name, builtin) in BUILTIN_TEMPLATES {
-            let path = dir.join(name);
-            let source = match std::fs::read_to_string(&path) {
-                Ok(s) => {
-                    sources.overridden.push(name.to_string());
-                    s
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => builtin.to_string(),
-                Err(e) => {
-                    errors.push(TemplateError {
-                        file: path.display().to_string(),
-                        line: None,
-                        message: format!("cannot read: {e}"),
-                    });
-                    continue;
-                }
-            };
-            compiled.push((*name, source));
-        }
-        compiled.push((SUBJECT, config.mail.subject.clone()));
-        for (name, source) in compiled {
-            if let Err(e) = env.add_template_owned(name, source) {
-                errors.push(sources.error(name, &e));
-            }
-        }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
+        let templates = TemplateSet::load(
+            templates_dir(config),
+            BUILTIN_TEMPLATES,
+            vec![subject],
+            |env| env.add_filter("wrap", wrap_filter),
+        )?;
         Ok(Renderer {
-            env,
-            sources,
+            templates,
             settings: Arc::new(Settings {
                 publication: config.publication.clone(),
                 digest: config.mail.digest,
@@ -276,7 +171,7 @@ impl Renderer {
             ([], [Piece::Text(t)]) => (String::new(), t.clone()),
             _ => {
                 return Err(TemplateError {
-                    file: self.sources.describe("digest.html"),
+                    file: self.templates.describe("digest.html"),
                     line: None,
                     message: "recipient values are used outside `{% if recipient %}`: the web version has no recipient".into(),
                 }
@@ -313,18 +208,14 @@ impl Renderer {
         Ok(inliner
             .inline(html)
             .map_err(|e| RenderError::Css {
-                template: self.sources.describe("digest.html"),
+                template: self.templates.describe("digest.html"),
                 message: e.to_string(),
             })?
             .replace("\r\n", "\n"))
     }
 
     fn render_subject(&self, ctx: &Value) -> Result<String, RenderError> {
-        let t = self
-            .env
-            .get_template(SUBJECT)
-            .map_err(|e| self.sources.error(SUBJECT, &e))?;
-        let raw = t.render(ctx).map_err(|e| self.sources.error(SUBJECT, &e))?;
+        let raw = self.templates.render(SUBJECT, ctx)?;
         // One line, whatever the template did, and short enough that no
         // header line can pass 998 octets.
         let mut subject = raw.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -333,7 +224,7 @@ impl Renderer {
         }
         if subject.is_empty() {
             return Err(TemplateError {
-                file: self.sources.describe(SUBJECT),
+                file: self.templates.describe(SUBJECT),
                 line: None,
                 message: "the subject is empty".into(),
             }
@@ -370,7 +261,7 @@ impl Renderer {
 
     fn slot_error(&self, name: &str, message: String) -> RenderError {
         TemplateError {
-            file: self.sources.describe(name),
+            file: self.templates.describe(name),
             line: None,
             message,
         }
@@ -378,11 +269,7 @@ impl Renderer {
     }
 
     fn render(&self, name: &str, ctx: &Value) -> Result<String, RenderError> {
-        let t = self
-            .env
-            .get_template(name)
-            .map_err(|e| self.sources.error(name, &e))?;
-        Ok(t.render(ctx).map_err(|e| self.sources.error(name, &e))?)
+        Ok(self.templates.render(name, ctx)?)
     }
 
     /// Everything but the recipient.
@@ -929,7 +816,7 @@ pub fn sample_issue() -> Issue {
         dateline: Some("Harbour Town".into()),
         summary: "A sample article for checking templates.".into(),
         html: html.into(),
-        source: PathBuf::from(format!("sample/{slug}.md")),
+        source: std::path::PathBuf::from(format!("sample/{slug}.md")),
         format: SourceFormat::Markdown,
         hash: ContentHash::of(html.as_bytes()),
     };
@@ -954,7 +841,7 @@ pub fn sample_issue() -> Issue {
         volume: Some(1),
         summary: Some("A sample issue.".into()),
         publication: None,
-        dir: PathBuf::from("sample"),
+        dir: std::path::PathBuf::from("sample"),
         hash: ContentHash::of(b"gazette sample issue"),
         articles,
     }
