@@ -378,6 +378,28 @@ impl Pages {
         )
     }
 
+    /// A page of one subscriber's own (`name`, under a token URL), from
+    /// what the store found for the token: the page for the subscriber,
+    /// the 404 page for a token it does not know, the 500 page on an error.
+    fn subscriber_page(
+        &self,
+        name: &str,
+        found: Result<Option<Preferences>, StoreError>,
+        saved: bool,
+    ) -> Response {
+        match found {
+            Ok(Some(p)) => self.page(
+                StatusCode::OK,
+                name,
+                "../",
+                self.subscriber_values(&p, saved),
+                PRIVATE,
+            ),
+            Ok(None) => self.bad_link(),
+            Err(e) => self.server_error("../", &e),
+        }
+    }
+
     fn server_error(&self, root: &str, what: &dyn std::fmt::Display) -> Response {
         tracing::error!(error = %what, "page failed");
         self.error(
@@ -846,20 +868,11 @@ async fn confirm(
     let Some(t) = token(path) else {
         return state.pages.bad_link();
     };
-    match state.store.confirm_signup(&t, Utc::now()).await {
-        Ok(Some(p)) => {
-            tracing::info!(subscriber = p.id, "subscription confirmed");
-            state.pages.page(
-                StatusCode::OK,
-                "confirmed.html",
-                "../",
-                state.pages.subscriber_values(&p, false),
-                PRIVATE,
-            )
-        }
-        Ok(None) => state.pages.bad_link(),
-        Err(e) => state.pages.server_error("../", &e),
+    let found = state.store.confirm_signup(&t, Utc::now()).await;
+    if let Ok(Some(p)) = &found {
+        tracing::info!(subscriber = p.id, "subscription confirmed");
     }
+    state.pages.subscriber_page("confirmed.html", found, false)
 }
 
 async fn unsubscribe_page(
@@ -869,17 +882,10 @@ async fn unsubscribe_page(
     let Some(t) = token(path) else {
         return state.pages.bad_link();
     };
-    match state.store.preferences(&t).await {
-        Ok(Some(p)) => state.pages.page(
-            StatusCode::OK,
-            "unsubscribe.html",
-            "../",
-            state.pages.subscriber_values(&p, false),
-            PRIVATE,
-        ),
-        Ok(None) => state.pages.bad_link(),
-        Err(e) => state.pages.server_error("../", &e),
-    }
+    let found = state.store.preferences(&t).await;
+    state
+        .pages
+        .subscriber_page("unsubscribe.html", found, false)
 }
 
 /// The button, and RFC 8058 one-click: the body is not read (a mail
@@ -892,20 +898,13 @@ async fn unsubscribe(
     let Some(t) = token(path) else {
         return state.pages.bad_link();
     };
-    match state.store.unsubscribe_by_token(&t, Utc::now()).await {
-        Ok(Some(p)) => {
-            tracing::info!(subscriber = p.id, "unsubscribed by link");
-            state.pages.page(
-                StatusCode::OK,
-                "unsubscribed.html",
-                "../",
-                state.pages.subscriber_values(&p, false),
-                PRIVATE,
-            )
-        }
-        Ok(None) => state.pages.bad_link(),
-        Err(e) => state.pages.server_error("../", &e),
+    let found = state.store.unsubscribe_by_token(&t, Utc::now()).await;
+    if let Ok(Some(p)) = &found {
+        tracing::info!(subscriber = p.id, "unsubscribed by link");
     }
+    state
+        .pages
+        .subscriber_page("unsubscribed.html", found, false)
 }
 
 async fn preferences(
@@ -915,17 +914,10 @@ async fn preferences(
     let Some(t) = token(path) else {
         return state.pages.bad_link();
     };
-    match state.store.preferences(&t).await {
-        Ok(Some(p)) => state.pages.page(
-            StatusCode::OK,
-            "preferences.html",
-            "../",
-            state.pages.subscriber_values(&p, false),
-            PRIVATE,
-        ),
-        Ok(None) => state.pages.bad_link(),
-        Err(e) => state.pages.server_error("../", &e),
-    }
+    let found = state.store.preferences(&t).await;
+    state
+        .pages
+        .subscriber_page("preferences.html", found, false)
 }
 
 /// The preferences form; a field left out is left as it is.
@@ -989,17 +981,8 @@ async fn save_preferences(
             }
         }
     }
-    match state.store.set_preferences(&t, &change, Utc::now()).await {
-        Ok(Some(p)) => pages.page(
-            StatusCode::OK,
-            "preferences.html",
-            "../",
-            pages.subscriber_values(&p, true),
-            PRIVATE,
-        ),
-        Ok(None) => pages.bad_link(),
-        Err(e) => pages.server_error("../", &e),
-    }
+    let saved = state.store.set_preferences(&t, &change, Utc::now()).await;
+    pages.subscriber_page("preferences.html", saved, true)
 }
 
 #[cfg(test)]
