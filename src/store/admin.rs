@@ -4,8 +4,9 @@
 //!
 //! Erasure keeps the row (the delivery ledger references it, and its counts
 //! must not change) but removes everything personal: address, name, token,
-//! and the reply text of its deliveries (a trigger of migration 0005 keeps
-//! later replies out too). A keyed hash of the address goes into
+//! its open sign-up confirmations (they hold the name given with the
+//! request), and the reply text of its deliveries (a trigger of migration
+//! 0005 keeps later replies out too). A keyed hash of the address goes into
 //! `suppressions`, so no import or admin add brings the address back.
 //! SQLite runs with `secure_delete` (see `Store::open`) and erasure
 //! checkpoints the WAL, so the old bytes do not linger in the files either.
@@ -382,6 +383,13 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        // Open sign-up links go too: a confirmation keeps the name given
+        // with the request, and using one would make the erased row active
+        // again and bring that name back.
+        sqlx::query("DELETE FROM confirmations WHERE subscriber_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         // A fresh token: old confirm/unsubscribe links find nobody.
         let token = Token::generate().map_err(StoreError::Random)?;
         sqlx::query(

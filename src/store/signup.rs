@@ -219,29 +219,19 @@ impl Store {
     ) -> Result<Option<Preferences>, StoreError> {
         let at = stamp(now);
         let hash = token_hash(token);
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(concat!(
+        let update = concat!(
             "UPDATE subscribers SET status = 'active', confirmed_at = $2, unsubscribed_at = NULL,
                  name = COALESCE((SELECT c.name FROM confirmations c WHERE c.token_hash = $1), name),
                  updated_at = $2
              WHERE id = (SELECT c.subscriber_id FROM confirmations c
                          WHERE c.token_hash = $1 AND c.expires_at > $2)
+               AND erased_at IS NULL
              RETURNING ",
             pref_columns!()
-        ))
-        .bind(&hash)
-        .bind(&at)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            tx.rollback().await?;
+        );
+        let Some((mut tx, subscriber)) = self.act_on_token(update, &hash, &at).await? else {
             return Ok(None);
         };
-        let subscriber = preferences_row(&row)?;
-        sqlx::query("DELETE FROM confirmations WHERE subscriber_id = $1")
-            .bind(subscriber.id)
-            .execute(&mut *tx)
-            .await?;
         // A person who had their data erased and now signs up again and
         // confirms has given fresh consent: the suppression entry goes, so
         // the admin tools treat the address like any other again.
@@ -258,16 +248,16 @@ impl Store {
     /// RFC 8058 one-click). Pending and active subscribers become
     /// unsubscribed and their open confirmations are dropped; unsubscribed
     /// and bounced ones are left as they are, so repeating is harmless.
-    /// `None` for an unknown token: nothing changes.
+    /// `None` for an unknown token: nothing changes. An erasure's
+    /// suppression stays: only a confirmed sign-up is consent to lift it.
     pub async fn unsubscribe_by_token(
         &self,
         token: &Token,
         now: DateTime<Utc>,
     ) -> Result<Option<Preferences>, StoreError> {
         let at = stamp(now);
-        let mut tx = self.pool.begin().await?;
         // SET expressions all see the row as it was.
-        let row = sqlx::query(concat!(
+        let update = concat!(
             "UPDATE subscribers SET
                  unsubscribed_at = CASE WHEN status IN ('pending', 'active') THEN $2 ELSE unsubscribed_at END,
                  updated_at = CASE WHEN status IN ('pending', 'active') THEN $2 ELSE updated_at END,
@@ -275,11 +265,32 @@ impl Store {
              WHERE token = $1
              RETURNING ",
             pref_columns!()
-        ))
-        .bind(token.as_str())
-        .bind(&at)
-        .fetch_optional(&mut *tx)
-        .await?;
+        );
+        let Some((tx, subscriber)) = self.act_on_token(update, token.as_str(), &at).await? else {
+            return Ok(None);
+        };
+        tx.commit().await?;
+        Ok(Some(subscriber))
+    }
+
+    /// The first steps of a token's action, in a transaction that starts
+    /// with the write: `update` (an `UPDATE subscribers ... RETURNING`
+    /// `pref_columns!`, keyed by `$1` = `key`, `$2` = `at`), then every
+    /// open confirmation of the subscriber it found is dropped (used, or no
+    /// longer wanted). `None`, rolled back, when no row matched. The caller
+    /// adds what is its own and commits.
+    async fn act_on_token(
+        &self,
+        update: &'static str,
+        key: &str,
+        at: &str,
+    ) -> Result<Option<(sqlx::Transaction<'static, sqlx::Sqlite>, Preferences)>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(update)
+            .bind(key)
+            .bind(at)
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some(row) = row else {
             tx.rollback().await?;
             return Ok(None);
@@ -289,16 +300,7 @@ impl Store {
             .bind(subscriber.id)
             .execute(&mut *tx)
             .await?;
-        // A person who had their data erased and now signs up again and
-        // confirms has given fresh consent: the suppression entry goes, so
-        // the admin tools treat the address like any other again.
-        let key = super::admin::suppression_key(&mut tx).await?;
-        sqlx::query("DELETE FROM suppressions WHERE address_hash = $1")
-            .bind(super::admin::address_hash(&key, &subscriber.email))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Some(subscriber))
+        Ok(Some((tx, subscriber)))
     }
 
     /// The holder of a permanent token, for their pages.
@@ -731,6 +733,77 @@ mod tests {
             .unwrap();
         assert_eq!(p.status, Status::Unsubscribed);
         assert_eq!(store.confirm_signup(&c.token, now).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn unsubscribing_does_not_lift_an_erasure() {
+        let (_d, store) = store().await;
+        let now = t("2026-11-20T10:00:00Z");
+        let row = SubscriberRow {
+            email: email("ann@example.org"),
+            name: Some(name("Ann")),
+            status: Status::Active,
+        };
+        store.add_subscriber(&row, now).await.unwrap();
+        store
+            .erase_subscriber_by_email(&email("ann@example.org"), now)
+            .await
+            .unwrap();
+        // Anyone can put the address into the form: a pending row, not yet
+        // anybody's consent.
+        confirmation(
+            store
+                .request_signup(&email("ann@example.org"), None, now)
+                .await
+                .unwrap(),
+        );
+        let permanent = store
+            .subscriber_by_email(&email("ann@example.org"))
+            .await
+            .unwrap()
+            .unwrap()
+            .token;
+        let p = store
+            .unsubscribe_by_token(&permanent, now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.status, Status::Unsubscribed);
+        assert!(
+            store
+                .is_suppressed(&email("ann@example.org"))
+                .await
+                .unwrap(),
+            "only a confirmed sign-up lifts the suppression"
+        );
+    }
+
+    #[tokio::test]
+    async fn erasure_voids_open_confirmation_links_and_their_names() {
+        let (_d, store) = store().await;
+        let now = t("2026-11-20T10:00:00Z");
+        let c = confirmation(
+            store
+                .request_signup(&email("ann@example.org"), Some(&name("Ann Lee")), now)
+                .await
+                .unwrap(),
+        );
+        store.erase_subscriber(c.subscriber_id, now).await.unwrap();
+        let (left,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM confirmations WHERE subscriber_id = $1")
+                .bind(c.subscriber_id)
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(left, 0, "the name given with the request is personal data");
+        assert_eq!(store.confirm_signup(&c.token, now).await.unwrap(), None);
+        let (status, name): (String, Option<String>) =
+            sqlx::query_as("SELECT status, name FROM subscribers WHERE id = $1")
+                .bind(c.subscriber_id)
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!((status.as_str(), name), ("unsubscribed", None));
     }
 
     #[tokio::test]
