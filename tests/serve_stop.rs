@@ -233,3 +233,62 @@ fn sigint_mid_send_at_a_very_low_rate_behaves_the_same() {
     assert_eq!(ledger(&site).sent, SUBSCRIBERS as u64, "{}", stdout(&out));
     each_exactly_once(&smtp, SUBSCRIBERS);
 }
+
+#[test]
+fn a_mail_write_that_never_returns_does_not_keep_serve_from_exiting() {
+    // The file outbox writes through the runtime's blocking threads. Here
+    // the first digest's temporary file is a FIFO nobody reads, so that
+    // write blocks for good: the stop must still exit 0 within 10 s,
+    // leaving the row to crash recovery, not wait for the thread.
+    let site = Site::new();
+    site.write(
+        "config.toml",
+        &format!(
+            "{}\n[mail]\nfrom = \"The Test Ledger <ledger@example.org>\"\nconcurrency = 1\nskip_older_than = \"100000d\"\n",
+            common::CONFIG
+        ),
+    );
+    site.write("subscribers.csv", "email,name\nann@example.org,Ann\n");
+    expect_code(
+        &site.gazette(&["subscribers", "import", "subscribers.csv"]),
+        0,
+    );
+    std::fs::create_dir_all(site.path("outbox")).expect("outbox");
+    for slug in ["2026-winter", "2026-autumn"] {
+        let fifo = site.path(&format!("outbox/.{slug}_1.eml.tmp"));
+        let out = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .output()
+            .expect("mkfifo");
+        assert!(out.status.success(), "mkfifo: {}", stderr(&out));
+    }
+    let server = start(&site, &[]);
+    let t = Instant::now();
+    while sending(&site) == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the start cycle did not begin sending:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Time for the write to reach the FIFO.
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, took, log) = server.terminate();
+    assert!(
+        status.success() && took < Duration::from_secs(10),
+        "{status} after {took:?}\n{log}"
+    );
+}
+
+/// Rows `sending` across all issues (none before the first is published).
+fn sending(site: &Site) -> u64 {
+    let out = site.gazette(&["--json", "deliveries"]);
+    expect_code(&out, 0);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&out), stderr(&out)));
+    v["issues"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|i| i["sending"].as_u64()).sum())
+        .unwrap_or(0)
+}
