@@ -966,3 +966,64 @@ fn cycle_runs_now_and_issues_show_it() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_cycle_goes_on_when_the_client_that_asked_for_it_hangs_up() {
+    let site = Site::new();
+    // Mail to the outbox at 4 messages a second: the cycle below takes
+    // about 2 s, longer than its client waits.
+    site.write(
+        "config.toml",
+        &format!(
+            "{}\n[mail]\nfrom = \"The Test Ledger <ledger@example.org>\"\nrate_per_second = 4\nconcurrency = 1\nskip_older_than = \"100000d\"\n",
+            common::CONFIG
+        ),
+    );
+    let server = site.serve();
+    let mut csv = String::from("email,name\n");
+    for n in 0..12 {
+        csv.push_str(&format!("reader{n}@example.org,Reader {n}\n"));
+    }
+    site.write("subscribers.csv", &csv);
+    common::expect_code(
+        &site.gazette(&["subscribers", "import", "subscribers.csv"]),
+        0,
+    );
+    site.write(
+        "content/2026-extra/issue.toml",
+        "title = \"Extra 2026\"\ndate = 2026-11-26\n",
+    );
+    site.write(
+        "content/2026-extra/news.md",
+        "+++\ntitle = \"News\"\ndate = 2026-11-26\n+++\n\nFresh.\n",
+    );
+    let impatient: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_millis(500)))
+        .build()
+        .into();
+    let gone = impatient
+        .post(&server.url("/api/v1/cycle"))
+        .header(
+            "Authorization",
+            &format!("Bearer {}", server.token.as_deref().unwrap_or_default()),
+        )
+        .send_empty();
+    assert!(gone.is_err(), "the client gave up before the cycle ended");
+    // The cycle finishes anyway: every message sent, nothing left
+    // `sending`, and the cycle counted.
+    let start = std::time::Instant::now();
+    loop {
+        let d = get(&server, "/issues/2026-extra/deliveries").json();
+        if server.metric("gazette_cycle_running") == Some(0.0) && d["issue"]["sent"] == 12 {
+            assert_eq!(d["issue"]["sending"], 0, "{d}");
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "the cycle did not finish: {d}\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(server.metric("gazette_cycles_total"), Some(2.0));
+}

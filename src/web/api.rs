@@ -627,11 +627,27 @@ fn stopping() -> ApiError {
 }
 
 /// A cycle now, through the same gate as the schedule (one at a time).
+///
+/// The cycle runs in a task of its own: hyper drops a handler's future
+/// when its client hangs up, and a cycle dropped halfway would leave the
+/// rows it had claimed `sending` (and messages out but not recorded) and
+/// its stats saying it still runs. The answer waits for the task; the
+/// stop waits for this answer like any other (up to its grace).
 async fn run_cycle(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     if state.cycles.stopping() {
         return Err(stopping());
     }
-    match state.cycles.run_now("api").await {
+    let cycles = state.cycles.clone();
+    let ran = tokio::spawn(async move { cycles.run_now("api").await })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "the cycle task failed");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the cycle failed: its task ended abnormally (see the log)",
+            )
+        })?;
+    match ran {
         Ok(report) => Ok(Json(report.to_json())),
         Err(_) if state.cycles.stopping() => Err(stopping()),
         Err(e) => Err(ApiError::new(
