@@ -378,6 +378,21 @@ impl Pages {
         )
     }
 
+    /// The answer at a token URL: `act` with the token in `path` (the store
+    /// call), then [`Pages::subscriber_page`]; the 404 page, without
+    /// calling the store, when the path is not a token at all.
+    async fn token_page(
+        &self,
+        path: Result<Path<String>, PathRejection>,
+        name: &str,
+        act: impl AsyncFnOnce(Token) -> Result<Option<Preferences>, StoreError>,
+    ) -> Response {
+        let Some(t) = token(path) else {
+            return self.bad_link();
+        };
+        self.subscriber_page(name, act(t).await, false)
+    }
+
     /// A page of one subscriber's own (`name`, under a token URL), from
     /// what the store found for the token: the page for the subscriber,
     /// the 404 page for a token it does not know, the 500 page on an error.
@@ -865,27 +880,22 @@ async fn confirm(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let Some(t) = token(path) else {
-        return state.pages.bad_link();
+    let act = async |t: Token| {
+        let found = state.store.confirm_signup(&t, Utc::now()).await;
+        if let Ok(Some(p)) = &found {
+            tracing::info!(subscriber = p.id, "subscription confirmed");
+        }
+        found
     };
-    let found = state.store.confirm_signup(&t, Utc::now()).await;
-    if let Ok(Some(p)) = &found {
-        tracing::info!(subscriber = p.id, "subscription confirmed");
-    }
-    state.pages.subscriber_page("confirmed.html", found, false)
+    state.pages.token_page(path, "confirmed.html", act).await
 }
 
 async fn unsubscribe_page(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let Some(t) = token(path) else {
-        return state.pages.bad_link();
-    };
-    let found = state.store.preferences(&t).await;
-    state
-        .pages
-        .subscriber_page("unsubscribe.html", found, false)
+    let act = async |t: Token| state.store.preferences(&t).await;
+    state.pages.token_page(path, "unsubscribe.html", act).await
 }
 
 /// The button, and RFC 8058 one-click: the body is not read (a mail
@@ -895,29 +905,22 @@ async fn unsubscribe(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let Some(t) = token(path) else {
-        return state.pages.bad_link();
+    let act = async |t: Token| {
+        let found = state.store.unsubscribe_by_token(&t, Utc::now()).await;
+        if let Ok(Some(p)) = &found {
+            tracing::info!(subscriber = p.id, "unsubscribed by link");
+        }
+        found
     };
-    let found = state.store.unsubscribe_by_token(&t, Utc::now()).await;
-    if let Ok(Some(p)) = &found {
-        tracing::info!(subscriber = p.id, "unsubscribed by link");
-    }
-    state
-        .pages
-        .subscriber_page("unsubscribed.html", found, false)
+    state.pages.token_page(path, "unsubscribed.html", act).await
 }
 
 async fn preferences(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let Some(t) = token(path) else {
-        return state.pages.bad_link();
-    };
-    let found = state.store.preferences(&t).await;
-    state
-        .pages
-        .subscriber_page("preferences.html", found, false)
+    let act = async |t: Token| state.store.preferences(&t).await;
+    state.pages.token_page(path, "preferences.html", act).await
 }
 
 /// The preferences form; a field left out is left as it is.
