@@ -408,6 +408,16 @@ mod tests {
         }
     }
 
+    /// The subscriber's permanent token (digest links), not a confirmation's.
+    async fn permanent_token(store: &Store, e: &str) -> Token {
+        store
+            .subscriber_by_email(&email(e))
+            .await
+            .unwrap()
+            .unwrap()
+            .token
+    }
+
     async fn status(store: &Store, e: &str) -> (String, Option<String>, Option<String>) {
         sqlx::query_as("SELECT status, confirmed_at, name FROM subscribers WHERE email_key = $1")
             .bind(e.to_lowercase())
@@ -434,12 +444,7 @@ mod tests {
             ("pending".into(), None, Some("Ann".into()))
         );
         // The link's token is not the permanent one and is not stored as is.
-        let permanent = store
-            .subscriber_by_email(&email("ann@example.org"))
-            .await
-            .unwrap()
-            .unwrap()
-            .token;
+        let permanent = permanent_token(&store, "ann@example.org").await;
         assert_ne!(permanent, c.token);
         let stored: Vec<(String,)> = sqlx::query_as("SELECT token_hash FROM confirmations")
             .fetch_all(store.pool())
@@ -720,12 +725,7 @@ mod tests {
                 .await
                 .unwrap(),
         );
-        let permanent = store
-            .subscriber_by_email(&email("ann@example.org"))
-            .await
-            .unwrap()
-            .unwrap()
-            .token;
+        let permanent = permanent_token(&store, "ann@example.org").await;
         let p = store
             .unsubscribe_by_token(&permanent, now)
             .await
@@ -757,12 +757,7 @@ mod tests {
                 .await
                 .unwrap(),
         );
-        let permanent = store
-            .subscriber_by_email(&email("ann@example.org"))
-            .await
-            .unwrap()
-            .unwrap()
-            .token;
+        let permanent = permanent_token(&store, "ann@example.org").await;
         let p = store
             .unsubscribe_by_token(&permanent, now)
             .await
