@@ -5,17 +5,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::mail::{Mail, link_path, mail_to};
 use common::serve::StatusCode;
 use common::smtp::SmtpServer;
 use common::{Site, expect_code, stderr, stdout, tool};
-use mail_parser::MessageParser;
 use serde_json::Value;
-
-const BASE: &str = "https://news.example.org/ledger";
 
 /// One step of tests/browser/flow.mjs, parsed.
 fn chromium(step: &str, url: &str, args: &[&str]) -> Value {
@@ -70,40 +68,10 @@ fn assert_page(what: &str, page: &Value, status: u64) {
     }
 }
 
-/// The messages the SMTP server received for `to`, oldest first.
-fn mail_for(smtp: &SmtpServer, to: &str) -> Vec<(String, String)> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(smtp.messages_dir())
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.sort_by_key(|p| {
-        p.file_stem()
-            .and_then(|s| s.to_str())
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0)
-    });
-    files
-        .iter()
-        .filter_map(|p| {
-            let raw = std::fs::read(p).ok()?;
-            let m = MessageParser::default().parse(&raw)?;
-            let rcpt = m.to()?.first()?.address()?.to_string();
-            (rcpt == to).then(|| {
-                let head = String::from_utf8_lossy(&raw)
-                    .split("\r\n\r\n")
-                    .next()
-                    .unwrap_or("")
-                    .replace("\r\n ", " ");
-                let text = m.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
-                (head, format!("{}\n{text}", m.subject().unwrap_or("")))
-            })
-        })
-        .collect()
-}
-
-fn wait_for_mail(smtp: &SmtpServer, to: &str, n: usize) -> Vec<(String, String)> {
+fn wait_for_mail(smtp: &SmtpServer, to: &str, n: usize) -> Vec<Mail> {
     let start = Instant::now();
     loop {
-        let got = mail_for(smtp, to);
+        let got = mail_to(smtp, to);
         if got.len() >= n {
             return got;
         }
@@ -117,12 +85,12 @@ fn wait_for_mail(smtp: &SmtpServer, to: &str, n: usize) -> Vec<(String, String)>
 }
 
 /// Wait for the message to `to` whose subject starts with `subject`.
-fn wait_for_subject(smtp: &SmtpServer, to: &str, subject: &str) -> (String, String) {
+fn wait_for_subject(smtp: &SmtpServer, to: &str, subject: &str) -> Mail {
     let start = Instant::now();
     loop {
-        if let Some(m) = mail_for(smtp, to)
+        if let Some(m) = mail_to(smtp, to)
             .into_iter()
-            .find(|(_, b)| b.starts_with(subject))
+            .find(|m| m.subject.starts_with(subject))
         {
             return m;
         }
@@ -132,43 +100,6 @@ fn wait_for_subject(smtp: &SmtpServer, to: &str, subject: &str) -> (String, Stri
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// The path (under base_url) of the first `BASE/kind/TOKEN` link in `text`.
-fn link_path(text: &str, kind: &str) -> String {
-    let marker = format!("{BASE}/{kind}/");
-    let at = text
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {marker} link in:\n{text}"))
-        + BASE.len();
-    text[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '/'))
-        .collect()
-}
-
-fn status_of(site: &Site, email: &str) -> String {
-    let out = site.gazette(&["--json", "subscribers", "list"]);
-    expect_code(&out, 0);
-    let list: Vec<Value> = serde_json::from_str(&stdout(&out)).expect("json");
-    list.iter()
-        .find(|s| s["email"] == email)
-        .and_then(|s| s["status"].as_str())
-        .unwrap_or("(not on the list)")
-        .to_string()
-}
-
-fn add_issue(site: &Site, slug: &str, title: &str) {
-    site.write(
-        &format!("content/{slug}/issue.toml"),
-        &format!("title = \"{title}\"\ndate = 2026-11-27\n"),
-    );
-    site.write(
-        &format!("content/{slug}/news.md"),
-        &format!(
-            "+++\ntitle = \"News of {title}\"\ndate = 2026-11-27\n+++\n\nThe quay reopened.\n"
-        ),
-    );
 }
 
 #[test]
@@ -199,11 +130,11 @@ fn subscribe_confirm_receive_and_one_click_unsubscribe() {
             .contains("Check your inbox"),
         "{page}"
     );
-    assert_eq!(status_of(&site, reader), "pending");
+    assert_eq!(site.status_of(reader), "pending");
 
     // 2. The confirmation mail, sent at once; its link, opened in the browser.
     let mail = wait_for_mail(&smtp, reader, 1);
-    let confirm = link_path(&mail[0].1, "confirm");
+    let confirm = link_path(&mail[0].text, "confirm");
     let page = chromium("open", &server.url(&confirm), &[]);
     assert_page("the confirm page", &page, 200);
     assert!(
@@ -213,23 +144,29 @@ fn subscribe_confirm_receive_and_one_click_unsubscribe() {
             .contains("You are subscribed"),
         "{page}"
     );
-    assert_eq!(status_of(&site, reader), "active");
+    assert_eq!(site.status_of(reader), "active");
 
     // 3. The next issue arrives.
-    add_issue(&site, "2026-12-first", "December 2026");
+    site.add_issue("2026-12-first", "December 2026");
     server.cycle();
     let mail = wait_for_mail(&smtp, reader, 2);
-    let (head, body) = &mail[1];
-    assert!(body.starts_with("December 2026"), "{body}");
+    let digest = &mail[1];
+    assert!(
+        digest.subject.starts_with("December 2026"),
+        "{}",
+        digest.subject
+    );
     let unsubscribe = link_path(
-        head.lines()
-            .find(|l| l.to_ascii_lowercase().starts_with("list-unsubscribe:"))
-            .unwrap_or_else(|| panic!("no List-Unsubscribe in:\n{head}")),
+        &digest
+            .header("List-Unsubscribe")
+            .unwrap_or_else(|| panic!("no List-Unsubscribe in:\n{}", digest.head())),
         "unsubscribe",
     );
-    assert!(
-        head.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
-        "{head}"
+    assert_eq!(
+        digest.header("List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click"),
+        "{}",
+        digest.head()
     );
 
     // 4. One-click, as a mail provider does it: a bare POST, no cookie, no
@@ -246,15 +183,15 @@ fn subscribe_confirm_receive_and_one_click_unsubscribe() {
         "{:?}",
         r.body_mut().read_to_string()
     );
-    assert_eq!(status_of(&site, reader), "unsubscribed");
-    assert_eq!(status_of(&site, "old.hand@example.org"), "active");
+    assert_eq!(site.status_of(reader), "unsubscribed");
+    assert_eq!(site.status_of("old.hand@example.org"), "active");
 
     // 5. Nothing more for them; the others still get the next issue.
-    add_issue(&site, "2026-12-second", "Late December 2026");
+    site.add_issue("2026-12-second", "Late December 2026");
     server.cycle();
-    let (head, _) = wait_for_subject(&smtp, "old.hand@example.org", "Late December 2026");
+    let late = wait_for_subject(&smtp, "old.hand@example.org", "Late December 2026");
     assert_eq!(
-        mail_for(&smtp, reader).len(),
+        mail_to(&smtp, reader).len(),
         2,
         "nothing after unsubscribing"
     );
@@ -262,9 +199,7 @@ fn subscribe_confirm_receive_and_one_click_unsubscribe() {
     // 6. The unsubscribe page's own button works in the browser too (for
     //    the one who is left), and the page says so.
     let link = link_path(
-        head.lines()
-            .find(|l| l.to_ascii_lowercase().starts_with("list-unsubscribe:"))
-            .expect("List-Unsubscribe"),
+        &late.header("List-Unsubscribe").expect("List-Unsubscribe"),
         "unsubscribe",
     );
     let page = chromium("unsubscribe", &server.url(&link), &[]);
@@ -276,5 +211,5 @@ fn subscribe_confirm_receive_and_one_click_unsubscribe() {
             .contains("You are unsubscribed"),
         "{page}"
     );
-    assert_eq!(status_of(&site, "old.hand@example.org"), "unsubscribed");
+    assert_eq!(site.status_of("old.hand@example.org"), "unsubscribed");
 }

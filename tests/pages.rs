@@ -9,13 +9,13 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::mail::{BASE, Mail, link_token, read_mail};
 use common::serve::{Opts, Server, StatusCode};
 use common::smtp::SmtpServer;
 use common::{Site, expect_code, stderr, stdout};
-use mail_parser::{MessageParser, MimeHeaders};
+use mail_parser::MessageParser;
 use serde_json::Value;
 
-const BASE: &str = "https://news.example.org/ledger";
 const MIMECHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/checks/mimecheck.py");
 
 /// A site that mails (file outbox unless `mail` says otherwise), with fixture
@@ -57,25 +57,6 @@ fn import(site: &Site, rows: &[&str]) {
     );
 }
 
-/// `subscribers list --json`, by address.
-fn subscribers(site: &Site) -> BTreeMap<String, Value> {
-    let out = site.gazette(&["--json", "subscribers", "list"]);
-    expect_code(&out, 0);
-    let list: Vec<Value> =
-        serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)));
-    list.into_iter()
-        .map(|s| (s["email"].as_str().unwrap_or_default().to_string(), s))
-        .collect()
-}
-
-fn status_of(site: &Site, email: &str) -> String {
-    subscribers(site)
-        .get(email)
-        .and_then(|s| s["status"].as_str())
-        .unwrap_or("(not on the list)")
-        .to_string()
-}
-
 /// One SQL query on the site's database through Python's sqlite3 (a client
 /// of its own), rows as tab-separated lines.
 fn sql(site: &Site, query: &str) -> String {
@@ -88,6 +69,15 @@ fn sql(site: &Site, query: &str) -> String {
         .expect("python sqlite3");
     assert!(out.status.success(), "{query}: {}", stderr(&out));
     stdout(&out)
+}
+
+/// Subscriber ids by address (outbox digests are named `SLUG_ID.eml`).
+fn ids(site: &Site) -> BTreeMap<String, String> {
+    sql(site, "SELECT email, id FROM subscribers")
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(e, i)| (e.to_string(), i.to_string()))
+        .collect()
 }
 
 /// Every subscriber and confirmation row, every column: to show that
@@ -119,65 +109,6 @@ fn outbox(site: &Site, prefix: &str) -> Vec<PathBuf> {
     });
     files.sort();
     files
-}
-
-/// The decoded text and HTML parts and the headers of a message.
-struct Mail {
-    raw: Vec<u8>,
-    text: String,
-    html: Option<String>,
-    content_type: String,
-    parts: usize,
-}
-
-fn read_mail(path: &Path) -> Mail {
-    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let m = MessageParser::default()
-        .parse(&raw)
-        .unwrap_or_else(|| panic!("{} does not parse", path.display()));
-    let ct = m.content_type().expect("Content-Type");
-    let content_type = format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or(""));
-    let html = m
-        .parts
-        .iter()
-        .find(|p| p.is_content_type("text", "html"))
-        .and_then(|p| p.text_contents())
-        .map(str::to_string);
-    let text = m.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
-    Mail {
-        parts: m.parts.len(),
-        raw,
-        text,
-        html,
-        content_type,
-    }
-}
-
-impl Mail {
-    /// One header's value as written (unfolded).
-    fn header(&self, name: &str) -> Option<String> {
-        let head = String::from_utf8_lossy(&self.raw);
-        let head = head
-            .split("\r\n\r\n")
-            .next()
-            .unwrap_or("")
-            .replace("\r\n ", " ");
-        head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-        })
-    }
-}
-
-/// The token after `{BASE}/{kind}/` in `text`.
-fn link_token(text: &str, kind: &str) -> Option<String> {
-    let marker = format!("{BASE}/{kind}/");
-    let at = text.find(&marker)? + marker.len();
-    let token: String = text[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect();
-    Some(token)
 }
 
 fn mimecheck(files: &[PathBuf]) {
@@ -308,18 +239,6 @@ fn subscribe_from(server: &Server, source: &str, email: &str) -> (u16, Option<St
     (status, retry)
 }
 
-/// A new issue folder, so the next cycle publishes and mails it.
-fn add_issue(site: &Site, slug: &str, title: &str) {
-    site.write(
-        &format!("content/{slug}/issue.toml"),
-        &format!("title = \"{title}\"\ndate = 2026-11-27\n"),
-    );
-    site.write(
-        &format!("content/{slug}/news.md"),
-        "+++\ntitle = \"Late news\"\ndate = 2026-11-27\n+++\n\nThe quay reopened on Friday.\n",
-    );
-}
-
 fn run(site: &Site) -> String {
     let out = site.gazette(&["run"]);
     expect_code(&out, 0);
@@ -393,13 +312,13 @@ fn subscribe_confirm_over_real_smtp_and_the_next_issue_arrives() {
         permanent_token(&site, "Ann@example.org"),
         "a token of its own"
     );
-    assert_eq!(status_of(&site, "Ann@example.org"), "pending");
+    assert_eq!(site.status_of("Ann@example.org"), "pending");
 
     let (status, headers, page) = server.get(&format!("/confirm/{token}"));
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_page("confirmed", Some(&headers), &page);
     assert!(page.contains("You are subscribed"));
-    let ann = &subscribers(&site)["Ann@example.org"];
+    let ann = &site.subscribers()["Ann@example.org"];
     assert_eq!(ann["status"], "active");
     assert_eq!(ann["name"], "Ann Lee");
     assert!(ann["confirmed_at"].is_string(), "{ann}");
@@ -408,7 +327,7 @@ fn subscribe_confirm_over_real_smtp_and_the_next_issue_arrives() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // The next issue goes to them, while serve keeps running.
-    add_issue(&site, "2026-12-late", "Late December");
+    site.add_issue("2026-12-late", "Late December");
     let summary = run(&site);
     assert!(
         summary.contains("Published 2026-12-late to 1 active subscriber"),
@@ -449,7 +368,7 @@ fn the_answer_to_subscribe_never_tells_who_is_on_the_list() {
         ],
     );
     let server = site.serve();
-    let before = subscribers(&site);
+    let before = site.subscribers();
     let answer = |email: &str| {
         let r = server
             .agent()
@@ -485,7 +404,7 @@ fn the_answer_to_subscribe_never_tells_who_is_on_the_list() {
         assert_eq!(other.1, new.1, "{email}: headers");
     }
     // Known addresses keep their status until a link is used.
-    let after = subscribers(&site);
+    let after = site.subscribers();
     for email in [
         "active@example.org",
         "pending@example.org",
@@ -524,7 +443,7 @@ fn the_answer_to_subscribe_never_tells_who_is_on_the_list() {
     let token = link_token(&left.text, "confirm").unwrap_or_default();
     let (status, _, _) = server.get(&format!("/confirm/{token}"));
     assert_eq!(status, StatusCode::OK);
-    let left = &subscribers(&site)["left@example.org"];
+    let left = &site.subscribers()["left@example.org"];
     assert_eq!(
         (left["status"].as_str(), left["name"].as_str()),
         (Some("active"), Some("Someone"))
@@ -554,7 +473,7 @@ fn an_expired_confirmation_link_is_404_and_changes_nothing() {
     assert_page("expired link", Some(&headers), &page);
     assert!(page.contains("expired"), "{page}");
     assert_eq!(snapshot(&site), before);
-    assert_eq!(status_of(&site, "ann@example.org"), "pending");
+    assert_eq!(site.status_of("ann@example.org"), "pending");
 
     // A fresh request gives a fresh link that works.
     server.post_form("/subscribe", &[("email", "ann@example.org"), ("name", "")]);
@@ -566,7 +485,7 @@ fn an_expired_confirmation_link_is_404_and_changes_nothing() {
     assert_ne!(token2, token);
     let (status, _, _) = server.get(&format!("/confirm/{token2}"));
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(status_of(&site, "ann@example.org"), "active");
+    assert_eq!(site.status_of("ann@example.org"), "active");
 
     // The link `subscribers add` prints is the same kind, and works too.
     let out = site.gazette(&["--json", "subscribers", "add", "bob@example.org"]);
@@ -583,7 +502,7 @@ fn an_expired_confirmation_link_is_404_and_changes_nothing() {
     );
     let (status, _, _) = server.get(path);
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(status_of(&site, "bob@example.org"), "active");
+    assert_eq!(site.status_of("bob@example.org"), "active");
 }
 
 #[test]
@@ -646,7 +565,7 @@ fn unknown_or_tampered_tokens_get_404_everywhere_and_change_nothing() {
         }
     }
     assert_eq!(snapshot(&site), before, "nothing changed");
-    assert_eq!(status_of(&site, "cy@example.org"), "pending");
+    assert_eq!(site.status_of("cy@example.org"), "pending");
 }
 
 #[test]
@@ -658,11 +577,7 @@ fn one_click_from_a_real_digest_unsubscribes_that_subscriber_only() {
     );
     // The start cycle mails the fixture issues.
     let server = site.serve();
-    let ids: BTreeMap<String, String> = sql(&site, "SELECT email, id FROM subscribers")
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(e, i)| (e.to_string(), i.to_string()))
-        .collect();
+    let ids = ids(&site);
     let digest = site.path(&format!(
         "outbox/2026-winter_{}.eml",
         ids["ann@example.org"]
@@ -688,7 +603,7 @@ fn one_click_from_a_real_digest_unsubscribes_that_subscriber_only() {
         "{page}"
     );
     assert_eq!(
-        status_of(&site, "ann@example.org"),
+        site.status_of("ann@example.org"),
         "active",
         "a GET changes nothing"
     );
@@ -702,7 +617,7 @@ fn one_click_from_a_real_digest_unsubscribes_that_subscriber_only() {
     );
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_page("unsubscribed", None, &page);
-    let list = subscribers(&site);
+    let list = site.subscribers();
     assert_eq!(list["ann@example.org"]["status"], "unsubscribed");
     let at = list["ann@example.org"]["unsubscribed_at"].clone();
     assert!(at.is_string());
@@ -715,9 +630,9 @@ fn one_click_from_a_real_digest_unsubscribes_that_subscriber_only() {
         b"List-Unsubscribe=One-Click",
     );
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(subscribers(&site)["ann@example.org"]["unsubscribed_at"], at);
+    assert_eq!(site.subscribers()["ann@example.org"]["unsubscribed_at"], at);
 
-    add_issue(&site, "2026-12-late", "Late December");
+    site.add_issue("2026-12-late", "Late December");
     let summary = run(&site);
     assert!(
         summary.contains("Published 2026-12-late to 1 active subscriber"),
@@ -766,7 +681,7 @@ fn preferences_change_the_name_and_the_next_digest_is_plain_text() {
     );
     assert!(page.contains("name=\"format\" value=\"text\" checked"));
     assert_eq!(
-        subscribers(&site)["ann@example.org"]["name"],
+        site.subscribers()["ann@example.org"]["name"],
         "Ann Lee-Ó Briain"
     );
 
@@ -793,13 +708,9 @@ fn preferences_change_the_name_and_the_next_digest_is_plain_text() {
     assert_page("413", None, &page);
     assert_eq!(snapshot(&site), before);
 
-    add_issue(&site, "2026-12-late", "Late December");
+    site.add_issue("2026-12-late", "Late December");
     run(&site);
-    let ids: BTreeMap<String, String> = sql(&site, "SELECT email, id FROM subscribers")
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(e, i)| (e.to_string(), i.to_string()))
-        .collect();
+    let ids = ids(&site);
     let ann = site.path(&format!(
         "outbox/2026-12-late_{}.eml",
         ids["ann@example.org"]
@@ -899,7 +810,7 @@ fn bad_input_gets_html_errors_and_creates_nobody() {
         StatusCode::NOT_FOUND,
         "an unknown link is 404 whatever the body"
     );
-    assert!(subscribers(&site).is_empty(), "nobody was created");
+    assert!(site.subscribers().is_empty(), "nobody was created");
     assert!(outbox(&site, "signup-").is_empty(), "nothing was mailed");
 
     // Other errors are pages too.
@@ -935,7 +846,7 @@ fn sign_ups_are_limited_per_client_address() {
     // Another client address is not affected.
     let (status, _) = subscribe_from(&server, "127.0.0.2", "other@example.org");
     assert_eq!(status, 200);
-    let list = subscribers(&site);
+    let list = site.subscribers();
     assert!(list.contains_key("other@example.org") && !list.contains_key("r3@example.org"));
     assert_eq!(list.len(), 4);
 }
@@ -1072,10 +983,10 @@ fn an_erased_person_who_signs_up_again_and_confirms_is_on_the_list_again() {
     let mails = outbox(&site, "signup-");
     assert_eq!(mails.len(), 1, "{mails:?}");
     let token = link_token(&read_mail(&mails[0]).text, "confirm").expect("link");
-    assert_eq!(status_of(&site, "ann@example.org"), "pending");
+    assert_eq!(site.status_of("ann@example.org"), "pending");
     let (status, _, _) = server.get(&format!("/confirm/{token}"));
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(status_of(&site, "ann@example.org"), "active");
+    assert_eq!(site.status_of("ann@example.org"), "active");
     assert_eq!(sql(&site, "SELECT count(*) FROM suppressions").trim(), "0");
     // ... and the admin tools see an ordinary subscriber again.
     let again = site.gazette(&["subscribers", "add", "ann@example.org"]);

@@ -3,11 +3,15 @@
 //! never skips.
 #![allow(dead_code)]
 
+pub mod mail;
 pub mod serve;
 pub mod smtp;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use serde_json::Value;
 
 pub struct Site {
     pub dir: tempfile::TempDir,
@@ -112,6 +116,42 @@ impl Site {
             }
         }
         cmd
+    }
+}
+
+impl Site {
+    /// A new issue folder dated 2026-11-27 with one short article, so the
+    /// next cycle records, publishes and mails it.
+    pub fn add_issue(&self, slug: &str, title: &str) {
+        self.write(
+            &format!("content/{slug}/issue.toml"),
+            &format!("title = \"{title}\"\ndate = 2026-11-27\n"),
+        );
+        self.write(
+            &format!("content/{slug}/news.md"),
+            "+++\ntitle = \"Late news\"\ndate = 2026-11-27\n+++\n\nThe quay reopened on Friday.\n",
+        );
+    }
+
+    /// `subscribers list --json`, by address.
+    pub fn subscribers(&self) -> BTreeMap<String, Value> {
+        let out = self.gazette(&["--json", "subscribers", "list"]);
+        expect_code(&out, 0);
+        let list: Vec<Value> =
+            serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)));
+        list.into_iter()
+            .map(|s| (s["email"].as_str().unwrap_or_default().to_string(), s))
+            .collect()
+    }
+
+    /// The status `subscribers list` shows for `email`, or
+    /// "(not on the list)".
+    pub fn status_of(&self, email: &str) -> String {
+        self.subscribers()
+            .get(email)
+            .and_then(|s| s["status"].as_str())
+            .unwrap_or("(not on the list)")
+            .to_string()
     }
 }
 

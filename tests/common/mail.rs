@@ -1,0 +1,122 @@
+//! Reading the mail gazette sent (outbox files or what the test SMTP
+//! server saved) and the links in it, for the tests that follow a reader
+//! from the sign-up form to their inbox and back (tests/pages.rs,
+//! tests/browser.rs).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use mail_parser::{MessageParser, MimeHeaders};
+
+use super::smtp::SmtpServer;
+
+/// `publication.base_url` of [`super::CONFIG`], without the trailing '/'.
+pub const BASE: &str = "https://news.example.org/ledger";
+
+/// One message: the raw bytes, the decoded parts and a few headers.
+pub struct Mail {
+    pub raw: Vec<u8>,
+    pub subject: String,
+    /// The first `To` address.
+    pub to: Option<String>,
+    /// The first text part (the HTML converted when there is none).
+    pub text: String,
+    pub html: Option<String>,
+    /// `type/subtype` of the whole message.
+    pub content_type: String,
+    pub parts: usize,
+}
+
+/// Parse the message in `path`; panics when it cannot be read or parsed.
+pub fn read_mail(path: &Path) -> Mail {
+    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    parse(raw).unwrap_or_else(|| panic!("{} does not parse", path.display()))
+}
+
+fn parse(raw: Vec<u8>) -> Option<Mail> {
+    let m = MessageParser::default().parse(&raw)?;
+    let ct = m.content_type()?;
+    let content_type = format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or(""));
+    let html = m
+        .parts
+        .iter()
+        .find(|p| p.is_content_type("text", "html"))
+        .and_then(|p| p.text_contents())
+        .map(str::to_string);
+    let text = m.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
+    let to = m
+        .to()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .map(str::to_string);
+    let subject = m.subject().unwrap_or("").to_string();
+    let parts = m.parts.len();
+    Some(Mail {
+        raw,
+        subject,
+        to,
+        text,
+        html,
+        content_type,
+        parts,
+    })
+}
+
+impl Mail {
+    /// The header block as written, folded lines joined.
+    pub fn head(&self) -> String {
+        String::from_utf8_lossy(&self.raw)
+            .split("\r\n\r\n")
+            .next()
+            .unwrap_or("")
+            .replace("\r\n ", " ")
+    }
+
+    /// One header's value as written (unfolded).
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head().lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+}
+
+/// The messages the test SMTP server saved for `to`, oldest first.
+pub fn mail_to(smtp: &SmtpServer, to: &str) -> Vec<Mail> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(smtp.messages_dir())
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    // Saved as 1.eml, 2.eml, ... in the order they arrived.
+    files.sort_by_key(|p| {
+        p.file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
+    });
+    // A file still being written does not parse yet: it is left for the
+    // next look.
+    files
+        .iter()
+        .filter_map(|p| parse(std::fs::read(p).ok()?))
+        .filter(|m| m.to.as_deref() == Some(to))
+        .collect()
+}
+
+/// The token after `{BASE}/{kind}/` in `text`.
+pub fn link_token(text: &str, kind: &str) -> Option<String> {
+    let marker = format!("{BASE}/{kind}/");
+    let at = text.find(&marker)? + marker.len();
+    let token: String = text[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    Some(token)
+}
+
+/// The path under `BASE` (`/{kind}/TOKEN`) of the first such link in
+/// `text`; panics when there is none.
+pub fn link_path(text: &str, kind: &str) -> String {
+    let token =
+        link_token(text, kind).unwrap_or_else(|| panic!("no {BASE}/{kind}/ link in:\n{text}"));
+    format!("/{kind}/{token}")
+}
