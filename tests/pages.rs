@@ -997,3 +997,30 @@ fn an_erased_person_who_signs_up_again_and_confirms_is_on_the_list_again() {
         stdout(&again)
     );
 }
+
+#[test]
+fn a_refused_sign_up_mail_is_logged_without_the_address() {
+    // Servers quote the address in their refusals ("550 5.1.1 <x>: no such
+    // user"); the log keeps the reply, not whom it was for.
+    let mail = SmtpServer::start(&["--bounce-rcpt", "Nobody"]);
+    let site = site_with(&smtp(mail.port), "");
+    let server = site.serve();
+    let (status, _) = server.post_form(
+        "/subscribe",
+        &[("email", "Nobody.Here@example.org"), ("name", "")],
+    );
+    assert_eq!(status, StatusCode::OK);
+    let log = server.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("sign-up mail not accepted"))
+        .unwrap_or_else(|| panic!("no refusal logged:\n{log}"));
+    assert!(
+        line.contains("550") && line.contains("no such user"),
+        "{line}"
+    );
+    assert!(
+        !log.to_ascii_lowercase().contains("nobody.here@example.org"),
+        "{log}"
+    );
+}

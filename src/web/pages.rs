@@ -528,11 +528,11 @@ impl Pages {
             Ok(Outcome::Sent { .. }) => {
                 tracing::info!(subscriber = p.id, kind, "sign-up mail sent");
             }
-            Ok(other) => {
+            Ok(Outcome::Retry { reply, .. } | Outcome::Failed { reply, .. }) => {
                 tracing::warn!(
                     subscriber = p.id,
                     kind,
-                    outcome = ?other,
+                    reply = %without_address(&reply, p.email.as_str()),
                     "sign-up mail not accepted"
                 );
             }
@@ -557,6 +557,27 @@ impl Pages {
         )
         .map_err(|e| e.to_string())
     }
+}
+
+/// A server's reply with the recipient's address taken out (any case):
+/// refusals quote it ("550 5.1.1 <ann@example.org>: no such user"), and
+/// the log keeps only the subscriber's id. Sign-up addresses are ASCII, so
+/// positions in the lowercased copy are positions in the reply.
+fn without_address(reply: &str, address: &str) -> String {
+    let needle = address.to_ascii_lowercase();
+    if needle.is_empty() {
+        return reply.to_string();
+    }
+    let lower = reply.to_ascii_lowercase();
+    let mut out = String::with_capacity(reply.len());
+    let mut from = 0;
+    while let Some(at) = lower[from..].find(&needle) {
+        out.push_str(&reply[from..from + at]);
+        out.push_str("(the address)");
+        from += at + needle.len();
+    }
+    out.push_str(&reply[from..]);
+    out
 }
 
 /// The two mails a sign-up can send.
@@ -1075,6 +1096,21 @@ mod tests {
             "\n<p>hi</p>\n"
         );
         assert_eq!(body_of("<p>no body</p>"), "<p>no body</p>");
+    }
+
+    #[test]
+    fn replies_lose_the_address_in_any_case() {
+        assert_eq!(
+            without_address(
+                "550 5.1.1 <Ann.Lee@Example.org>: no such user (ann.lee@example.org)",
+                "Ann.Lee@example.org"
+            ),
+            "550 5.1.1 <(the address)>: no such user ((the address))"
+        );
+        assert_eq!(
+            without_address("451 4.3.0 try later – ü", "x@example.org"),
+            "451 4.3.0 try later – ü"
+        );
     }
 
     #[test]
