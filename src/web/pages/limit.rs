@@ -82,7 +82,10 @@ impl RateLimiter {
         });
         let refill = now.saturating_duration_since(bucket.at).as_secs_f64() * self.per_second;
         bucket.tokens = (bucket.tokens + refill).min(self.burst);
-        bucket.at = now;
+        // Requests take their `now` before the lock, so a later one can get
+        // here first: the refill time never goes back, or the gap would be
+        // refilled twice.
+        bucket.at = bucket.at.max(now);
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
             Ok(())
@@ -144,6 +147,20 @@ mod tests {
             assert_eq!(l.check(ip("192.0.2.1"), t2), Ok(()));
         }
         assert!(l.check(ip("192.0.2.1"), t2).is_err());
+    }
+
+    #[test]
+    fn a_request_that_took_its_time_before_the_lock_adds_nothing() {
+        let l = RateLimiter::new(1, 1); // one a minute
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_secs(60);
+        assert_eq!(l.check(ip("192.0.2.1"), t1), Ok(()));
+        // Its clock read was earlier, but it got the lock later.
+        assert!(l.check(ip("192.0.2.1"), t0).is_err());
+        assert!(
+            l.check(ip("192.0.2.1"), t1).is_err(),
+            "no refill for time already counted"
+        );
     }
 
     #[test]
