@@ -32,6 +32,20 @@ pub(super) fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// An [`IssueRecord`] from a row with its columns (the listing and the
+/// single lookup read the same ones).
+fn issue_record(r: &sqlx::sqlite::SqliteRow) -> IssueRecord {
+    IssueRecord {
+        slug: r.get("slug"),
+        title: r.get("title"),
+        issue_date: r.get("issue_date"),
+        content_hash: r.get("content_hash"),
+        article_count: r.get("article_count"),
+        first_seen_at: r.get("first_seen_at"),
+        updated_at: r.get("updated_at"),
+    }
+}
+
 impl Store {
     /// Record every issue in one transaction: new ones are inserted with
     /// `first_seen_at = now`; changed ones get their articles replaced and
@@ -131,18 +145,7 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| IssueRecord {
-                slug: r.get("slug"),
-                title: r.get("title"),
-                issue_date: r.get("issue_date"),
-                content_hash: r.get("content_hash"),
-                article_count: r.get("article_count"),
-                first_seen_at: r.get("first_seen_at"),
-                updated_at: r.get("updated_at"),
-            })
-            .collect())
+        Ok(rows.into_iter().map(|r| issue_record(&r)).collect())
     }
 
     /// One recorded issue (the web version looks it up per request).
@@ -154,15 +157,7 @@ impl Store {
         .bind(slug)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| IssueRecord {
-            slug: r.get("slug"),
-            title: r.get("title"),
-            issue_date: r.get("issue_date"),
-            content_hash: r.get("content_hash"),
-            article_count: r.get("article_count"),
-            first_seen_at: r.get("first_seen_at"),
-            updated_at: r.get("updated_at"),
-        }))
+        Ok(row.as_ref().map(issue_record))
     }
 
     /// Article slugs recorded for an issue, with their first-seen times.
