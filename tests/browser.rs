@@ -212,4 +212,17 @@ fn subscribe_confirm_receive_and_one_click_unsubscribe() {
         "{page}"
     );
     assert_eq!(site.status_of("old.hand@example.org"), "unsubscribed");
+
+    // The server logged every request (at debug level), but no token: each
+    // one acts for its subscriber.
+    let log = server.log_text();
+    assert!(
+        log.contains("/unsubscribe/…"),
+        "requests are logged:\n{log}"
+    );
+    for path in [&confirm, &unsubscribe, &link] {
+        let token = path.rsplit('/').next().unwrap_or_default();
+        assert!(token.len() >= 40, "{path}");
+        assert!(!log.contains(token), "the log holds the token of {path}");
+    }
 }

@@ -21,32 +21,35 @@ pub fn serve(config: Config) -> Result<ExitCode> {
         .context("cannot start the async runtime")?;
     // The library's messages already name their cause; report them as they
     // are rather than the cause a second time.
-    let served = rt.block_on(daemon::serve(Arc::new(config), shutdown_signal()));
+    let served = rt.block_on(async {
+        // Listen before anything starts: a signal during startup (opening
+        // the store, binding the port) then stops the daemon as soon as it
+        // runs, gracefully, instead of killing the process.
+        let stop = shutdown_signal().context("cannot listen for SIGTERM and SIGINT")?;
+        daemon::serve(Arc::new(config), stop)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    });
     // Dropping the runtime would wait for every blocking thread (file
     // writes, reads of the content folder) without limit; one that never
     // returns (a hung disk or network mount) would keep the process past
     // the stop deadline. What is cut off here is what crash recovery
     // re-sends.
     rt.shutdown_timeout(RUNTIME_SHUTDOWN);
-    served.map_err(|e| anyhow::anyhow!("{e}"))?;
+    served?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves at the first SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await
-            }
+/// A future that resolves at the first SIGINT or SIGTERM; the handlers are
+/// installed when this returns, not when the future is first polled.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
+    })
 }

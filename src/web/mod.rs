@@ -110,7 +110,7 @@ pub fn router(state: AppState) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &axum::http::Request<_>| {
-                    tracing::debug_span!("http", method = %req.method(), path = %req.uri().path())
+                    tracing::debug_span!("http", method = %req.method(), path = %loggable_path(req.uri().path()))
                 })
                 .on_request(())
                 .on_response(
@@ -121,6 +121,18 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// The path as logs show it: the token of a confirm, unsubscribe or
+/// preferences link is a secret (whoever has it acts for the subscriber), so
+/// it is replaced by `…`.
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    for prefix in ["/confirm/", "/unsubscribe/", "/preferences/"] {
+        if path.starts_with(prefix) && path.len() > prefix.len() {
+            return format!("{prefix}…").into();
+        }
+    }
+    path.into()
 }
 
 /// Headers every answer carries.
@@ -247,3 +259,20 @@ impl Future for FrontFuture {
 
 /// The client address, as the socket saw it.
 pub type ClientAddr = axum::extract::ConnectInfo<SocketAddr>;
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn tokens_never_reach_the_log() {
+        let t = "Zm9vYmFyYmF6cXV4cXV1eHF1dXhxdXV4cXV1eHF1dXg";
+        for p in ["/confirm/", "/unsubscribe/", "/preferences/"] {
+            let logged = loggable_path(&format!("{p}{t}")).into_owned();
+            assert!(!logged.contains(t), "{logged}");
+            assert!(logged.starts_with(p));
+        }
+        assert_eq!(loggable_path("/issues/2026-winter"), "/issues/2026-winter");
+        assert_eq!(loggable_path("/feeds/atom.xml"), "/feeds/atom.xml");
+    }
+}
