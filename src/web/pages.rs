@@ -502,6 +502,9 @@ impl Pages {
                 return;
             }
         };
+        // One connection per sign-up mail, closed after it: sign-ups are
+        // rare and rate-limited, and an SMTP connection kept open between
+        // them would mostly sit idle until the server drops it.
         let transport = match Transport::from_config(&config.mail) {
             Ok(t) => t,
             Err(e) => {
