@@ -47,7 +47,11 @@ fn headless_chromium_reads_health_and_the_atom_feed_from_gazette_serve() {
 
     let health = open_in_chromium(&server.url("/healthz"));
     assert_eq!(health["status"], 200, "{health}");
-    assert_eq!(health["text"].as_str().map(str::trim), Some("ok"), "{health}");
+    assert_eq!(
+        health["text"].as_str().map(str::trim),
+        Some("ok"),
+        "{health}"
+    );
 
     let atom = open_in_chromium(&server.url("/feeds/atom.xml"));
     assert_eq!(atom["status"], 200, "{atom}");
@@ -58,6 +62,9 @@ fn headless_chromium_reads_health_and_the_atom_feed_from_gazette_serve() {
         "Harbour cranes return",
         "tag:news.example.org",
     ] {
-        assert!(text.contains(want), "Chromium's page lacks {want:?}: {atom}");
+        assert!(
+            text.contains(want),
+            "Chromium's page lacks {want:?}: {atom}"
+        );
     }
 }
