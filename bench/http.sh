@@ -4,6 +4,7 @@
 #
 #   bash bench/http.sh [RUNS]          (default 3 rounds)
 #   THREADS=2 CONNECTIONS=64 DURATION=10s bash bench/http.sh
+#   GAZETTE_BIN=/path/to/gazette bash bench/http.sh    (that build, not a new one)
 #
 # The site: bench/gen_archive.py writes 3 issues of 8 articles (~2 KB of text
 # each); `gazette feeds build` turns them into an atom.xml of about 75 KB.
@@ -49,8 +50,12 @@ if ((${#missing[@]})); then
   fi
 fi
 
-cargo build --release --quiet
-bin="${CARGO_TARGET_DIR:-$PWD/target}/release/gazette"
+if [ -n "${GAZETTE_BIN:-}" ]; then
+  bin=$GAZETTE_BIN   # e.g. an older build, for a before/after comparison
+else
+  cargo build --release --quiet
+  bin="${CARGO_TARGET_DIR:-$PWD/target}/release/gazette"
+fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/gazette-http-bench.XXXXXX")
 # nginx's workers run as an unprivileged user when started by root: they must
