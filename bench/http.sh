@@ -4,6 +4,7 @@
 #
 #   bash bench/http.sh [RUNS]          (default 3 rounds)
 #   THREADS=2 CONNECTIONS=64 DURATION=10s bash bench/http.sh
+#   GAZETTE_BIN=/path/to/gazette bash bench/http.sh    (that build, not a new one)
 #
 # The site: bench/gen_archive.py writes 3 issues of 8 articles (~2 KB of text
 # each); `gazette feeds build` turns them into an atom.xml of about 75 KB.
@@ -18,9 +19,11 @@
 # defaults, open_file_cache on (its best case for one hot file).
 # wrk drives both on 127.0.0.1 with the same threads, connections and time.
 # Each round runs the four loads in turn; the table shows the median of the
-# rounds and their spread (min-max). Target: gazette/nginx >= 0.8 in both.
-# The machine has few cores shared by wrk and the server: figures move with
-# anything else running; read the spread.
+# rounds and their spread (min-max), and each server's CPU time per request
+# (user + system, from /proc: independent of the share of the cores the
+# server got). Target: gazette/nginx >= 0.8 in both. The machine has few
+# cores shared by wrk and the server: req/s move with anything else
+# running; read the spread.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-3}
@@ -47,8 +50,12 @@ if ((${#missing[@]})); then
   fi
 fi
 
-cargo build --release --quiet
-bin="${CARGO_TARGET_DIR:-$PWD/target}/release/gazette"
+if [ -n "${GAZETTE_BIN:-}" ]; then
+  bin=$GAZETTE_BIN   # e.g. an older build, for a before/after comparison
+else
+  cargo build --release --quiet
+  bin="${CARGO_TARGET_DIR:-$PWD/target}/release/gazette"
+fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/gazette-http-bench.XXXXXX")
 # nginx's workers run as an unprivileged user when started by root: they must
@@ -129,7 +136,10 @@ http {
 NGINX
 "$nginx_bin" -e "$work/nginx/error.log" -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' &
 pids+=($!)
+nginx_master=$!
 wait_http "http://127.0.0.1:$nport/feeds/atom.xml"
+gazette_pid=${pids[0]}
+nginx_workers=$(pgrep -P "$nginx_master" | tr '\n' ' ')
 
 # --- check both answer alike: 200 without a tag, 304 with their own ---------------
 declare -A etag
@@ -154,25 +164,38 @@ echo "headers, nginx:" >&2; sed 's/^/  /' "$work/nginx.h" >&2
 
 # --- load ------------------------------------------------------------------------
 # wrk prints "Requests/sec: N"; any socket error or an unexpected status
-# fails the run (a 304 is not "non-2xx or 3xx" for wrk).
-load() { # WHO CASE -> req/s
-  local who=$1 case=$2 port hdr=() out
-  port=$([ "$who" = nginx ] && echo "$nport" || echo "$gport")
+# fails the run (a 304 is not "non-2xx or 3xx" for wrk). Beside the rate, the
+# CPU time the server's processes used (user + system, from /proc) per
+# request: what the load costs the server, whatever share of the cores
+# wrk and other processes left it.
+hz=$(getconf CLK_TCK)
+cpu_ticks() { for p in "$@"; do awk '{ print $14 + $15 }' "/proc/$p/stat"; done | awk '{ s += $1 } END { print s }'; }
+load() { # WHO CASE -> "req/s cpu-us-per-request"
+  local who=$1 case=$2 port hdr=() out t0 t1 server
+  if [ "$who" = nginx ]; then port=$nport server=$nginx_workers; else port=$gport server=$gazette_pid; fi
   [ "$case" = 304 ] && hdr=(-H "If-None-Match: ${etag[$who]}")
+  # shellcheck disable=SC2086
+  t0=$(cpu_ticks $server)
   out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "${hdr[@]}" "http://127.0.0.1:$port/feeds/atom.xml")
+  # shellcheck disable=SC2086
+  t1=$(cpu_ticks $server)
   if grep -qE 'Socket errors|Non-2xx' <<<"$out"; then
     echo "$who $case: errors under load:" >&2; echo "$out" >&2; exit 1
   fi
-  awk '/^Requests\/sec:/ { print $2 }' <<<"$out"
+  awk -v t="$((t1 - t0))" -v hz="$hz" '
+    /requests in/ { n = $1 }
+    /^Requests\/sec:/ { rps = $2 }
+    END { printf "%s %.2f\n", rps, t / hz * 1e6 / n }' <<<"$out"
 }
 
-declare -A results
+declare -A results cpu
 for r in $(seq "$RUNS"); do
   for case in 200 304; do
     for who in nginx gazette; do
-      v=$(load "$who" "$case")
+      read -r v us < <(load "$who" "$case")
       results[$who.$case]+="$v "
-      printf 'round %d: %-7s %s  %12.0f req/s\n' "$r" "$who" "$case" "$v" >&2
+      cpu[$who.$case]+="$us "
+      printf 'round %d: %-7s %s  %12.0f req/s  %6.2f us CPU/request\n' "$r" "$who" "$case" "$v" "$us" >&2
     done
   done
 done
@@ -181,18 +204,22 @@ done
 curl -fsS -o /dev/null "http://127.0.0.1:$gport/healthz"
 
 echo
-echo "GET /feeds/atom.xml ($size bytes), wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $RUNS rounds on $(nproc) cores: median req/s (min-max)"
-printf '%-20s %-24s %-24s %8s\n' "case" "nginx $("$nginx_bin" -v 2>&1 | sed 's|.*/||')" "gazette" "ratio"
-printf '%-20s %-24s %-24s %8s\n' "--------------------" "------------------------" "------------------------" "--------"
+echo "GET /feeds/atom.xml ($size bytes), wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $RUNS rounds on $(nproc) cores"
+echo "req/s: median (min-max) of the rounds; ratio = gazette/nginx of the medians"
+echo "CPU: the server's user+system microseconds per request, median"
+printf '%-18s %-24s %-24s %6s   %-10s %-10s\n' "case" "nginx $("$nginx_bin" -v 2>&1 | sed 's|.*/||')" "gazette" "ratio" "nginx CPU" "gazette CPU"
+printf '%-18s %-24s %-24s %6s   %-10s %-10s\n' "------------------" "------------------------" "------------------------" "------" "----------" "-----------"
 met=yes
 for case in 200 304; do
-  out=$(python3 - "$case" "${results[nginx.$case]}" "${results[gazette.$case]}" <<'PY'
+  out=$(python3 - "$case" "${results[nginx.$case]}" "${results[gazette.$case]}" "${cpu[nginx.$case]}" "${cpu[gazette.$case]}" <<'PY'
 import statistics, sys
-case, n, g = sys.argv[1], [float(x) for x in sys.argv[2].split()], [float(x) for x in sys.argv[3].split()]
+case = sys.argv[1]
+n, g, nc, gc = ([float(x) for x in a.split()] for a in sys.argv[2:6])
 label = "200 full body" if case == "200" else "304 If-None-Match"
 cell = lambda v: f"{statistics.median(v):8.0f} ({min(v):.0f}-{max(v):.0f})"
 ratio = statistics.median(g) / statistics.median(n)
-print(f"{label:<20} {cell(n):<24} {cell(g):<24} {ratio:8.2f}", "1" if ratio >= 0.8 else "0")
+us = lambda v: f"{statistics.median(v):6.2f} us"
+print(f"{label:<18} {cell(n):<24} {cell(g):<24} {ratio:6.2f}   {us(nc):<10} {us(gc):<10}", "1" if ratio >= 0.8 else "0")
 PY
 )
   echo "${out% *}"

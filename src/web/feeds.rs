@@ -324,6 +324,34 @@ mod tests {
     }
 
     #[test]
+    fn missing_files_revalidation_and_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(ATOM_FILE), "<feed>a</feed>").unwrap();
+        let cache = FeedCache::new(dir.path().to_path_buf());
+        // No rss.xml yet: 503, and nothing counted.
+        let rss = cache.slot(RSS_FILE).unwrap();
+        let res = respond(&cache, rss, &HeaderMap::new());
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+        let atom = cache.slot(ATOM_FILE).unwrap();
+        let res = respond(&cache, atom, &HeaderMap::new());
+        assert_eq!(res.status(), StatusCode::OK);
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_NONE_MATCH, res.headers()[header::ETAG].clone());
+        assert_eq!(respond(&cache, atom, &h).status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(respond(&cache, atom, &h).status(), StatusCode::NOT_MODIFIED);
+        let counts: Vec<_> = cache
+            .requests()
+            .iter()
+            .map(|r| (r.name, r.full, r.not_modified))
+            .collect();
+        assert_eq!(
+            counts,
+            [(RSS_FILE, 0, 0), (ATOM_FILE, 1, 2), (JSON_FILE, 0, 0)]
+        );
+    }
+
+    #[test]
     fn etag_matching() {
         let a = HeaderValue::from_static("\"abc\"");
         let b = HeaderValue::from_static("\"abc-gz\"");
