@@ -15,7 +15,12 @@ use gazette::daemon;
 const RUNTIME_SHUTDOWN: Duration = Duration::from_millis(500);
 
 pub fn serve(config: Config) -> Result<ExitCode> {
+    // At least two workers even on one CPU: a cycle's ingest and rendering
+    // run on a worker, and with a single one HTTP would wait for them; with
+    // two, the OS shares the CPU and the pages and feeds keep answering.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
