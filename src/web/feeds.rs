@@ -56,14 +56,14 @@ struct Cached {
     /// Whole seconds since the epoch, as Last-Modified says.
     modified_secs: u64,
     stamp: (SystemTime, u64),
-    checked: Instant,
 }
 
 #[derive(Debug)]
 struct Slot {
     name: &'static str,
     media_type: HeaderValue,
-    cached: RwLock<Option<Arc<Cached>>>,
+    /// The copy, and when it was last compared with the file on disk.
+    cached: RwLock<Option<(Arc<Cached>, Instant)>>,
     /// Answers since start: full bodies, and 304s to revalidations.
     full: AtomicU64,
     not_modified: AtomicU64,
@@ -120,10 +120,10 @@ impl FeedCache {
     /// The current copy of a file; `None` when it is not there (yet).
     fn get(&self, slot: &Slot) -> Option<Arc<Cached>> {
         let current = slot.cached.read().ok().and_then(|c| c.clone());
-        if let Some(c) = &current
-            && c.checked.elapsed() < RECHECK
+        if let Some((c, checked)) = &current
+            && checked.elapsed() < RECHECK
         {
-            return current;
+            return Some(c.clone());
         }
         let path = self.dir.join(slot.name);
         let meta = match std::fs::metadata(&path) {
@@ -140,16 +140,7 @@ impl FeedCache {
             meta.len(),
         );
         let fresh = match current {
-            Some(c) if c.stamp == stamp => Arc::new(Cached {
-                checked: Instant::now(),
-                body: c.body.clone(),
-                gzip: c.gzip.clone(),
-                etag: c.etag.clone(),
-                etag_gzip: c.etag_gzip.clone(),
-                last_modified: c.last_modified.clone(),
-                modified_secs: c.modified_secs,
-                stamp,
-            }),
+            Some((c, _)) if c.stamp == stamp => c,
             _ => match load(&path, stamp) {
                 Ok(c) => Arc::new(c),
                 Err(e) => {
@@ -159,7 +150,7 @@ impl FeedCache {
             },
         };
         if let Ok(mut w) = slot.cached.write() {
-            *w = Some(fresh.clone());
+            *w = Some((fresh.clone(), Instant::now()));
         }
         Some(fresh)
     }
@@ -188,7 +179,6 @@ fn load(path: &std::path::Path, stamp: (SystemTime, u64)) -> std::io::Result<Cac
         body: Bytes::from(body),
         gzip: Bytes::from(gzip),
         stamp,
-        checked: Instant::now(),
     })
 }
 
