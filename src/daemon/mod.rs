@@ -56,7 +56,8 @@ pub enum ServeError {
     Web(#[from] crate::web::WebError),
 }
 
-/// What the last cycles did, for `/metrics` and `/healthz`.
+/// What the last cycles did, for `/metrics`. (A failed cycle's error is in
+/// the log.)
 #[derive(Debug, Clone, Default)]
 pub struct CycleStats {
     pub runs: u64,
@@ -65,7 +66,6 @@ pub struct CycleStats {
     pub last_finished: Option<DateTime<Utc>>,
     pub last_ok: Option<bool>,
     pub last_seconds: f64,
-    pub last_error: Option<String>,
     /// Messages sent by this process since it started.
     pub sent_total: u64,
     pub failed_total: u64,
@@ -138,7 +138,6 @@ impl Cycles {
             s.last_ok = Some(result.is_ok());
             match &result {
                 Ok(report) => {
-                    s.last_error = None;
                     if let Some(send) = &report.mail.send {
                         s.sent_total += send.sent;
                         s.failed_total += send.failed + send.bounced;
@@ -148,10 +147,7 @@ impl Cycles {
                         }
                     }
                 }
-                Err(e) => {
-                    s.failures += 1;
-                    s.last_error = Some(e.clone());
-                }
+                Err(_) => s.failures += 1,
             }
         });
         match &result {
