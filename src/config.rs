@@ -147,6 +147,9 @@ pub struct SmtpConfig {
     pub password_env: Option<String>,
     /// Extra trusted root certificate (PEM), e.g. a private CA's.
     pub ca_file: Option<PathBuf>,
+    /// The most the server may take for a whole reply (and to connect, or
+    /// to take one write); default 30 s.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -203,7 +206,8 @@ raw_section!(RawSmtp {
     security: Security,
     username: String,
     password_env: String,
-    ca_file: String
+    ca_file: String,
+    timeout: String
 });
 raw_section!(RawDkim {
     selector: String,
@@ -587,6 +591,17 @@ impl Config {
             }
         }
         let s = m.smtp;
+        let smtp_timeout = match parse_duration(s.timeout.as_deref().unwrap_or("30s")) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                bad("mail.smtp.timeout", "must be at least 1s".into());
+                Duration::from_secs(30)
+            }
+            Err(msg) => {
+                bad("mail.smtp.timeout", msg);
+                Duration::from_secs(30)
+            }
+        };
         let port = s
             .port
             .unwrap_or(match s.security.unwrap_or(Security::Starttls) {
@@ -687,6 +702,7 @@ impl Config {
                     username: s.username,
                     password_env: s.password_env,
                     ca_file: s.ca_file.map(|f| root.join(f)),
+                    timeout: smtp_timeout,
                 },
                 dkim,
             },

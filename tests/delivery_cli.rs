@@ -452,6 +452,14 @@ fn starttls_and_implicit_tls_deliver_with_a_private_ca_and_refuse_without_it() {
             "{security}: {v}"
         );
         assert!(server.received().is_empty());
+        // Recorded in words that name the host and what to check.
+        for reply in last_replies(&site) {
+            assert!(
+                reply.contains("the TLS certificate of 127.0.0.1 is not trusted")
+                    && reply.contains("mail.smtp.ca_file"),
+                "{security}: {reply}"
+            );
+        }
         // Trusting the private CA: both delivered, once.
         let cfg = site.read("config.toml");
         site.write("config.toml", &format!("{cfg}ca_file = \"{ca}\"\n"));
@@ -459,5 +467,68 @@ fn starttls_and_implicit_tls_deliver_with_a_private_ca_and_refuse_without_it() {
         expect_code(&out, 0);
         assert_eq!(json(&out)["mail"]["send"]["sent"], 2, "{security}");
         assert_eq!(server.received().len(), 2, "{security}");
+    }
+}
+
+/// The last reply recorded for each row of 2026-winter not sent.
+fn last_replies(site: &Site) -> Vec<String> {
+    let out = site.gazette(&["--json", "deliveries", "2026-winter"]);
+    expect_code(&out, 0);
+    let problems = json(&out)["problems"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!problems.is_empty(), "no row recorded a problem");
+    problems
+        .iter()
+        .map(|p| p["last_reply"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// A site mailing five subscribers one at a time with `security` to a
+/// plain aiosmtpd (no TLS, no STARTTLS), after one `gazette run`.
+fn run_against_plain_server(security: &str) -> (Site, std::process::Output) {
+    let server = SmtpServer::start(&[]);
+    let mail = format!(
+        "transport = \"smtp\"\nconcurrency = 1\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"{security}\"\n",
+        server.port
+    );
+    let subscribers: Vec<String> = (0..5)
+        .map(|n| format!("r{n}@example.org,,active"))
+        .collect();
+    let subscribers: Vec<&str> = subscribers.iter().map(String::as_str).collect();
+    let site = site_with(&mail, &subscribers);
+    std::fs::remove_dir_all(site.path("content/2026-autumn")).unwrap();
+    let out = site.gazette(&["run"]);
+    expect_code(&out, 0);
+    assert!(server.received().is_empty());
+    (site, out)
+}
+
+#[test]
+fn implicit_tls_against_a_plaintext_port_says_so_and_suggests_starttls() {
+    let (site, out) = run_against_plain_server("tls");
+    let said = stdout(&out);
+    for text in [&said, &last_replies(&site)[0]] {
+        assert!(
+            text.contains("127.0.0.1:")
+                && text.contains("does not speak TLS on this port")
+                && text.contains("security = \"starttls\""),
+            "{text}"
+        );
+        assert!(!text.contains("corrupt message"), "{text}");
+    }
+    assert!(said.contains("0 sent"), "{said}");
+}
+
+#[test]
+fn starttls_against_a_server_without_it_says_so() {
+    let (site, out) = run_against_plain_server("starttls");
+    let said = stdout(&out);
+    for text in [&said, &last_replies(&site)[0]] {
+        assert!(
+            text.contains("does not offer STARTTLS") && text.contains("mail.smtp.port"),
+            "{text}"
+        );
     }
 }

@@ -9,5 +9,5 @@ mod plain_smtp;
 pub mod publish;
 pub mod ratelimit;
 pub mod send;
-mod smtp_pool;
+pub mod tls;
 pub mod transport;

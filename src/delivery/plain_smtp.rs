@@ -1,21 +1,38 @@
-//! A small SMTP client for plain connections (`mail.smtp.security = "none"`,
-//! typically the local MTA that relays a big send).
+//! Our SMTP client, for all three `mail.smtp.security` modes (`none`,
+//! `starttls`, `tls`; the TLS part is in `tls.rs`).
 //!
 //! lettre re-scans every message byte by byte for dot-stuffing and sends each
 //! command in its own round trip; at thousands of messages a second that was
 //! most of gazette's CPU (measured with perf: `ClientCodec::encode` alone was
 //! 22%). Here a message without a line starting with "." goes out as it is,
 //! and MAIL, RCPT and DATA go in one write when the server offers PIPELINING
-//! (RFC 2920). TLS connections keep using lettre.
+//! (RFC 2920). Every socket has TCP_NODELAY: the body and its final "." are
+//! two writes, and with Nagle's algorithm the second waits for the server's
+//! delayed ACK of the first (40 ms on Linux), which held lettre's implicit
+//! TLS to about 200 messages a second.
+//!
+//! The server is not trusted: a reply is read within [`MAX_REPLY_LINE`]
+//! bytes a line, [`MAX_REPLY_BYTES`] in all, and one deadline for the whole
+//! reply (not per line), so neither a flood of continuation lines nor a
+//! trickle of them can hold memory or a run.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+use super::tls::{Security, Stream};
 use super::transport::Outcome;
+
+/// The longest reply line taken, CRLF included. RFC 5321 (4.5.3.1.5) allows
+/// 512 octets; real servers stay well below; 4 KiB leaves room for the odd
+/// long text without letting a line grow without end.
+pub const MAX_REPLY_LINE: usize = 4096;
+/// The most a whole reply (all its lines) may take. An EHLO reply of a big
+/// provider is under 1 KiB.
+pub const MAX_REPLY_BYTES: usize = 64 * 1024;
 
 /// One SMTP reply: code and text (lines joined).
 #[derive(Debug, Clone)]
@@ -31,7 +48,7 @@ impl Reply {
 }
 
 struct Conn {
-    stream: BufReader<TcpStream>,
+    stream: BufReader<Stream>,
     pipelining: bool,
     since: Instant,
 }
@@ -42,14 +59,19 @@ enum Fail {
     Io(String),
     /// The server answered with this reply (4xx or 5xx).
     Reply(Reply),
+    /// The server broke a bound on its reply (too long, too slow): no
+    /// answer either, but not worth an immediate second try.
+    Bound(String),
 }
 
 pub struct PlainSmtp {
     host: String,
     port: u16,
-    /// (user, password) for AUTH PLAIN.
+    security: Security,
+    /// (user, password) for AUTH PLAIN or LOGIN.
     auth: Option<(String, String)>,
     hello: String,
+    /// For connecting, each write, and each whole reply.
     timeout: Duration,
     max_idle: usize,
     idle: Mutex<Vec<Conn>>,
@@ -61,8 +83,10 @@ impl PlainSmtp {
     pub fn new(
         host: &str,
         port: u16,
+        security: Security,
         auth: Option<(String, String)>,
         max_idle: usize,
+        timeout: Duration,
     ) -> PlainSmtp {
         let hello = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
@@ -72,43 +96,29 @@ impl PlainSmtp {
         PlainSmtp {
             host: host.to_string(),
             port,
+            security,
             auth,
             hello,
-            timeout: Duration::from_secs(30),
+            timeout,
             max_idle: max_idle.max(1),
             idle: Mutex::new(Vec::new()),
         }
     }
 
-    async fn read_reply(&self, conn: &mut BufReader<TcpStream>) -> Result<Reply, Fail> {
-        let mut text = Vec::new();
-        loop {
-            let mut line = String::new();
-            let n = tokio::time::timeout(self.timeout, conn.read_line(&mut line))
-                .await
-                .map_err(|_| Fail::Io("timed out waiting for the server".into()))?
-                .map_err(|e| Fail::Io(format!("connection lost: {e}")))?;
-            if n == 0 {
-                return Err(Fail::Io("connection closed by the server".into()));
-            }
-            let line = line.trim_end();
-            let code = line
-                .get(..3)
-                .and_then(|c| c.parse::<u16>().ok())
-                .ok_or_else(|| Fail::Io(format!("not an SMTP reply: {line:?}")))?;
-            text.push(line.get(4..).unwrap_or("").to_string());
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return Ok(Reply {
-                    code,
-                    text: text.join(" "),
-                });
-            }
+    /// One whole reply within [`PlainSmtp::timeout`].
+    async fn read_reply(&self, conn: &mut BufReader<Stream>) -> Result<Reply, Fail> {
+        match tokio::time::timeout(self.timeout, read_bounded_reply(conn)).await {
+            Ok(reply) => reply,
+            Err(_) => Err(Fail::Bound(format!(
+                "the server's reply did not complete within {} s (mail.smtp.timeout)",
+                self.timeout.as_secs_f64()
+            ))),
         }
     }
 
     async fn expect(
         &self,
-        conn: &mut BufReader<TcpStream>,
+        conn: &mut BufReader<Stream>,
         ok: impl Fn(u16) -> bool,
     ) -> Result<Reply, Fail> {
         let r = self.read_reply(conn).await?;
@@ -119,16 +129,22 @@ impl PlainSmtp {
         }
     }
 
-    async fn write(&self, conn: &mut BufReader<TcpStream>, bytes: &[u8]) -> Result<(), Fail> {
-        tokio::time::timeout(self.timeout, conn.get_mut().write_all(bytes))
+    async fn write(&self, conn: &mut BufReader<Stream>, bytes: &[u8]) -> Result<(), Fail> {
+        let stream = conn.get_mut();
+        let write = async {
+            stream.write_all(bytes).await?;
+            // TLS holds bytes back until flushed; for TCP this does nothing.
+            stream.flush().await
+        };
+        tokio::time::timeout(self.timeout, write)
             .await
             .map_err(|_| Fail::Io("timed out writing to the server".into()))?
             .map_err(|e| Fail::Io(format!("connection lost: {e}")))
     }
 
-    /// A refusal while setting up (greeting, EHLO, AUTH) is not about any
-    /// recipient: it is reported like no answer, so the run stops and every
-    /// message stays queued instead of failing one by one.
+    /// A refusal while setting up (greeting, EHLO, STARTTLS, AUTH) is not
+    /// about any recipient: it is reported like no answer, so the run stops
+    /// and every message stays queued instead of failing one by one.
     async fn connect(&self) -> Result<Conn, Fail> {
         self.setup().await.map_err(|f| match f {
             Fail::Reply(r) => Fail::Io(format!(
@@ -142,46 +158,104 @@ impl PlainSmtp {
     }
 
     async fn setup(&self) -> Result<Conn, Fail> {
-        let stream = tokio::time::timeout(
+        let at = format!("{}:{}", self.host, self.port);
+        let tcp = tokio::time::timeout(
             self.timeout,
             TcpStream::connect((self.host.as_str(), self.port)),
         )
         .await
-        .map_err(|_| {
+        .map_err(|_| Fail::Io(format!("cannot connect to {at}: timed out")))?
+        .map_err(|e| Fail::Io(format!("cannot connect to {at}: {e}")))?;
+        // Without this, small writes wait for delayed ACKs (see the top).
+        let _ = tcp.set_nodelay(true);
+        let handshake_timeout = || {
             Fail::Io(format!(
-                "cannot connect to {}:{}: timed out",
-                self.host, self.port
+                "{at}: no TLS handshake within {} s",
+                self.timeout.as_secs_f64()
             ))
-        })?
-        .map_err(|e| {
-            Fail::Io(format!(
-                "cannot connect to {}:{}: {e}",
-                self.host, self.port
-            ))
-        })?;
-        // See smtp_pool.rs: without this, small writes wait for delayed ACKs.
-        let _ = stream.set_nodelay(true);
+        };
+        let stream = match &self.security {
+            Security::Implicit(tls) => {
+                tokio::time::timeout(self.timeout, tls.handshake(tcp, self.port, true))
+                    .await
+                    .map_err(|_| handshake_timeout())?
+                    .map_err(Fail::Io)?
+            }
+            Security::None | Security::Starttls(_) => Stream::Tcp(tcp),
+        };
         let mut conn = BufReader::new(stream);
         self.expect(&mut conn, |c| c == 220).await?;
-        self.write(&mut conn, format!("EHLO {}\r\n", self.hello).as_bytes())
-            .await?;
-        let ehlo = self.expect(&mut conn, |c| c == 250).await?;
-        let pipelining = ehlo
-            .text
-            .split_whitespace()
-            .any(|w| w.eq_ignore_ascii_case("PIPELINING"));
+        let mut ehlo = self.ehlo(&mut conn).await?;
+        if let Security::Starttls(tls) = &self.security {
+            if !offers(&ehlo, "STARTTLS") {
+                return Err(Fail::Io(format!(
+                    "{at} does not offer STARTTLS (its EHLO reply does not list it), so \
+                     security = \"starttls\" cannot protect the session. Check mail.smtp.port \
+                     (STARTTLS is usually on 587; a port that expects TLS from the first byte, \
+                     usually 465, needs security = \"tls\")"
+                )));
+            }
+            self.write(&mut conn, b"STARTTLS\r\n").await?;
+            self.expect(&mut conn, |c| c == 220).await?;
+            // Anything already buffered was sent before TLS began and could
+            // be an injected reply (CVE-2011-0411): never read it as if
+            // it came over TLS.
+            if !conn.buffer().is_empty() {
+                return Err(Fail::Io(format!(
+                    "{at} sent more after its STARTTLS reply, before TLS began: not trusted"
+                )));
+            }
+            let Stream::Tcp(tcp) = conn.into_inner() else {
+                return Err(Fail::Io(format!("{at}: STARTTLS on a TLS connection")));
+            };
+            let stream = tokio::time::timeout(self.timeout, tls.handshake(tcp, self.port, false))
+                .await
+                .map_err(|_| handshake_timeout())?
+                .map_err(Fail::Io)?;
+            conn = BufReader::new(stream);
+            // RFC 3207: forget what was learned before TLS; ask again.
+            ehlo = self.ehlo(&mut conn).await?;
+        }
+        let pipelining = offers(&ehlo, "PIPELINING");
         if let Some((user, password)) = &self.auth {
-            let token =
-                base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
-            self.write(&mut conn, format!("AUTH PLAIN {token}\r\n").as_bytes())
-                .await?;
-            self.expect(&mut conn, |c| c == 235).await?;
+            self.authenticate(&mut conn, &ehlo, user, password).await?;
         }
         Ok(Conn {
             stream: conn,
             pipelining,
             since: Instant::now(),
         })
+    }
+
+    async fn ehlo(&self, conn: &mut BufReader<Stream>) -> Result<Reply, Fail> {
+        self.write(conn, format!("EHLO {}\r\n", self.hello).as_bytes())
+            .await?;
+        self.expect(conn, |c| c == 250).await
+    }
+
+    /// AUTH PLAIN, or LOGIN when the server offers only that (RFC 4954).
+    async fn authenticate(
+        &self,
+        conn: &mut BufReader<Stream>,
+        ehlo: &Reply,
+        user: &str,
+        password: &str,
+    ) -> Result<(), Fail> {
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        if offers(ehlo, "LOGIN") && !offers(ehlo, "PLAIN") {
+            self.write(conn, b"AUTH LOGIN\r\n").await?;
+            self.expect(conn, |c| c == 334).await?;
+            self.write(conn, format!("{}\r\n", b64(user)).as_bytes())
+                .await?;
+            self.expect(conn, |c| c == 334).await?;
+            self.write(conn, format!("{}\r\n", b64(password)).as_bytes())
+                .await?;
+        } else {
+            let token = b64(&format!("\0{user}\0{password}"));
+            self.write(conn, format!("AUTH PLAIN {token}\r\n").as_bytes())
+                .await?;
+        }
+        self.expect(conn, |c| c == 235).await.map(|_| ())
     }
 
     async fn transaction(
@@ -311,9 +385,63 @@ impl PlainSmtp {
     }
 }
 
+/// One reply, read within [`MAX_REPLY_LINE`] bytes a line and
+/// [`MAX_REPLY_BYTES`] in all (the caller bounds its time).
+async fn read_bounded_reply<R: AsyncBufRead + Unpin>(conn: &mut R) -> Result<Reply, Fail> {
+    let mut text = Vec::new();
+    let mut total = 0;
+    let mut raw = Vec::with_capacity(128);
+    loop {
+        raw.clear();
+        let n = (&mut *conn)
+            .take(MAX_REPLY_LINE as u64)
+            .read_until(b'\n', &mut raw)
+            .await
+            .map_err(|e| Fail::Io(format!("connection lost: {e}")))?;
+        if n == 0 {
+            return Err(Fail::Io("connection closed by the server".into()));
+        }
+        if raw.last() != Some(&b'\n') {
+            return Err(if n >= MAX_REPLY_LINE {
+                Fail::Bound(format!(
+                    "a line of the server's reply exceeded {MAX_REPLY_LINE} bytes"
+                ))
+            } else {
+                Fail::Io("connection closed by the server in the middle of a reply".into())
+            });
+        }
+        total += n;
+        if total > MAX_REPLY_BYTES {
+            return Err(Fail::Bound(format!(
+                "the server's reply exceeded {MAX_REPLY_BYTES} bytes"
+            )));
+        }
+        let line = String::from_utf8_lossy(&raw);
+        let line = line.trim_end();
+        let code = line
+            .get(..3)
+            .and_then(|c| c.parse::<u16>().ok())
+            .ok_or_else(|| Fail::Io(format!("not an SMTP reply: {line:?}")))?;
+        text.push(line.get(4..).unwrap_or("").to_string());
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return Ok(Reply {
+                code,
+                text: text.join(" "),
+            });
+        }
+    }
+}
+
+/// Whether an EHLO reply lists `keyword` (an extension, or an AUTH mechanism).
+fn offers(ehlo: &Reply, keyword: &str) -> bool {
+    ehlo.text
+        .split_whitespace()
+        .any(|w| w.eq_ignore_ascii_case(keyword))
+}
+
 fn outcome(f: Fail) -> Outcome {
     match f {
-        Fail::Io(reply) => Outcome::Retry {
+        Fail::Io(reply) | Fail::Bound(reply) => Outcome::Retry {
             reply,
             answered: false,
         },
@@ -322,10 +450,7 @@ fn outcome(f: Fail) -> Outcome {
             answered: true,
         },
         Fail::Reply(r) => {
-            let bounce = r
-                .text
-                .split_whitespace()
-                .any(|w| w.starts_with("5.1.") && w.len() > 4);
+            let bounce = super::transport::is_bad_mailbox(&r.text);
             Outcome::Failed {
                 reply: r.line(),
                 bounce,
@@ -368,6 +493,57 @@ mod tests {
             &*dot_stuff(b".a\r\n.\r\nb.c\r\n..d\r\n"),
             b"..a\r\n..\r\nb.c\r\n...d\r\n"
         );
+    }
+
+    async fn reply_from(bytes: &[u8]) -> Result<Reply, Fail> {
+        read_bounded_reply(&mut BufReader::new(bytes)).await
+    }
+
+    fn bound(r: Result<Reply, Fail>) -> String {
+        match r {
+            Err(Fail::Bound(why)) => why,
+            Err(Fail::Io(why)) => panic!("not a bound but Io: {why}"),
+            Err(Fail::Reply(r)) => panic!("not a bound but a reply: {}", r.line()),
+            Ok(r) => panic!("not a bound but Ok: {}", r.line()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_multiline_reply_is_one_reply() {
+        let r = reply_from(b"250-mx.example.org\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+            .await
+            .unwrap_or_else(|_| panic!("a good reply"));
+        assert_eq!(r.code, 250);
+        assert_eq!(r.text, "mx.example.org PIPELINING 8BITMIME");
+        assert!(offers(&r, "pipelining") && !offers(&r, "STARTTLS"));
+    }
+
+    #[tokio::test]
+    async fn endless_continuation_lines_stop_at_the_reply_bound() {
+        let flood = b"250-still going\r\n".repeat(MAX_REPLY_BYTES / 8);
+        let why = bound(reply_from(&flood).await);
+        assert!(
+            why.contains(&format!("exceeded {MAX_REPLY_BYTES} bytes")),
+            "{why}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_line_without_end_stops_at_the_line_bound() {
+        let mut long = b"250 ".to_vec();
+        long.extend(std::iter::repeat_n(b'x', MAX_REPLY_LINE * 4));
+        long.extend(b"\r\n");
+        let why = bound(reply_from(&long).await);
+        assert!(
+            why.contains(&format!("exceeded {MAX_REPLY_LINE} bytes")),
+            "{why}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reply_cut_short_is_a_lost_connection() {
+        assert!(matches!(reply_from(b"250-a\r\n25").await, Err(Fail::Io(_))));
+        assert!(matches!(reply_from(b"").await, Err(Fail::Io(_))));
     }
 
     #[test]

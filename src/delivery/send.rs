@@ -9,10 +9,13 @@
 //!
 //! A stop request (SIGTERM/SIGINT, Ctrl-C) takes effect within
 //! [`STOP_CHECK`]: claimed rows still waiting for a connection or for the
-//! rate limit are not sent and go back to `queued`; only the messages
-//! already handed to the transport finish, and all outcomes are recorded.
-//! So a stop is prompt however low `mail.rate_per_second` is, and leaves no
-//! row `sending`.
+//! rate limit are not sent and go back to `queued`; the messages already
+//! handed to the transport get [`IN_FLIGHT_GRACE`] to finish, and all
+//! outcomes are recorded. A message whose server is still silent then is
+//! abandoned (its connection dropped) and its row queued again: it may have
+//! arrived, so it may arrive twice, as after a crash. So a stop is prompt
+//! however low `mail.rate_per_second` is and however slow the server, and
+//! leaves no row `sending`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,12 +32,19 @@ use crate::store::{Attempt, Claimed, Store, StoreError};
 /// How often the send loop looks at the stop flag while messages are out.
 pub const STOP_CHECK: Duration = Duration::from_millis(50);
 
+/// How long messages already on the wire may take to finish after a stop.
+/// Well inside the 10 s a stop of `serve` is allowed (its grace is 8 s).
+pub const IN_FLIGHT_GRACE: Duration = Duration::from_secs(4);
+
 /// What a send task did with its row.
 enum Done {
     /// Handed to the transport (or failed to compose): an outcome to record.
     Tried((Claimed, String, Attempt), bool),
     /// Never sent: a stop came while it waited for its turn.
     Halted(i64),
+    /// Abandoned after a stop: the server had not answered within
+    /// [`IN_FLIGHT_GRACE`].
+    Abandoned(i64),
 }
 
 /// Resolves once the send loop calls a halt (never, if it is gone).
@@ -95,6 +105,9 @@ pub struct SendReport {
     pub interrupted: bool,
     /// Stopped early: many attempts in a row got no answer from the server.
     pub unreachable: bool,
+    /// Why, in the words of the last of those attempts (e.g. "... does
+    /// not speak TLS on this port ...").
+    pub unreachable_reason: Option<String>,
     #[serde(skip)]
     pub elapsed: Duration,
 }
@@ -122,6 +135,7 @@ pub async fn send_due(
     // Outcomes in a row without any answer from the server; this many means
     // it is down (one dropped connection now and then does not).
     let mut unanswered_in_a_row = 0usize;
+    let mut last_silence = None;
     let give_up_after = (concurrency * 2).max(4);
     progress.start(store.count_due(Utc::now()).await?);
 
@@ -132,6 +146,7 @@ pub async fn send_due(
     // Raised once a stop is seen: tasks that have not yet sent give up.
     let (halt, halt_rx) = tokio::sync::watch::channel(false);
     let mut released = Vec::new();
+    let mut abandoned = 0usize;
     loop {
         if stop.load(Ordering::SeqCst) {
             report.interrupted = true;
@@ -175,7 +190,7 @@ pub async fn send_due(
                 };
                 tokio::select! {
                     biased;
-                    _ = halted(halt_rx) => return Done::Halted(row.delivery_id),
+                    _ = halted(halt_rx.clone()) => return Done::Halted(row.delivery_id),
                     _ = limiter.acquire() => {}
                 }
                 let stem = format!("{}/{}", row.issue_slug, row.subscriber_id);
@@ -185,7 +200,14 @@ pub async fn send_due(
                     bytes: &composed.bytes,
                     file_stem: &stem,
                 };
-                let outcome = transport.send(wire).await;
+                let abandon = async {
+                    halted(halt_rx).await;
+                    tokio::time::sleep(IN_FLIGHT_GRACE).await;
+                };
+                let outcome = tokio::select! {
+                    outcome = transport.send(wire) => outcome,
+                    _ = abandon => return Done::Abandoned(row.delivery_id),
+                };
                 let answered = !matches!(
                     outcome,
                     Outcome::Retry {
@@ -227,10 +249,21 @@ pub async fn send_due(
             };
             match joined {
                 Ok(Done::Tried(result, answered)) => {
-                    unanswered_in_a_row = if answered { 0 } else { unanswered_in_a_row + 1 };
+                    if answered {
+                        unanswered_in_a_row = 0;
+                    } else {
+                        unanswered_in_a_row += 1;
+                        if let Attempt::Retry { reply } = &result.2 {
+                            last_silence = Some(reply.clone());
+                        }
+                    }
                     done.push(result);
                 }
                 Ok(Done::Halted(id)) => released.push(id),
+                Ok(Done::Abandoned(id)) => {
+                    abandoned += 1;
+                    released.push(id);
+                }
                 Err(e) => tracing::error!("a send task failed: {e}"),
             }
             if done.len() >= flush_every || tasks.is_empty() {
@@ -247,8 +280,16 @@ pub async fn send_due(
             // unreachable. Stop here rather than spend an attempt of every
             // queued row; they wait, untouched, for the next run.
             report.unreachable = true;
+            report.unreachable_reason = last_silence.take();
             break;
         }
+    }
+    if abandoned > 0 {
+        tracing::warn!(
+            messages = abandoned,
+            "stopping: the server had not answered these within {} s; queued again (they may have arrived)",
+            IN_FLIGHT_GRACE.as_secs()
+        );
     }
     if !released.is_empty() {
         store.release_unsent(&released, Utc::now()).await?;

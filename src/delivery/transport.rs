@@ -5,16 +5,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
-
-use lettre::address::Envelope;
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::plain_smtp::PlainSmtp;
-use super::smtp_pool::{PoolError, SmtpPool};
+use super::tls::{Security as TlsMode, Tls, TlsConfigError};
 use crate::config::{MailConfig, Security, Transport as TransportKind};
 
 /// What became of one attempt.
@@ -49,13 +42,8 @@ pub enum TransportError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("mail.smtp.host {host:?}: {source}")]
-    Smtp {
-        host: String,
-        source: lettre::transport::smtp::Error,
-    },
-    #[error("mail.smtp.ca_file {}: {message}", path.display())]
-    CaFile { path: PathBuf, message: String },
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
     #[error("mail.smtp.password_env names {var}, which is not set")]
     Password { var: String },
 }
@@ -66,19 +54,9 @@ pub enum Transport {
     File {
         dir: PathBuf,
     },
-    /// Implicit TLS: lettre's own pool.
+    /// SMTP, plain or TLS: our own client (see `plain_smtp`).
     Smtp {
-        smtp: AsyncSmtpTransport<Tokio1Executor>,
-        host: String,
-    },
-    /// Plain SMTP: our own client (see `plain_smtp`).
-    Plain {
         smtp: Arc<PlainSmtp>,
-        host: String,
-    },
-    /// STARTTLS: lettre connections in our pool, with TCP_NODELAY (see `smtp_pool`).
-    Pooled {
-        pool: Arc<SmtpPool>,
         host: String,
     },
 }
@@ -87,11 +65,7 @@ impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Transport::File { dir } => write!(f, "file transport into {}", dir.display()),
-            Transport::Smtp { host, .. }
-            | Transport::Pooled { host, .. }
-            | Transport::Plain { host, .. } => {
-                write!(f, "SMTP via {host}")
-            }
+            Transport::Smtp { host, .. } => write!(f, "SMTP via {host}"),
         }
     }
 }
@@ -109,7 +83,7 @@ impl Transport {
                     dir: mail.outbox.clone(),
                 })
             }
-            TransportKind::Smtp if mail.smtp.security != Security::Tls => {
+            TransportKind::Smtp => {
                 let s = &mail.smtp;
                 let login = match &s.username {
                     Some(user) => {
@@ -122,67 +96,32 @@ impl Transport {
                     }
                     None => None,
                 };
-                if s.security == Security::None {
-                    let smtp = PlainSmtp::new(&s.host, s.port, login, mail.concurrency);
-                    return Ok(Transport::Plain {
-                        smtp: Arc::new(smtp),
-                        host: s.host.clone(),
-                    });
-                }
-                let credentials = login.map(|(u, p)| Credentials::new(u, p));
-                let pool = SmtpPool::new(
+                let tls = || Tls::new(&s.host, s.ca_file.as_deref());
+                let security = match s.security {
+                    Security::None => TlsMode::None,
+                    Security::Starttls => TlsMode::Starttls(tls()?),
+                    Security::Tls => TlsMode::Implicit(tls()?),
+                };
+                let smtp = PlainSmtp::new(
                     &s.host,
                     s.port,
-                    tls_parameters(s)?,
-                    credentials,
+                    security,
+                    login,
                     mail.concurrency,
+                    s.timeout,
                 );
-                Ok(Transport::Pooled {
-                    pool: Arc::new(pool),
+                Ok(Transport::Smtp {
+                    smtp: Arc::new(smtp),
                     host: s.host.clone(),
                 })
-            }
-            TransportKind::Smtp => {
-                let s = &mail.smtp;
-                let host = s.host.clone();
-                let smtp_err = |source| TransportError::Smtp {
-                    host: host.clone(),
-                    source,
-                };
-                // Implicit TLS (port 465): lettre's own transport and pool.
-                let mut builder = AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host)
-                    .map_err(smtp_err)?
-                    .tls(Tls::Wrapper(tls_parameters(s)?));
-                if let Some(user) = &s.username {
-                    let password = match &s.password_env {
-                        Some(var) => std::env::var(var)
-                            .map_err(|_| TransportError::Password { var: var.clone() })?,
-                        None => String::new(),
-                    };
-                    builder = builder.credentials(Credentials::new(user.clone(), password));
-                }
-                // Idle connections are closed before a typical server's own
-                // idle timeout, so a pooled connection is rarely found dead
-                // (lettre#743); when it is, the attempt is retried.
-                let pool = PoolConfig::new()
-                    .max_size(mail.concurrency as u32)
-                    .idle_timeout(Duration::from_secs(20));
-                let smtp = builder
-                    .port(s.port)
-                    .timeout(Some(Duration::from_secs(30)))
-                    .pool_config(pool)
-                    .build();
-                Ok(Transport::Smtp { smtp, host })
             }
         }
     }
 
     /// Close idle connections politely (QUIT).
     pub async fn close(&self) {
-        match self {
-            Transport::Pooled { pool, .. } => pool.close().await,
-            Transport::Plain { smtp, .. } => smtp.close().await,
-            _ => {}
+        if let Transport::Smtp { smtp, .. } = self {
+            smtp.close().await;
         }
     }
 
@@ -191,109 +130,18 @@ impl Transport {
     pub async fn send(&self, wire: Wire<'_>) -> Outcome {
         match self {
             Transport::File { dir } => write_eml(dir, wire).await,
-            Transport::Plain { smtp, .. } => {
+            Transport::Smtp { smtp, .. } => {
                 smtp.send(wire.envelope_from, wire.to, wire.bytes).await
             }
-            Transport::Pooled { pool, .. } => match envelope(wire) {
-                Err(failed) => failed,
-                Ok(envelope) => match pool.send(&envelope, wire.bytes).await {
-                    Err(PoolError::Connect(reply)) => Outcome::Retry {
-                        reply,
-                        answered: false,
-                    },
-                    Err(PoolError::Smtp(e)) => lettre_outcome(Err(e)),
-                    Ok(resp) => lettre_outcome(Ok(resp)),
-                },
-            },
-            Transport::Smtp { smtp, .. } => match envelope(wire) {
-                Err(failed) => failed,
-                Ok(envelope) => lettre_outcome(smtp.send_raw(&envelope, wire.bytes).await),
-            },
-        }
-    }
-}
-
-/// TLS settings for the server: the system's roots (webpki), plus
-/// `mail.smtp.ca_file` when set.
-fn tls_parameters(s: &crate::config::SmtpConfig) -> Result<TlsParameters, TransportError> {
-    let mut builder = TlsParameters::builder(s.host.clone());
-    if let Some(path) = &s.ca_file {
-        let bad = |message: String| TransportError::CaFile {
-            path: path.clone(),
-            message,
-        };
-        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-        let cert = lettre::transport::smtp::client::Certificate::from_pem(&pem)
-            .map_err(|e| bad(e.to_string()))?;
-        builder = builder.add_root_certificate(cert);
-    }
-    builder.build().map_err(|source| TransportError::Smtp {
-        host: s.host.clone(),
-        source,
-    })
-}
-
-fn reply_text(resp: &lettre::transport::smtp::response::Response) -> String {
-    format!(
-        "{} {}",
-        resp.code(),
-        resp.message().collect::<Vec<_>>().join(" ")
-    )
-}
-
-/// The SMTP envelope; addresses lettre cannot take fail the delivery.
-fn envelope(wire: Wire<'_>) -> Result<Envelope, Outcome> {
-    let failed = |reply: String| Outcome::Failed {
-        reply,
-        bounce: false,
-    };
-    let from: Address = wire
-        .envelope_from
-        .parse()
-        .map_err(|e| failed(format!("bad sender address {:?}: {e}", wire.envelope_from)))?;
-    let to: Address = wire
-        .to
-        .parse()
-        .map_err(|e| failed(format!("bad recipient address {:?}: {e}", wire.to)))?;
-    Envelope::new(Some(from), vec![to]).map_err(|e| failed(e.to_string()))
-}
-
-fn lettre_outcome(
-    result: Result<lettre::transport::smtp::response::Response, lettre::transport::smtp::Error>,
-) -> Outcome {
-    match result {
-        Ok(resp) => Outcome::Sent {
-            reply: reply_text(&resp),
-        },
-        Err(e) => classify(&e),
-    }
-}
-
-/// Sort an SMTP error into retry / fail / bounce.
-fn classify(e: &lettre::transport::smtp::Error) -> Outcome {
-    let reply = one_line(&e.to_string());
-    if e.is_permanent() {
-        let bounce = is_bad_mailbox(&reply);
-        Outcome::Failed { reply, bounce }
-    } else {
-        // 4xx, or no answer: refused, dropped, timed out, TLS trouble.
-        Outcome::Retry {
-            reply,
-            answered: e.status().is_some(),
         }
     }
 }
 
 /// RFC 3463: 5.1.x is an addressing failure (no such mailbox, bad domain...).
-fn is_bad_mailbox(reply: &str) -> bool {
+pub(super) fn is_bad_mailbox(reply: &str) -> bool {
     reply
         .split(|c: char| c.is_whitespace() || c == ':' || c == '(' || c == ')')
         .any(|w| w.starts_with("5.1.") && w.len() > 4)
-}
-
-fn one_line(s: &str) -> String {
-    let s: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    s.chars().take(500).collect()
 }
 
 /// The outbox: one `.eml` per message, written whole (temp + rename) under a

@@ -163,3 +163,51 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("free port")
 }
+
+/// tests/support/hostile_smtp.py: a server that misbehaves at one stage
+/// (`--trickle S` or `--flood N`, `--stage ehlo|data`). Killed when dropped.
+pub struct HostileSmtp {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl HostileSmtp {
+    pub fn start(args: &[&str]) -> HostileSmtp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/hostile_smtp.py");
+        let mut child = Command::new(super::python())
+            .arg(script)
+            .arg(dir.path())
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start hostile_smtp.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read ready line");
+        let port = line
+            .trim()
+            .strip_prefix("ready ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("hostile_smtp.py did not start: {line:?}"));
+        HostileSmtp { child, port, dir }
+    }
+
+    /// The server's events so far ("connect", "misbehaving", ...).
+    pub fn events(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("events.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for HostileSmtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
