@@ -1,21 +1,40 @@
 #!/usr/bin/env bash
-# Benchmark (issue 3): one ~20 KB digest to 100,000 active subscribers over
-# SMTP to postfix's smtp-sink on 127.0.0.1 (not writing to disk), side by side
-# with smtp-source pushing 20 KB messages through 10 sessions to the same sink
-# (the physical limit here). Prints messages/s of both and their ratio,
-# gazette's peak RSS and the ledger's final counts.
+# Benchmark (issues 3 and 8): one ~20 KB digest to N active subscribers over
+# SMTP to postfix's smtp-sink on 127.0.0.1 (not writing to disk), in each
+# mail.smtp.security mode, side by side with smtp-source pushing 20 KB
+# messages through 10 sessions to the same sink (the physical limit here):
+#   none      gazette -> smtp-sink
+#   tls       gazette -> stunnel (implicit TLS) -> smtp-sink
+#   starttls  gazette -> stunnel (protocol = smtp: STARTTLS) -> smtp-sink
+# The TLS modes trust a private CA made here with openssl (mail.smtp.ca_file);
+# stunnel sets TCP_NODELAY on both of its sockets, so it adds no Nagle delay
+# of its own. Prints messages/s per mode, the ratio to smtp-source, gazette's
+# peak RSS and the ledger's final counts.
 #
-#   bash bench/send.sh [SUBSCRIBERS]
+#   bash bench/send.sh [SUBSCRIBERS]                 (default 100000)
+#   MODES="none tls" bash bench/send.sh 20000        (some modes only)
+#   GAZETTE_BIN=/path/to/gazette bash bench/send.sh  (that build, not a new one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-100000}
+MODES=${MODES:-none tls starttls}
 PORT=${PORT:-2599}
+TLS_PORT=${TLS_PORT:-2598}
 work=bench/work/send
 rm -rf "$work" && mkdir -p "$work"
 
-command -v smtp-sink >/dev/null || { echo "needs postfix's smtp-sink: see .ci/test" >&2; exit 1; }
-cargo build --release --quiet
-bin=$PWD/target/release/gazette
+command -v smtp-sink >/dev/null || [ -x /usr/sbin/smtp-sink ] || { echo "needs postfix's smtp-sink: see .ci/test" >&2; exit 1; }
+PATH=$PATH:/usr/sbin
+case " $MODES " in *" tls "*|*" starttls "*)
+  command -v stunnel4 >/dev/null || { echo "the TLS modes need stunnel4 (apt-get install stunnel4)" >&2; exit 1; }
+  command -v openssl >/dev/null || { echo "the TLS modes need openssl" >&2; exit 1; } ;;
+esac
+if [ -n "${GAZETTE_BIN:-}" ]; then
+  bin=$GAZETTE_BIN   # e.g. an older build, for a before/after comparison
+else
+  cargo build --release --quiet
+  bin="${CARGO_TARGET_DIR:-$PWD/target}/release/gazette"
+fi
 
 # A content folder with one issue of about 20 KB of text, and N subscribers.
 python3 - "$work" "$N" <<'PY'
@@ -35,7 +54,16 @@ with open(os.path.join(work, "subscribers.csv"), "w") as f:
     for i in range(n):
         f.write(f"reader{i}@bench.example.org,Reader {i}\n")
 PY
-cat > "$work/config.toml" <<TOML
+# A private CA and a certificate for 127.0.0.1 signed by it, for stunnel.
+ossl() { openssl "$@" >/dev/null 2>&1; }
+ossl req -x509 -newkey rsa:2048 -nodes -keyout "$work/ca.key" -out "$work/ca.pem" -days 2 -subj "/CN=gazette bench CA"
+ossl req -newkey rsa:2048 -nodes -keyout "$work/server.key" -out "$work/server.csr" -subj "/CN=127.0.0.1"
+printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > "$work/ext.cnf"
+ossl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
+  -out "$work/server.pem" -days 2 -extfile "$work/ext.cnf"
+
+config() { # security port
+  cat > "$work/config.toml" <<TOML
 [publication]
 title = "The Bench Ledger"
 base_url = "https://bench.example.org/"
@@ -46,16 +74,44 @@ concurrency = 10
 rate_per_second = 1000000
 [mail.smtp]
 host = "127.0.0.1"
-port = $PORT
-security = "none"
+port = $2
+security = "$1"
+ca_file = "ca.pem"
 TOML
+}
 
-sink_pid=
-cleanup() { [ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null; true; }
+sink_pid= tunnel_pid=
+cleanup() {
+  [ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null
+  [ -n "$tunnel_pid" ] && kill "$tunnel_pid" 2>/dev/null
+  true
+}
 trap cleanup EXIT
 start_sink() {
   smtp-sink -u nobody 127.0.0.1:$PORT 1000 >/dev/null 2>&1 & sink_pid=$!
   sleep 0.3
+}
+stop_all() {
+  cleanup; wait 2>/dev/null || true; sink_pid= tunnel_pid=
+}
+start_tunnel() { # tls|starttls
+  local protocol=
+  [ "$1" = starttls ] && protocol="protocol = smtp"
+  cat > "$work/stunnel.conf" <<CONF
+foreground = yes
+pid =
+debug = 3
+[$1]
+accept = 127.0.0.1:$TLS_PORT
+connect = 127.0.0.1:$PORT
+cert = $PWD/$work/server.pem
+key = $PWD/$work/server.key
+$protocol
+socket = l:TCP_NODELAY=1
+socket = r:TCP_NODELAY=1
+CONF
+  stunnel4 "$work/stunnel.conf" >"$work/stunnel-$1.log" 2>&1 & tunnel_pid=$!
+  sleep 0.5
 }
 
 echo "== smtp-source: $N messages of 20 KB, 10 sessions" >&2
@@ -63,31 +119,37 @@ start_sink
 t0=$(date +%s.%N)
 smtp-source -d -s 10 -l 20480 -m "$N" -f a@bench.example.org -t b@bench.example.org 127.0.0.1:$PORT >/dev/null 2>&1
 t1=$(date +%s.%N)
-kill $sink_pid; wait $sink_pid 2>/dev/null || true; sink_pid=
+stop_all
 src_rate=$(python3 -c "print(f'{$N/($t1-$t0):.0f}')")
 
+config none $PORT
 "$bin" --config "$work/config.toml" issues preview bench-issue --out "$work/preview" >/dev/null
 msg_bytes=$(stat -c %s "$work/preview/bench-issue.eml")
-echo "== gazette: one digest message is $msg_bytes bytes (HTML + text); importing $N subscribers" >&2
-"$bin" --config "$work/config.toml" subscribers import "$work/subscribers.csv" >/dev/null
-start_sink
-/usr/bin/time -f "%M" -o "$work/rss_kb" "$bin" --config "$work/config.toml" --json run > "$work/run.json"
-kill $sink_pid; wait $sink_pid 2>/dev/null || true; sink_pid=
+for mode in $MODES; do
+  echo "== gazette, security = $mode: $N messages of $msg_bytes bytes (HTML + text)" >&2
+  rm -f "$work"/gazette.db*
+  if [ "$mode" = none ]; then config none $PORT; else config "$mode" $TLS_PORT; fi
+  "$bin" --config "$work/config.toml" subscribers import "$work/subscribers.csv" >/dev/null
+  start_sink
+  [ "$mode" = none ] || start_tunnel "$mode"
+  /usr/bin/time -f "%M" -o "$work/rss-$mode" "$bin" --config "$work/config.toml" --json run > "$work/run-$mode.json"
+  python3 -c "import sqlite3,sys,json; db=sqlite3.connect(sys.argv[1]); print(json.dumps(dict(db.execute('SELECT status, COUNT(*) FROM deliveries GROUP BY status').fetchall())))" "$work/gazette.db" > "$work/ledger-$mode.json"
+  stop_all
+done
 
-python3 - "$work" "$N" "$src_rate" "$msg_bytes" <<'PY'
-import json, sys, sqlite3
-work, n, src_rate, msg_bytes = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-run = json.load(open(f"{work}/run.json"))
-mail = run["mail"]
-secs = mail["send"]["elapsed_ms"] / 1000
-rate = mail["send"]["sent"] / secs if secs else 0
-rss_mb = int(open(f"{work}/rss_kb").read().split()[-1]) / 1024
-db = sqlite3.connect(f"{work}/gazette.db")
-counts = dict(db.execute("SELECT status, COUNT(*) FROM deliveries GROUP BY status").fetchall())
-print(f"{'':34} {'msgs/s':>9}")
-print(f"{'smtp-source -s 10 -l 20480':34} {src_rate:9.0f}")
-print(f"{f'gazette run (SMTP, 10 conns, {msg_bytes // 1024} KB)':34} {rate:9.0f}")
-print(f"ratio gazette / smtp-source: {rate / src_rate:.2f} (target >= 0.5, next goal 0.8)")
-print(f"gazette peak RSS: {rss_mb:.0f} MB (target < 150 MB)")
-print(f"ledger: {counts} (target: all {n} sent)")
+python3 - "$work" "$N" "$src_rate" "$msg_bytes" "$MODES" <<'PY'
+import json, sys
+work, n, src_rate, msg_bytes, modes = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5].split()
+print(f"{'':40} {'msgs/s':>9} {'/source':>8} {'peak RSS':>9}  ledger")
+print(f"{'smtp-source -s 10 -l 20480 (plain)':40} {src_rate:9.0f}")
+for mode in modes:
+    run = json.load(open(f"{work}/run-{mode}.json"))
+    send = run["mail"]["send"]
+    secs = send["elapsed_ms"] / 1000
+    rate = send["sent"] / secs if secs else 0
+    rss_mb = int(open(f"{work}/rss-{mode}").read().split()[-1]) / 1024
+    counts = json.load(open(f"{work}/ledger-{mode}.json"))
+    label = f"gazette security={mode} ({msg_bytes // 1024} KB, 10 conns)"
+    print(f"{label:40} {rate:9.0f} {rate / src_rate:8.2f} {rss_mb:6.0f} MB  {counts}")
+print(f"targets: none >= 0.5 x smtp-source (next goal 0.8); every mode sends all {n}; RSS < 150 MB")
 PY

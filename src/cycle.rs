@@ -443,9 +443,9 @@ impl CycleReport {
                 s += &format!(" in {:.1} s", r.elapsed.as_secs_f64());
                 if r.unreachable {
                     s += "; stopped early: the mail server did not answer (the rest stays queued for the next run)";
-                    if let Some(why) = &r.unreachable_reason {
-                        s += &format!(": {why}");
-                    }
+                }
+                if let Some(why) = &r.no_answer {
+                    s += &format!("; the last attempt got no answer: {why}");
                 }
                 if r.interrupted {
                     s += "; stopped early on request (the rest stays queued)";

@@ -17,12 +17,16 @@ use serde_json::Value;
 /// A site with one issue to mail to `subscribers` over plain SMTP to `port`;
 /// `smtp_extra` goes into `[mail.smtp]`.
 fn site(port: u16, subscribers: usize, smtp_extra: &str) -> Site {
+    site_with(port, subscribers, "none", smtp_extra)
+}
+
+fn site_with(port: u16, subscribers: usize, security: &str, smtp_extra: &str) -> Site {
     let site = Site::new();
     std::fs::remove_dir_all(site.path("content/2026-autumn")).expect("rm autumn");
     site.write(
         "config.toml",
         &format!(
-            "{}\n[mail]\nfrom = \"The Test Ledger <ledger@example.org>\"\ntransport = \"smtp\"\nconcurrency = 2\nskip_older_than = \"100000d\"\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\n{smtp_extra}",
+            "{}\n[mail]\nfrom = \"The Test Ledger <ledger@example.org>\"\ntransport = \"smtp\"\nconcurrency = 2\nskip_older_than = \"100000d\"\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"{security}\"\n{smtp_extra}",
             common::CONFIG
         ),
     );
@@ -188,6 +192,45 @@ fn a_flood_of_continuation_lines_is_cut_at_the_reply_size_bound_with_little_memo
         "{flooded} bytes flooded: {:?}",
         smtp.events()
     );
+}
+
+#[test]
+fn over_implicit_tls_a_flood_and_a_trickle_are_cut_the_same_way() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = common::smtp::test_ca(certs.path());
+    let tls = format!("{cert}:{key}");
+    for (args, reason) in [
+        (
+            ["--flood", "268435456", "--stage", "ehlo"],
+            "the server's reply exceeded 65536 bytes",
+        ),
+        (
+            ["--trickle", "0.2", "--stage", "data"],
+            "reply did not complete within 2 s",
+        ),
+    ] {
+        let smtp = HostileSmtp::start(&[&args[..], &["--tls", &tls]].concat());
+        let extra = format!("ca_file = \"{ca}\"\ntimeout = \"2s\"\n");
+        let site = site_with(smtp.port, 3, "tls", &extra);
+        let (child, out) = spawn(&site, &["run"]);
+        let run = watch(child, out, Duration::from_secs(60), 96 * 1024);
+        assert!(
+            run.status.is_some_and(|s| s.success()),
+            "{args:?}: gazette run must end by itself (took {:?}, peak {} kB, status {:?})\n{}\n{}",
+            run.took,
+            run.peak_kb,
+            run.status,
+            run.stdout,
+            run.stderr
+        );
+        let rows = rows(&site);
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        for (status, reply) in &rows {
+            assert_eq!(status, "queued", "{args:?}: {rows:?}");
+            let reply = reply.as_deref().unwrap_or_default();
+            assert!(reply.contains(reason), "{args:?}: {reply}");
+        }
+    }
 }
 
 /// Wait until the server is in the middle of its misbehaving reply.

@@ -78,6 +78,8 @@ pub struct PlainSmtp {
 }
 
 const IDLE_LIMIT: Duration = Duration::from_secs(30);
+/// How long saying goodbye to all idle connections may take.
+const QUIT_LIMIT: Duration = Duration::from_secs(2);
 
 impl PlainSmtp {
     pub fn new(
@@ -371,17 +373,22 @@ impl PlainSmtp {
         }
     }
 
+    /// QUIT on every idle connection: a courtesy, so a server slow to
+    /// answer it gets [`QUIT_LIMIT`] for all of them.
     pub async fn close(&self) {
         let idle: Vec<Conn> = self
             .idle
             .lock()
             .map(|mut v| std::mem::take(&mut *v))
             .unwrap_or_default();
-        for mut c in idle {
-            if self.write(&mut c.stream, b"QUIT\r\n").await.is_ok() {
-                let _ = self.read_reply(&mut c.stream).await;
+        let quit_all = async {
+            for mut c in idle {
+                if self.write(&mut c.stream, b"QUIT\r\n").await.is_ok() {
+                    let _ = self.read_reply(&mut c.stream).await;
+                }
             }
-        }
+        };
+        let _ = tokio::time::timeout(QUIT_LIMIT, quit_all).await;
     }
 }
 

@@ -105,9 +105,9 @@ pub struct SendReport {
     pub interrupted: bool,
     /// Stopped early: many attempts in a row got no answer from the server.
     pub unreachable: bool,
-    /// Why, in the words of the last of those attempts (e.g. "... does
-    /// not speak TLS on this port ...").
-    pub unreachable_reason: Option<String>,
+    /// When the last attempts got no answer: why, in the words of the
+    /// last one (e.g. "... does not speak TLS on this port ...").
+    pub no_answer: Option<String>,
     #[serde(skip)]
     pub elapsed: Duration,
 }
@@ -280,9 +280,11 @@ pub async fn send_due(
             // unreachable. Stop here rather than spend an attempt of every
             // queued row; they wait, untouched, for the next run.
             report.unreachable = true;
-            report.unreachable_reason = last_silence.take();
             break;
         }
+    }
+    if unanswered_in_a_row > 0 {
+        report.no_answer = last_silence;
     }
     if abandoned > 0 {
         tracing::warn!(

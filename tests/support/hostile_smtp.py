@@ -8,10 +8,11 @@ stage of the session, and there it misbehaves, in one of two ways:
 
   --stage ehlo        ...in its reply to EHLO (the default)
   --stage data        ...in its reply to the end of a message (after DATA)
+  --tls CERT:KEY      implicit TLS (PEM files), as on port 465
 
 Events go to OUT/events.log, one a line: "connect", "misbehaving",
 "flooded N" (bytes written), "closed". Prints "ready PORT" once it listens.
-usage: hostile_smtp.py OUT [--port P] (--trickle S | --flood N) [--stage ehlo|data]
+usage: hostile_smtp.py OUT [--port P] (--trickle S | --flood N) [--stage ehlo|data] [--tls C:K]
 Standard library only.
 """
 import argparse
@@ -22,6 +23,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("out")
 ap.add_argument("--port", type=int, default=0)
 ap.add_argument("--stage", choices=["ehlo", "data"], default="ehlo")
+ap.add_argument("--tls")
 how = ap.add_mutually_exclusive_group(required=True)
 how.add_argument("--trickle", type=float)
 how.add_argument("--flood", type=int)
@@ -99,7 +101,13 @@ async def session(reader, writer):
 
 
 async def main():
-    server = await asyncio.start_server(session, "127.0.0.1", a.port)
+    context = None
+    if a.tls:
+        import ssl
+        cert, _, key = a.tls.partition(":")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+    server = await asyncio.start_server(session, "127.0.0.1", a.port, ssl=context)
     print("ready", server.sockets[0].getsockname()[1], flush=True)
     async with server:
         await server.serve_forever()
