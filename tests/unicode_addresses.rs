@@ -109,10 +109,7 @@ fn a_unicode_domain_imports_and_its_digest_reaches_the_server_as_idna() {
     let files: Vec<_> = walk(&site.path("outbox"));
     assert_eq!(files.len(), 1, "{files:?}");
     let text = std::fs::read_to_string(&files[0]).unwrap();
-    assert!(
-        text.contains("To: zoe@xn--bcher-kva.example\r\n"),
-        "{text}"
-    );
+    assert!(text.contains("To: zoe@xn--bcher-kva.example\r\n"), "{text}");
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -228,19 +225,28 @@ fn a_server_without_smtputf8_fails_that_delivery_with_the_reason_once() {
     expect_code(&out, 0);
     let v = json(&out);
     assert_eq!(
-        (v["mail"]["send"]["sent"].as_u64(), v["mail"]["send"]["failed"].as_u64()),
+        (
+            v["mail"]["send"]["sent"].as_u64(),
+            v["mail"]["send"]["failed"].as_u64()
+        ),
         (Some(1), Some(1)),
         "{v}"
     );
     assert_eq!(server.per_recipient().len(), 1);
     let text = stdout(&site.gazette(&["deliveries", "2026-winter"]));
     assert!(
-        text.contains("zoë@bücher.example") && text.contains("needs SMTPUTF8") && text.contains("does not offer"),
+        text.contains("zoë@bücher.example")
+            && text.contains("needs SMTPUTF8")
+            && text.contains("does not offer"),
         "{text}"
     );
     // Failed, not retried: nothing is due next time.
     let out = site.gazette(&["run"]);
-    assert!(stdout(&out).contains("Mail: nothing due"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("Mail: nothing due"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -330,7 +336,11 @@ fn self_signed(dir: &std::path::Path) -> (String, String) {
         ])
         .output()
         .expect("openssl (Debian package openssl) is needed for this test");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let p = |f: &str| dir.join(f).display().to_string();
     (p("cert.pem"), p("key.pem"))
 }

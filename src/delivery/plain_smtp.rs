@@ -172,7 +172,11 @@ impl PlainSmtp {
         self.write(&mut conn, format!("EHLO {}\r\n", self.hello).as_bytes())
             .await?;
         let ehlo = self.expect(&mut conn, |c| c == 250).await?;
-        let offers = |ext: &str| ehlo.text.split_whitespace().any(|w| w.eq_ignore_ascii_case(ext));
+        let offers = |ext: &str| {
+            ehlo.text
+                .split_whitespace()
+                .any(|w| w.eq_ignore_ascii_case(ext))
+        };
         let pipelining = offers("PIPELINING");
         let smtputf8 = offers("SMTPUTF8");
         if let Some((user, password)) = &self.auth {

@@ -264,7 +264,8 @@ pub fn notice(
 /// server and mail client takes; the local part as given (non-ASCII only
 /// for an address that needs SMTPUTF8, which the transport then asks for).
 fn wire_address(email: &str) -> Result<Address, String> {
-    let email = SubscriberEmail::from_stored(email).map_err(|e| format!("not a valid address: {e}"))?;
+    let email =
+        SubscriberEmail::from_stored(email).map_err(|e| format!("not a valid address: {e}"))?;
     let wire = email
         .envelope()
         .map_err(|e| format!("cannot be mailed: {e}"))?;

@@ -121,10 +121,11 @@ pub(super) async fn normalize_addresses(
         return Ok(Vec::new());
     }
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let rows: Vec<(i64, String, String)> =
-        sqlx::query_as("SELECT id, email, email_key FROM subscribers WHERE erased_at IS NULL ORDER BY id")
-            .fetch_all(&mut *tx)
-            .await?;
+    let rows: Vec<(i64, String, String)> = sqlx::query_as(
+        "SELECT id, email, email_key FROM subscribers WHERE erased_at IS NULL ORDER BY id",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     let mut taken: std::collections::HashMap<String, i64> =
         rows.iter().map(|(id, _, key)| (key.clone(), *id)).collect();
     let mut problems = Vec::new();
@@ -642,10 +643,15 @@ mod tests {
         let problems = normalize_addresses(store.pool()).await.unwrap();
         assert_eq!(problems.len(), 2, "{problems:#?}");
         assert!(
-            problems[0].contains("subscriber 3 (ann@xn--bcher-kva.example) is the same address as subscriber 2"),
+            problems[0].contains(
+                "subscriber 3 (ann@xn--bcher-kva.example) is the same address as subscriber 2"
+            ),
             "{problems:#?}"
         );
-        assert!(problems[1].contains("subscriber 4 (old@xn--a.example)"), "{problems:#?}");
+        assert!(
+            problems[1].contains("subscriber 4 (old@xn--a.example)"),
+            "{problems:#?}"
+        );
         let rows: Vec<(String, String)> =
             sqlx::query_as("SELECT email, email_key FROM subscribers ORDER BY id")
                 .fetch_all(store.pool())

@@ -512,7 +512,11 @@ mod tests {
 
     #[test]
     fn unknown_columns_are_ignored_with_a_warning() {
-        let got = read("email,phone,name,city\nann@example.org,555,Ann,Oslo\n".as_bytes(), false).unwrap();
+        let got = read(
+            "email,phone,name,city\nann@example.org,555,Ann,Oslo\n".as_bytes(),
+            false,
+        )
+        .unwrap();
         assert_eq!(
             notes(&got.warnings),
             vec!["1: ignoring columns gazette does not use: \"phone\", \"city\""]

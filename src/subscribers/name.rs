@@ -158,7 +158,10 @@ mod tests {
     #[test]
     fn joiners_that_scripts_need_are_kept() {
         // Persian "mi-khaham" with ZWNJ; Devanagari "ksha" half form with ZWJ.
-        for name in ["\u{645}\u{6cc}\u{200c}\u{62e}\u{648}\u{627}\u{647}\u{645}", "\u{915}\u{94d}\u{200d}\u{937}"] {
+        for name in [
+            "\u{645}\u{6cc}\u{200c}\u{62e}\u{648}\u{627}\u{647}\u{645}",
+            "\u{915}\u{94d}\u{200d}\u{937}",
+        ] {
             let n = SubscriberName::parse(name).unwrap().unwrap();
             assert_eq!(n.as_str(), name);
         }
