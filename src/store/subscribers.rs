@@ -146,13 +146,14 @@ pub(super) async fn normalize_addresses(
         if parsed.as_str() == email && &new_key == key {
             continue;
         }
-        if new_key != *key {
-            if let Some(other) = taken.get(&new_key).filter(|other| **other != *id) {
-                problems.push(format!(
-                    "subscriber {id} ({email}) is the same address as subscriber {other}; both rows are kept unchanged: erase or unsubscribe one of them"
-                ));
-                continue;
-            }
+        if let Some(other) = taken
+            .get(&new_key)
+            .filter(|other| new_key != *key && **other != *id)
+        {
+            problems.push(format!(
+                "subscriber {id} ({email}) is the same address as subscriber {other}; both rows are kept unchanged: erase or unsubscribe one of them"
+            ));
+            continue;
         }
         sqlx::query("UPDATE subscribers SET email = $1, email_key = $2 WHERE id = $3")
             .bind(parsed.as_str())
