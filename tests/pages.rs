@@ -1230,3 +1230,158 @@ fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_sign_up_limit() {
         assert_eq!(status, want, "request {i}, X-Forwarded-For {client}");
     }
 }
+
+/// nginx on a free port as a reverse proxy in front of `server`, passing
+/// `Host` and appending the client to `X-Forwarded-For`, as a deployment
+/// would. Stopped when dropped.
+struct Nginx {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    fn start(upstream: u16) -> Nginx {
+        let bin = common::tool("nginx", "nginx-light");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = common::smtp::free_port();
+        let d = dir.path().display();
+        // The workers run as `nobody` when started as root: the directory
+        // must be theirs to use.
+        let mut mode = std::fs::metadata(dir.path()).expect("dir").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut mode, 0o777);
+        std::fs::set_permissions(dir.path(), mode).expect("chmod");
+        let conf = format!(
+            "daemon off;\nmaster_process on;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+               server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://127.0.0.1:{upstream};\n      proxy_set_header Host $host:$server_port;\n      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n    }}\n  }}\n}}\n"
+        );
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, conf).expect("nginx.conf");
+        let child = std::process::Command::new(bin)
+            .arg("-c")
+            .arg(&path)
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start nginx");
+        let nginx = Nginx {
+            child,
+            port,
+            _dir: dir,
+        };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "nginx did not start: {}",
+                std::fs::read_to_string(nginx._dir.path().join("error.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        nginx
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// POST /subscribe through nginx from a local source address, with extra
+/// header lines: the status.
+fn subscribe_via(port: u16, source: &str, email: &str, extra: &str) -> u16 {
+    let socket = std::net::SocketAddr::new(source.parse().expect("source"), 0);
+    let s = connect_from(socket, port);
+    let mut stream = s;
+    let body = format!("email={}", email.replace('@', "%40"));
+    write!(
+        stream,
+        "POST /subscribe HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("read");
+    raw.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A blocking connection to 127.0.0.1:`port` from `source`.
+fn connect_from(source: std::net::SocketAddr, port: u16) -> std::net::TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind(source).expect("bind the source address");
+        let stream = socket
+            .connect(([127, 0, 0, 1], port).into())
+            .await
+            .expect("connect");
+        let stream = stream.into_std().expect("std stream");
+        stream.set_nonblocking(false).expect("blocking");
+        stream
+    })
+}
+
+#[test]
+fn behind_a_real_nginx_readers_have_their_own_limits_and_the_forms_work() {
+    let site = site_with(
+        "",
+        "subscribe_burst = 1\nsubscribe_per_minute = 1\ntrusted_proxies = [\"127.0.0.1\"]\n",
+    );
+    let server = site.serve();
+    let nginx = Nginx::start(server.port);
+    // Two readers (127.0.0.2 and 127.0.0.3 loop back too): one sign-up
+    // each at once, whatever the other did.
+    for reader in ["127.0.0.2", "127.0.0.3"] {
+        assert_eq!(
+            subscribe_via(nginx.port, reader, &format!("a-{reader}@example.org"), ""),
+            200
+        );
+        assert_eq!(
+            subscribe_via(nginx.port, reader, &format!("b-{reader}@example.org"), ""),
+            429,
+            "{reader}: over its own limit"
+        );
+    }
+    // A forged X-Forwarded-For does not help: nginx appends the real peer.
+    assert_eq!(
+        subscribe_via(
+            nginx.port,
+            "127.0.0.2",
+            "c@example.org",
+            "X-Forwarded-For: 198.51.100.9\r\n"
+        ),
+        429
+    );
+    // The browser's own Origin, as it sees the site through the proxy,
+    // passes; another site's does not.
+    let own = format!("Origin: http://127.0.0.1:{}\r\n", nginx.port);
+    assert_eq!(
+        subscribe_via(nginx.port, "127.0.0.4", "d@example.org", &own),
+        200
+    );
+    assert_eq!(
+        subscribe_via(
+            nginx.port,
+            "127.0.0.5",
+            "e@example.org",
+            "Origin: https://evil.example\r\n"
+        ),
+        403
+    );
+    // The log names the forwarded client, not the proxy.
+    let log = server.log_text();
+    assert!(log.contains("client=127.0.0.3"), "{log}");
+}

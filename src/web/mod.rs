@@ -111,8 +111,12 @@ pub fn router(state: AppState) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &axum::http::Request<_>| {
-                    let client = req.extensions().get::<ClientAddr>().map(|c| c.0.ip());
-                    tracing::debug_span!("http", method = %req.method(), path = %loggable_path(req.uri().path()), client = ?client)
+                    let client = req
+                        .extensions()
+                        .get::<ClientAddr>()
+                        .map(|c| c.0.ip().to_string())
+                        .unwrap_or_default();
+                    tracing::debug_span!("http", method = %req.method(), path = %loggable_path(req.uri().path()), client = %client)
                 })
                 .on_request(())
                 .on_response(
