@@ -417,3 +417,32 @@ fn healthz_is_503_when_the_database_cannot_be_written() {
         server.log_text()
     );
 }
+
+#[test]
+fn running_out_of_file_descriptors_does_not_stop_the_accept_loop() {
+    // The cap above the process's descriptor limit (a unit without
+    // LimitNOFILE): accepts fail with EMFILE before the cap is reached.
+    let site = site_with_http("header_timeout = \"10m\"\nmax_connections = 5000\n");
+    let server = site.serve_with(common::serve::Opts {
+        prefix: &["prlimit", "--nofile=96:96", "--"],
+        ..Default::default()
+    });
+    let idle: Vec<std::net::TcpStream> = (0..150)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", server.port)).ok())
+        .collect();
+    assert!(idle.len() > 96, "only {} connections", idle.len());
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..3 {
+        let (status, _, body) = server.get("/healthz");
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let log = server.log_text();
+    assert!(
+        log.contains("cannot accept a connection; retrying"),
+        "{log}"
+    );
+    drop(idle);
+    let (status, took, log) = server.terminate();
+    assert!(status.success(), "{status}\n{log}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
