@@ -1,11 +1,14 @@
 //! Publishing: the moment an issue's recipients are fixed.
 //!
-//! Every issue ingest records starts `unpublished`. The next cycle either
-//! publishes it (one ledger row per subscriber active at that moment, in one
-//! transaction) or, when the issue was already older than
-//! `mail.skip_older_than` when gazette first saw it (an archive being
-//! imported, say), skips it: it stays in the feeds but is mailed only if an
-//! admin runs `gazette issues send SLUG`.
+//! Every issue ingest records starts `unpublished`. Once it is released (not
+//! a draft, its publication moment passed; see [`crate::release`]) the cycle
+//! either publishes it (one ledger row per subscriber active at that moment,
+//! in one transaction) or, when the issue was already older than
+//! `mail.skip_older_than` when it was released (an archive being imported,
+//! say, or a draft left lying for months), skips it: it stays in the feeds
+//! but is mailed only if an admin runs `gazette issues send SLUG`. The age
+//! is measured at the release, not when ingest first saw the files: an
+//! issue held or kept as a draft is not "seen" by anyone meanwhile.
 
 use std::time::Duration;
 
@@ -45,17 +48,17 @@ pub async fn publish_pending(
     now: DateTime<Utc>,
 ) -> Result<Vec<Decision>, StoreError> {
     let mut decisions = Vec::new();
-    for (slug, date, first_seen) in store.unpublished_issues().await? {
+    for (slug, date, released) in store.unpublished_issues().await? {
         let date = NaiveDate::parse_from_str(&date, "%Y-%m-%d").ok();
-        let first_seen = DateTime::parse_from_rfc3339(&first_seen)
+        let released = DateTime::parse_from_rfc3339(&released)
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or(now);
         if let Some(date) = date
-            && too_old(date, tz, first_seen, skip_older_than)
+            && too_old(date, tz, released, skip_older_than)
         {
             let days = skip_older_than.as_secs() / 86_400;
             let reason = format!(
-                "dated {date}, more than {days} days (mail.skip_older_than) before gazette first saw it; `gazette issues send {slug}` mails it"
+                "dated {date}, already more than {days} days old (mail.skip_older_than) when gazette released it; `gazette issues send {slug}` mails it"
             );
             store.skip_issue(&slug, &reason).await?;
             decisions.push(Decision::Skipped { slug, reason });
