@@ -101,4 +101,56 @@ mod tests {
             thirty
         ));
     }
+
+    fn issue(
+        slug: &str,
+        date: NaiveDate,
+        publish_at: chrono::NaiveDateTime,
+    ) -> crate::content::Issue {
+        crate::content::Issue {
+            slug: slug.into(),
+            title: slug.into(),
+            date,
+            number: None,
+            volume: None,
+            summary: None,
+            publication: None,
+            dir: std::path::PathBuf::from(slug),
+            articles: Vec::new(),
+            hash: crate::content::ContentHash::of(slug.as_bytes()),
+            draft: false,
+            publish_at: Some(crate::content::PublishAt::Local(publish_at)),
+        }
+    }
+
+    #[tokio::test]
+    async fn held_issues_wait_and_their_age_is_measured_at_the_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("g.db")).await.unwrap();
+        let tz = chrono_tz::UTC;
+        let thirty = Duration::from_secs(30 * 86_400);
+        let day = |m, d| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
+        let release = day(12, 15).and_hms_opt(0, 0, 0).unwrap();
+        // Dated 1 November, held until 15 December: 44 days old when it
+        // comes out, though only a day old when ingest first saw it.
+        let stale = issue("stale", day(11, 1), release);
+        // Dated the day before its release.
+        let fresh = issue("fresh", day(12, 14), release);
+        let issues = [stale, fresh];
+
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 2, 0, 0, 0).unwrap();
+        store.record_issues(&issues, tz, t0).await.unwrap();
+        let d = publish_pending(&store, tz, thirty, t0).await.unwrap();
+        assert!(d.is_empty(), "held issues are not published: {d:?}");
+
+        let t1 = Utc.with_ymd_and_hms(2026, 12, 15, 0, 0, 1).unwrap();
+        store.record_issues(&issues, tz, t1).await.unwrap();
+        let mut d = publish_pending(&store, tz, thirty, t1).await.unwrap();
+        d.sort_by_key(|d| format!("{d:?}"));
+        assert!(
+            matches!(&d[..], [Decision::Published { slug: p, .. }, Decision::Skipped { slug: s, reason }]
+                if p == "fresh" && s == "stale" && reason.contains("when gazette released it")),
+            "{d:?}"
+        );
+    }
 }
