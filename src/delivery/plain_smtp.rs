@@ -50,6 +50,8 @@ impl Reply {
 struct Conn {
     stream: BufReader<Stream>,
     pipelining: bool,
+    /// The server offered SMTPUTF8 (RFC 6531) in its EHLO reply.
+    smtputf8: bool,
     since: Instant,
 }
 
@@ -62,6 +64,10 @@ enum Fail {
     /// The server broke a bound on its reply (too long, too slow): no
     /// answer either, but not worth an immediate second try.
     Bound(String),
+    /// Nothing was sent: the message cannot go over this connection (an
+    /// address that needs SMTPUTF8, which the server does not offer). It
+    /// would not go next time either, so the delivery fails.
+    Unsendable(String),
 }
 
 pub struct PlainSmtp {
@@ -219,12 +225,14 @@ impl PlainSmtp {
             ehlo = self.ehlo(&mut conn).await?;
         }
         let pipelining = offers(&ehlo, "PIPELINING");
+        let smtputf8 = offers(&ehlo, "SMTPUTF8");
         if let Some((user, password)) = &self.auth {
             self.authenticate(&mut conn, &ehlo, user, password).await?;
         }
         Ok(Conn {
             stream: conn,
             pipelining,
+            smtputf8,
             since: Instant::now(),
         })
     }
@@ -267,8 +275,21 @@ impl PlainSmtp {
         to: &str,
         bytes: &[u8],
     ) -> Result<Reply, Fail> {
+        // The domain is already IDNA (ASCII); only a Unicode local part
+        // makes an address non-ASCII, and that needs SMTPUTF8 (RFC 6531 3.4).
+        let utf8 = !(from.is_ascii() && to.is_ascii());
+        if utf8 && !conn.smtputf8 {
+            return Err(Fail::Unsendable(format!(
+                "not sent: the address {to:?} needs SMTPUTF8, which {}:{} does not offer",
+                self.host, self.port
+            )));
+        }
         let s = &mut conn.stream;
-        let mail = format!("MAIL FROM:<{from}>\r\n");
+        let mail = if utf8 {
+            format!("MAIL FROM:<{from}> SMTPUTF8\r\n")
+        } else {
+            format!("MAIL FROM:<{from}>\r\n")
+        };
         let rcpt = format!("RCPT TO:<{to}>\r\n");
         if conn.pipelining {
             self.write(s, format!("{mail}{rcpt}DATA\r\n").as_bytes())
@@ -351,6 +372,14 @@ impl PlainSmtp {
                 self.checkin(conn);
                 Outcome::Sent {
                     reply: reply.line(),
+                }
+            }
+            Err(Fail::Unsendable(reply)) => {
+                // Nothing was said on the connection: it is as good as before.
+                self.checkin(conn);
+                Outcome::Failed {
+                    reply,
+                    bounce: false,
                 }
             }
             Err(Fail::Reply(r)) => {
@@ -448,6 +477,10 @@ fn offers(ehlo: &Reply, keyword: &str) -> bool {
 
 fn outcome(f: Fail) -> Outcome {
     match f {
+        Fail::Unsendable(reply) => Outcome::Failed {
+            reply,
+            bounce: false,
+        },
         Fail::Io(reply) | Fail::Bound(reply) => Outcome::Retry {
             reply,
             answered: false,
@@ -509,7 +542,7 @@ mod tests {
     fn bound(r: Result<Reply, Fail>) -> String {
         match r {
             Err(Fail::Bound(why)) => why,
-            Err(Fail::Io(why)) => panic!("not a bound but Io: {why}"),
+            Err(Fail::Io(why) | Fail::Unsendable(why)) => panic!("not a bound: {why}"),
             Err(Fail::Reply(r)) => panic!("not a bound but a reply: {}", r.line()),
             Ok(r) => panic!("not a bound but Ok: {}", r.line()),
         }

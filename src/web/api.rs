@@ -275,8 +275,9 @@ fn parse_id(raw: &str) -> Result<i64, ApiError> {
     })
 }
 
-fn parse_email(raw: &str) -> Result<SubscriberEmail, ApiError> {
-    SubscriberEmail::parse(raw)
+/// An address entering the list: the one rule, [`SubscriberEmail::parse_new`].
+fn parse_email(raw: &str, smtputf8: bool) -> Result<SubscriberEmail, ApiError> {
+    SubscriberEmail::parse_new(raw, smtputf8)
         .map_err(|e| ApiError::invalid(format!("invalid address {:?}: {e}", raw.trim())))
 }
 
@@ -361,7 +362,7 @@ async fn add_subscriber(
     body: Result<Json<NewSubscriber>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body?;
-    let email = parse_email(&body.email)?;
+    let email = parse_email(&body.email, state.config.mail.smtputf8)?;
     let name = match &body.name {
         Some(n) => parse_name(n)?,
         None => None,
@@ -502,7 +503,7 @@ async fn import_subscribers(
             ApiError::new(r.status(), r.body_text())
         }
     })?;
-    let parsed = subscriber_csv::read(&body).map_err(|e| {
+    let parsed = subscriber_csv::read(&body, state.config.mail.smtputf8).map_err(|e| {
         ApiError::bad_request(format!("line {}: {e}; nothing was imported", e.line()))
             .with("line", e.line())
     })?;
@@ -560,9 +561,10 @@ async fn export_subscribers(State(state): State<AppState>) -> Result<Response, A
         .into_response())
 }
 
-/// Every recorded issue, newest first, with its delivery counts.
+/// Every recorded issue, newest first, with its delivery counts; drafts
+/// and held issues too (`status`, and `release_at`: when it goes out).
 async fn list_issues(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let records = state.store.issue_records().await?;
+    let records = state.store.all_issue_records().await?;
     let mut counts: HashMap<String, _> = state
         .store
         .delivery_counts(None)
@@ -575,6 +577,13 @@ async fn list_issues(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
         .filter_map(|r| {
             // An issue recorded between the two reads shows up next time.
             let c = counts.remove(&r.slug)?;
+            let status = if r.draft {
+                "draft"
+            } else if r.released() {
+                "out"
+            } else {
+                "held"
+            };
             Some(json!({
                 "slug": r.slug,
                 "title": r.title,
@@ -582,6 +591,10 @@ async fn list_issues(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
                 "articles": r.article_count,
                 "first_seen_at": r.first_seen_at,
                 "updated_at": r.updated_at,
+                "status": status,
+                "draft": r.draft,
+                "release_at": r.release_at,
+                "released_at": r.released_at,
                 "mail_state": c.mail_state,
                 "mail_note": c.note,
                 "published_at": c.published_at,
