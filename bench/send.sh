@@ -140,8 +140,8 @@ done
 python3 - "$work" "$N" "$src_rate" "$msg_bytes" "$MODES" <<'PY'
 import json, sys
 work, n, src_rate, msg_bytes, modes = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5].split()
-print(f"{'':40} {'msgs/s':>9} {'/source':>8} {'peak RSS':>9}  ledger")
-print(f"{'smtp-source -s 10 -l 20480 (plain)':40} {src_rate:9.0f}")
+print(f"{'':44} {'msgs/s':>9} {'/source':>8} {'peak RSS':>9}  ledger")
+print(f"{'smtp-source -s 10 -l 20480 (plain)':44} {src_rate:9.0f}")
 for mode in modes:
     run = json.load(open(f"{work}/run-{mode}.json"))
     send = run["mail"]["send"]
@@ -150,6 +150,6 @@ for mode in modes:
     rss_mb = int(open(f"{work}/rss-{mode}").read().split()[-1]) / 1024
     counts = json.load(open(f"{work}/ledger-{mode}.json"))
     label = f"gazette security={mode} ({msg_bytes // 1024} KB, 10 conns)"
-    print(f"{label:40} {rate:9.0f} {rate / src_rate:8.2f} {rss_mb:6.0f} MB  {counts}")
+    print(f"{label:44} {rate:9.0f} {rate / src_rate:8.2f} {rss_mb:6.0f} MB  {counts}")
 print(f"targets: none >= 0.5 x smtp-source (next goal 0.8); every mode sends all {n}; RSS < 150 MB")
 PY
