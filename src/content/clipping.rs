@@ -139,7 +139,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Clipping, Problem> {
     let mut elements = 0;
     let mut run_on: Option<(usize, usize)> = None;
     for para in paragraphs {
-        if elements + 2 > MAX_ELEMENTS {
+        let breaks = para.new_section && !sections.is_empty();
+        if elements + 1 + usize::from(breaks) > MAX_ELEMENTS {
             let (_, count) = run_on.get_or_insert((para.line, 0));
             *count += 1;
             html.truncate(html.trim_end().len());
@@ -154,8 +155,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Clipping, Problem> {
             }
             continue;
         }
-        if para.new_section || sections.is_empty() {
-            if !sections.is_empty() {
+        if breaks || sections.is_empty() {
+            if breaks {
                 html.push_str("<hr>\n");
                 elements += 1;
             }
