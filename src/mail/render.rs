@@ -365,8 +365,12 @@ pub fn human_date(d: NaiveDate) -> String {
 /// Article HTML as plain text, wrapped at [`TEXT_WIDTH`]; links become
 /// numbered references with the URLs listed after the text (never broken).
 pub fn html_to_text(html: &str) -> Result<String, String> {
+    // Each quote level indents the text: deep (but bounded, see
+    // content::nesting) quotes may need more than the width, and the text
+    // is better too wide than missing.
     let text = html2text::config::plain()
         .no_link_wrapping()
+        .allow_width_overflow()
         .string_from_read(html.as_bytes(), TEXT_WIDTH)
         .map_err(|e| e.to_string())?;
     Ok(text.trim_end().to_string())
