@@ -327,6 +327,31 @@ fn a_bad_config_key_is_named_with_its_line() {
 }
 
 #[test]
+fn every_config_mistake_is_reported_in_one_run() {
+    let site = Site::new();
+    // CONFIG is 9 lines; the mistakes follow, of every kind.
+    site.write(
+        "config.toml",
+        &format!(
+            "{}colour = \"red\"\n[mail]\ntransport = \"pigeon\"\nconcurency = 4\n[schedule]\ncron = \"0 9 * * 9\"\n",
+            common::CONFIG
+        ),
+    );
+    let out = site.gazette_env(&["check"], &[("GAZETTE_FEEDS_ITEMS", "many")]);
+    expect_code(&out, 1);
+    let e = stderr(&out);
+    for want in [
+        "config.toml:10: feeds.colour: unknown key `colour`",
+        "config.toml:12: mail.transport: unknown variant `pigeon`",
+        "config.toml:13: mail.concurency: unknown key `concurency`",
+        "config.toml:15: schedule.cron:",
+        "environment variable GAZETTE_FEEDS_ITEMS: feeds.items: invalid type",
+    ] {
+        assert!(e.contains(want), "{want:?} missing from:\n{e}");
+    }
+}
+
+#[test]
 fn env_overrides_reach_the_feeds() {
     let site = Site::new();
     let out = site.gazette_env(
