@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 use gazette::config::Config;
 use gazette::content::Issue;
 use gazette::cycle::{self, plural};
-use gazette::mail::{Recipient, RenderError, Renderer};
+use gazette::mail::{Recipient, Renderer};
 use gazette::store::{CheckedAdd, RemoveOutcome, Store, StoreError};
 use gazette::subscribers::csv as subscriber_csv;
 use gazette::subscribers::{Status, Subscriber, SubscriberEmail, SubscriberName, SubscriberRow};
@@ -291,22 +291,10 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// Every template problem: compile errors of each file, else the first
-/// render error against the sample issue. A missing `mail.from` is not one
-/// (only sending needs it).
+/// Every template problem, by the rules `serve` applies at start (one
+/// function for both, so that nothing `check` refuses can be served).
 fn template_problems(config: &Config) -> Vec<String> {
-    let mut problems = match Renderer::load_all(config) {
-        Err(errors) => errors.iter().map(ToString::to_string).collect(),
-        Ok(r) => match r.check() {
-            Ok(()) | Err(RenderError::Sender(_)) => Vec::new(),
-            Err(e) => vec![e.to_string()],
-        },
-    };
-    // The page templates (a digest problem is reported once, above).
-    if problems.is_empty() {
-        problems = gazette::web::pages::Pages::problems(config);
-    }
-    problems
+    gazette::web::pages::Pages::problems(config)
 }
 
 fn check(config: &Config, json: bool) -> Result<ExitCode> {

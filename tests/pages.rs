@@ -932,6 +932,14 @@ fn a_broken_page_template_is_named_with_its_line() {
         "{text}"
     );
     // serve refuses to start (and must not hang here if it did start).
+    let (status, err) = serve_until_it_exits(&site);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("templates/archive.html:3"), "{err}");
+}
+
+/// Start `serve` and wait for it to exit; panics if it is still running
+/// after 20 s (it started when it should have refused).
+fn serve_until_it_exits(site: &Site) -> (std::process::ExitStatus, String) {
     let port = common::smtp::free_port();
     let mut child = site
         .command(&["serve"])
@@ -948,7 +956,7 @@ fn a_broken_page_template_is_named_with_its_line() {
         if start.elapsed() > Duration::from_secs(20) {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("serve started with a broken page template");
+            panic!("serve started with a template that check refuses");
         }
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -956,8 +964,37 @@ fn a_broken_page_template_is_named_with_its_line() {
     if let Some(mut e) = child.stderr.take() {
         let _ = e.read_to_string(&mut err);
     }
+    (status, err)
+}
+
+/// `check` and `serve` apply one set of template rules: a digest that
+/// compiles but uses an undefined value (here a typo) is refused by both,
+/// with the file, the line and the value, instead of `serve` starting and
+/// `/issues/SLUG` answering 500.
+#[test]
+fn serve_refuses_a_digest_template_that_check_refuses() {
+    let site = site_with("", "");
+    let digest = include_str!("../templates/digest.html");
+    assert!(digest.contains("<h1>{{ issue.title }}</h1>"));
+    site.write(
+        "templates/digest.html",
+        &digest.replace("<h1>{{ issue.title }}</h1>", "<h1>{{ issue.titel }}</h1>"),
+    );
+    let line = digest
+        .lines()
+        .position(|l| l.contains("<h1>{{ issue.title }}</h1>"))
+        .unwrap()
+        + 1;
+    let want = format!(
+        "{}:{line}: undefined value: `issue.titel` is undefined",
+        site.path("templates/digest.html").display()
+    );
+    let out = site.gazette(&["check"]);
+    expect_code(&out, 1);
+    assert!(stdout(&out).contains(&want), "{}", stdout(&out));
+    let (status, err) = serve_until_it_exits(&site);
     assert_eq!(status.code(), Some(1), "{err}");
-    assert!(err.contains("templates/archive.html:3"), "{err}");
+    assert!(err.contains(&want), "{err}");
 }
 
 #[test]
