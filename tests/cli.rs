@@ -436,3 +436,26 @@ fn a_second_run_waits_for_the_first_or_says_why_it_gave_up() {
         va["new_issues"].as_array().unwrap().len() + vb["new_issues"].as_array().unwrap().len();
     assert_eq!(new, 2, "each issue is new exactly once: {va} {vb}");
 }
+
+/// A database file truncated to 0 bytes is refused with what to do, not
+/// silently made a new, empty database; a missing one is still created.
+#[test]
+fn an_empty_database_file_is_refused_not_started_over() {
+    let site = Site::new();
+    site.write("gazette.db", "");
+    for args in [&["run"][..], &["subscribers", "list"]] {
+        let out = site.gazette(args);
+        expect_code(&out, 1);
+        let e = stderr(&out);
+        assert!(
+            e.contains(&site.path("gazette.db").display().to_string())
+                && e.contains("0 bytes")
+                && e.contains("delete it"),
+            "{args:?}: {e}"
+        );
+    }
+    assert_eq!(site.read("gazette.db"), "", "left as it was");
+    std::fs::remove_file(site.path("gazette.db")).unwrap();
+    expect_code(&site.gazette(&["run"]), 0);
+    assert!(std::fs::metadata(site.path("gazette.db")).unwrap().len() > 0);
+}

@@ -336,9 +336,10 @@ fn smtp_auth_with_the_password_from_the_environment_and_a_wrong_one_loses_nothin
     );
     let site = site_with(&mail, &rows);
     std::fs::remove_dir_all(site.path("content/2026-autumn")).unwrap();
-    // Wrong password: the server refuses the session; nothing fails, all stays queued.
+    // Wrong password: the server refuses the session; nothing fails, all
+    // stays queued, and the run says so with exit code 3.
     let out = site.gazette_env(&["--json", "run"], &[("LEDGER_SMTP_PASSWORD", "wrong")]);
-    expect_code(&out, 0);
+    expect_code(&out, 3);
     let v = json(&out);
     assert_eq!(
         (
@@ -439,9 +440,10 @@ fn starttls_and_implicit_tls_deliver_with_a_private_ca_and_refuse_without_it() {
         );
         let site = site_with(&mail, &["a@example.org,,active", "b@example.org,,active"]);
         std::fs::remove_dir_all(site.path("content/2026-autumn")).unwrap();
-        // The server's certificate is not trusted: nothing goes out, nothing is lost.
+        // The server's certificate is not trusted: nothing goes out, nothing
+        // is lost, and the run says so with exit code 3.
         let out = site.gazette(&["--json", "run"]);
-        expect_code(&out, 0);
+        expect_code(&out, 3);
         let v = json(&out);
         assert_eq!(
             (
@@ -460,4 +462,35 @@ fn starttls_and_implicit_tls_deliver_with_a_private_ca_and_refuse_without_it() {
         assert_eq!(json(&out)["mail"]["send"]["sent"], 2, "{security}");
         assert_eq!(server.received().len(), 2, "{security}");
     }
+}
+
+/// A run whose mail server never answers sends nothing and says so with its
+/// own exit code (3), so cron and alerts notice; the messages stay queued
+/// and the next run, with the server back, sends each once.
+#[test]
+fn a_mail_server_that_never_answers_is_exit_code_3_and_loses_nothing() {
+    let port = common::smtp::free_port();
+    let site = site_with(
+        &smtp(port),
+        &["a@example.org,,active", "b@example.org,,active"],
+    );
+    std::fs::remove_dir_all(site.path("content/2026-autumn")).unwrap();
+    let out = site.gazette(&["run"]);
+    expect_code(&out, 3);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "no message got through to the mail server (127.0.0.1:{port})"
+        )) && err.contains("2 messages wait in the queue"),
+        "{err}"
+    );
+    assert_eq!(
+        json(&site.gazette(&["--json", "deliveries"]))["issues"][0]["queued"],
+        2
+    );
+    let server = SmtpServer::start_on(port, &[]);
+    let out = site.gazette(&["--json", "run"]);
+    expect_code(&out, 0);
+    assert_eq!(json(&out)["mail"]["send"]["sent"], 2);
+    assert_eq!(server.received().len(), 2);
 }
