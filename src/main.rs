@@ -57,7 +57,10 @@ struct Cli {
 enum Command {
     /// Validate the config and every content file; exit 1 on any problem.
     Check,
-    /// One cycle: ingest new or changed issues, record them, rebuild the feeds.
+    /// One cycle: ingest new or changed issues, record them, rebuild the
+    /// feeds, then EMAIL each new issue to every active subscriber (and send
+    /// the retries that are due). Exit 3: no message got through to the mail
+    /// server; they stay queued.
     Run {
         /// How long to wait for another run on the same database to finish.
         #[arg(long, default_value_t = 60, value_name = "SECONDS")]
@@ -211,10 +214,28 @@ fn main() -> ExitCode {
     match real_main(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes on one line, each said once: library errors
+/// often already quote their cause (`content folder X: No such file...`),
+/// which `{:#}` would print a second time.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn init_tracing(format: LogFormat, default_level: &str) {
@@ -232,7 +253,17 @@ fn init_tracing(format: LogFormat, default_level: &str) {
 
 fn load_config(path: &std::path::Path) -> Result<Config> {
     Config::load(path)
-        .map_err(|e| anyhow::anyhow!("{e}"))
+        .map_err(|e| match e {
+            gazette::config::ConfigError::Read { path, source }
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                anyhow::anyhow!(
+                    "there is no config file {} ({source}); run gazette in the folder that holds config.toml, or name the file with --config PATH or the GAZETTE_CONFIG environment variable",
+                    path.display()
+                )
+            }
+            e => anyhow::anyhow!("{e}"),
+        })
         .context(format!(
             "the configuration {} is not usable (see README.md, \"Configuration\")",
             path.display()

@@ -254,12 +254,31 @@ fn a_missing_content_folder_is_an_error_naming_it() {
     ] {
         let out = site.gazette(args);
         expect_code(&out, 1);
+        let e = stderr(&out);
         assert!(
-            stderr(&out).contains(&site.path("content").display().to_string()),
-            "{args:?}: {}",
-            stderr(&out)
+            e.contains(&site.path("content").display().to_string()),
+            "{args:?}: {e}"
+        );
+        assert_eq!(
+            e.matches("No such file or directory").count(),
+            1,
+            "the OS error once: {e}"
         );
     }
+}
+
+#[test]
+fn run_help_says_it_emails_the_subscribers() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gazette"))
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    expect_code(&out, 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains("EMAIL each new issue to every active subscriber"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -270,10 +289,10 @@ fn a_missing_or_unreadable_config_is_an_error_naming_it() {
         .output()
         .unwrap();
     expect_code(&out, 1);
+    let e = stderr(&out);
     assert!(
-        stderr(&out).contains("/nonexistent/g.toml"),
-        "{}",
-        stderr(&out)
+        e.contains("/nonexistent/g.toml") && e.contains("--config") && e.contains("GAZETTE_CONFIG"),
+        "{e}"
     );
     // A folder where the file should be cannot be read, even by root.
     std::fs::create_dir(site.path("dir.toml")).unwrap();
