@@ -494,3 +494,53 @@ fn a_mail_server_that_never_answers_is_exit_code_3_and_loses_nothing() {
     assert_eq!(json(&out)["mail"]["send"]["sent"], 2);
     assert_eq!(server.received().len(), 2);
 }
+
+/// A digest whose text is ASCII goes 7bit: the unsubscribe URL is whole on
+/// one line of the raw `.eml`, and the message passes the MIME checks.
+#[test]
+fn an_ascii_digest_keeps_the_unsubscribe_url_whole_in_the_raw_message() {
+    let site = site_with("", &["bob@example.org,Bob,active"]);
+    for old in ["content/2026-autumn", "content/2026-winter"] {
+        std::fs::remove_dir_all(site.path(old)).unwrap();
+    }
+    site.write(
+        "content/2026-winter/issue.toml",
+        "title = \"Winter 2026\"\ndate = 2026-11-20\n",
+    );
+    site.write(
+        "content/2026-winter/ferry.txt",
+        "Ferry fares rise\n\nNovember 18, 2026\n\nFrom the Winter 2026 issue of The Test Ledger\n\nThe ferry costs more from Monday.\n",
+    );
+    let out = site.gazette(&["run"]);
+    expect_code(&out, 0);
+    assert!(
+        stdout(&out).contains("Mail: 1 sent"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let files: Vec<_> = std::fs::read_dir(site.path("outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    mimecheck(&files);
+    let raw = std::fs::read_to_string(&files[0]).unwrap();
+    let mail = common::mail::read_mail(&files[0]);
+    let token = common::mail::link_token(&mail.text, "unsubscribe").expect("an unsubscribe link");
+    let url = format!("{}/unsubscribe/{token}", common::mail::BASE);
+    assert!(
+        url.len() > 76,
+        "the link must be longer than a QP line: {url}"
+    );
+    let text_part = raw
+        .split("Content-Type: text/plain")
+        .nth(1)
+        .expect("a text part");
+    assert!(
+        text_part
+            .lines()
+            .any(|l| l.trim_end() == format!("Unsubscribe: {url}")),
+        "{url} not whole in:\n{raw}"
+    );
+}

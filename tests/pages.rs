@@ -1061,3 +1061,33 @@ fn a_refused_sign_up_mail_is_logged_without_the_address() {
         "{log}"
     );
 }
+
+/// The confirmation link can be copied from the raw `.eml`: the parts go
+/// 7bit when they are ASCII with short enough lines, so the link is whole on
+/// one line (quoted-printable cut it at 76 characters, `=` and all), and the
+/// message still passes the MIME checks.
+#[test]
+fn the_confirmation_link_is_whole_on_one_line_of_the_raw_message() {
+    let site = site_with("", "");
+    let server = site.serve();
+    let (status, _) = server.post_form(
+        "/subscribe",
+        &[("email", "ann@example.org"), ("name", "Ann")],
+    );
+    assert_eq!(status, StatusCode::OK);
+    let files = outbox(&site, "signup-");
+    assert_eq!(files.len(), 1);
+    mimecheck(&files);
+    let raw = std::fs::read_to_string(&files[0]).unwrap();
+    let token = link_token(&read_mail(&files[0]).text, "confirm").expect("a confirm link");
+    let url = format!("{BASE}/confirm/{token}");
+    assert!(
+        url.len() > 76,
+        "the link must be longer than a QP line: {url}"
+    );
+    assert!(
+        raw.lines().any(|l| l.contains(&url)),
+        "{url} not whole in:\n{raw}"
+    );
+    assert!(raw.contains("Content-Transfer-Encoding: 7bit"), "{raw}");
+}
