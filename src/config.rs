@@ -127,6 +127,9 @@ pub struct MailConfig {
     /// First retry delay after a 4xx or a dropped connection; doubles each time.
     pub retry_base: Duration,
     pub digest: DigestBody,
+    /// Whether addresses with a non-ASCII local part (`zoë@…`) may enter the
+    /// list: only when the relay offers SMTPUTF8 (RFC 6531). Off by default.
+    pub smtputf8: bool,
     pub smtp: SmtpConfig,
     /// `[mail.dkim]`: sign every message when set.
     pub dkim: Option<DkimSettings>,
@@ -237,6 +240,7 @@ pub struct RawMail {
     pub skip_older_than: Option<String>,
     pub retry_base: Option<String>,
     pub digest: Option<DigestBody>,
+    pub smtputf8: Option<bool>,
     #[serde(default)]
     pub smtp: RawSmtp,
     #[serde(default)]
@@ -259,7 +263,8 @@ impl RawMail {
             max_attempts,
             skip_older_than,
             retry_base,
-            digest
+            digest,
+            smtputf8
         );
         self.smtp.merge(over.smtp);
         self.dkim.merge(over.dkim);
@@ -738,6 +743,7 @@ impl Config {
                 skip_older_than,
                 retry_base,
                 digest: m.digest.unwrap_or(DigestBody::Full),
+                smtputf8: m.smtputf8.unwrap_or(false),
                 smtp: SmtpConfig {
                     host: s.host.unwrap_or_else(|| "localhost".into()),
                     port: port as u16,
@@ -1511,5 +1517,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("/nonexistent/gazette/config.toml"), "{e}");
+    }
+
+    #[test]
+    fn mail_smtputf8_is_off_unless_set() {
+        assert!(!parse_env(MINIMAL, &[]).unwrap().mail.smtputf8);
+        let on = format!("{MINIMAL}[mail]\nsmtputf8 = true\n");
+        assert!(parse_env(&on, &[]).unwrap().mail.smtputf8);
+        let env = parse_env(MINIMAL, &[("GAZETTE_MAIL_SMTPUTF8", "true")]).unwrap();
+        assert!(env.mail.smtputf8);
+        let e = parse_env(MINIMAL, &[("GAZETTE_MAIL_SMTPUTF8", "maybe")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("GAZETTE_MAIL_SMTPUTF8"), "{e}");
     }
 }

@@ -110,9 +110,12 @@ fn preferences_row(r: &SqliteRow) -> Result<Preferences, StoreError> {
     let bad = |what: String| corrupt(format!("subscriber {id}: {what}"));
     Ok(Preferences {
         id,
-        email: SubscriberEmail::parse(&email).map_err(|e| bad(format!("address {email:?} {e}")))?,
+        email: SubscriberEmail::from_stored(&email)
+            .map_err(|e| bad(format!("address {email:?} {e}")))?,
         name: match name {
-            Some(n) => SubscriberName::parse(&n).map_err(|e| bad(format!("name {n:?} {e}")))?,
+            Some(n) => {
+                SubscriberName::from_stored(&n).map_err(|e| bad(format!("name {n:?} {e}")))?
+            }
             None => None,
         },
         status: Status::parse(&status).ok_or_else(|| bad(format!("unknown status {status:?}")))?,

@@ -50,7 +50,7 @@ use crate::delivery::transport::{Outcome, Transport, Wire};
 use crate::mail::render::human_date;
 use crate::mail::{Outgoing, Renderer, Sender, TemplateError};
 use crate::store::{CONFIRM_TTL, Preferences, PreferencesChange, Signup, StoreError};
-use crate::subscribers::{MailFormat, SubscriberEmail, SubscriberName, Token};
+use crate::subscribers::{EmailError, MailFormat, SubscriberEmail, SubscriberName, Token};
 
 use cache::IssueCache;
 use limit::RateLimiter;
@@ -820,8 +820,14 @@ async fn subscribe(
             "The address and the name must be on one line, without line breaks, tabs or other control characters.",
         );
     }
-    let email = match SubscriberEmail::parse(&form.email) {
+    let email = match SubscriberEmail::parse_new(&form.email, state.config.mail.smtputf8) {
         Ok(e) => e,
+        Err(EmailError::NeedsSmtputf8) => {
+            return again(
+                "That address cannot be used",
+                "The address is valid, but this site can only send to addresses whose part before the @ is written with ASCII letters, digits and punctuation.",
+            );
+        }
         Err(e) => {
             return again(
                 "That is not an email address",
@@ -831,12 +837,6 @@ async fn subscribe(
             );
         }
     };
-    if !email.as_str().is_ascii() {
-        return again(
-            "That address cannot be used",
-            "The address is valid, but this site can only send to addresses written with ASCII letters, digits and punctuation.",
-        );
-    }
     let name = match SubscriberName::parse(&form.name) {
         Ok(n) => n,
         Err(e) => {
