@@ -15,7 +15,8 @@ use gazette::config::Config;
 use gazette::content::Issue;
 use gazette::cycle::{self, plural};
 use gazette::mail::{Recipient, Renderer};
-use gazette::store::{CheckedAdd, RemoveOutcome, Store, StoreError};
+use gazette::release::{self, Release};
+use gazette::store::{CheckedAdd, IssueRecord, RemoveOutcome, Store, StoreError};
 use gazette::subscribers::csv as subscriber_csv;
 use gazette::subscribers::{Status, Subscriber, SubscriberEmail, SubscriberName, SubscriberRow};
 
@@ -380,7 +381,14 @@ fn feeds_build(config: &Config, json: bool) -> Result<ExitCode> {
     for p in &ingest.problems {
         eprintln!("warning: {p}");
     }
-    let outcome = cycle::build_feeds(config, &ingest)?;
+    // No database here: the issues out are those whose moment has passed
+    // on the clock (drafts and held issues stay out of the feeds).
+    let (released, _) = release::split(
+        &ingest.issues,
+        config.publication.timezone,
+        chrono::Utc::now(),
+    );
+    let outcome = cycle::build_feeds(config, &released)?;
     let cycle::FeedsOutcome::Built {
         written,
         unchanged,
@@ -413,18 +421,47 @@ fn feeds_build(config: &Config, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// First-seen times from the store, when there is one yet (listing never creates it).
-fn first_seen(config: &Config) -> Result<std::collections::HashMap<String, String>> {
+/// What the store has for each issue, when there is a store yet (listing
+/// never creates it).
+fn records(config: &Config) -> Result<std::collections::HashMap<String, IssueRecord>> {
     if !config.database.path.exists() {
         return Ok(Default::default());
     }
     with_store(config, async |store| {
-        let recs = store.issue_records().await?;
-        Ok(recs
-            .into_iter()
-            .map(|r| (r.slug, r.first_seen_at))
-            .collect())
+        let recs = store.all_issue_records().await?;
+        Ok(recs.into_iter().map(|r| (r.slug.clone(), r)).collect())
     })
+}
+
+/// First-seen times from the store, when there is one yet.
+fn first_seen(config: &Config) -> Result<std::collections::HashMap<String, String>> {
+    Ok(records(config)?
+        .into_iter()
+        .map(|(slug, r)| (slug, r.first_seen_at))
+        .collect())
+}
+
+/// Where an issue stands for `issues list`: (status word, what to show).
+/// "due" is an issue whose moment has passed that no cycle has let out yet.
+fn issue_status(
+    config: &Config,
+    issue: &Issue,
+    record: Option<&IssueRecord>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> (&'static str, String) {
+    let tz = config.publication.timezone;
+    match release::status(issue, tz, now) {
+        Release::Draft => ("draft", "draft".into()),
+        Release::Held(at) => (
+            "held",
+            format!(
+                "held until {}",
+                at.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z")
+            ),
+        ),
+        Release::Out(_) if record.is_some_and(|r| r.released()) => ("out", "out".into()),
+        Release::Out(_) => ("due", "due (at the next cycle)".into()),
+    }
 }
 
 fn issues_list(config: &Config, json: bool) -> Result<ExitCode> {
@@ -432,12 +469,31 @@ fn issues_list(config: &Config, json: bool) -> Result<ExitCode> {
     for p in &ingest.problems {
         eprintln!("warning: {p}");
     }
-    let seen = first_seen(config)?;
+    let records = records(config)?;
+    let seen: std::collections::HashMap<&str, &str> = records
+        .iter()
+        .map(|(slug, r)| (slug.as_str(), r.first_seen_at.as_str()))
+        .collect();
+    let now = chrono::Utc::now();
+    let tz = config.publication.timezone;
+    let status: Vec<(&str, String)> = ingest
+        .issues
+        .iter()
+        .map(|i| issue_status(config, i, records.get(&i.slug), now))
+        .collect();
     if json {
         let rows: Vec<_> = ingest
             .issues
             .iter()
-            .map(|i| serde_json::json!({"slug": i.slug, "title": i.title, "date": i.date.to_string(), "articles": i.articles.len(), "first_seen": seen.get(&i.slug)}))
+            .zip(&status)
+            .map(|(i, (word, _))| {
+                let record = records.get(&i.slug);
+                serde_json::json!({"slug": i.slug, "title": i.title, "date": i.date.to_string(),
+                    "articles": i.articles.len(), "first_seen": seen.get(i.slug.as_str()),
+                    "status": word, "draft": i.draft,
+                    "publish_at": release::moment(i, tz).with_timezone(&tz).to_rfc3339(),
+                    "released_at": record.and_then(|r| r.released_at.clone())})
+            })
             .collect();
         println!("{}", serde_json::Value::from(rows));
         return Ok(ExitCode::SUCCESS);
@@ -453,21 +509,25 @@ fn issues_list(config: &Config, json: bool) -> Result<ExitCode> {
         .max()
         .unwrap_or(4)
         .max(4);
+    let sw = status
+        .iter()
+        .map(|(_, s)| s.chars().count())
+        .max()
+        .unwrap_or(6)
+        .max(6);
     println!(
-        "{:<10}  {:<w$}  {:>8}  {:<20}  TITLE",
-        "DATE", "SLUG", "ARTICLES", "FIRST SEEN"
+        "{:<10}  {:<w$}  {:>8}  {:<20}  {:<sw$}  TITLE",
+        "DATE", "SLUG", "ARTICLES", "FIRST SEEN", "STATUS"
     );
-    for i in &ingest.issues {
-        let s = seen
-            .get(&i.slug)
-            .map(String::as_str)
-            .unwrap_or("not yet run");
+    for (i, (_, st)) in ingest.issues.iter().zip(&status) {
+        let s = seen.get(i.slug.as_str()).copied().unwrap_or("not yet run");
         println!(
-            "{:<10}  {:<w$}  {:>8}  {:<20}  {}",
+            "{:<10}  {:<w$}  {:>8}  {:<20}  {:<sw$}  {}",
             i.date,
             i.slug,
             i.articles.len(),
             s,
+            st,
             i.title
         );
     }

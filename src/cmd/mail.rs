@@ -15,6 +15,7 @@ use gazette::cycle::{self, Control};
 use gazette::delivery::send::{Progress, Quiet};
 use gazette::delivery::transport::{Outcome, Transport, Wire};
 use gazette::mail::{Recipient, Renderer};
+use gazette::release::{self, Release};
 use gazette::store::{Published, RunLock, Store};
 use gazette::subscribers::SubscriberEmail;
 
@@ -156,13 +157,28 @@ pub fn issues_send(
             .map_err(|e| anyhow::anyhow!("{to:?} is not a usable address: {e}"))?;
         return rt.block_on(send_test_copy(config, issue, &email, json));
     }
+    // A test copy (above) is how a draft is proofread; the list gets only
+    // what is out.
+    let tz = config.publication.timezone;
+    match release::status(issue, tz, Utc::now()) {
+        Release::Draft => bail!(
+            "{slug} is a draft (draft = true in its issue.toml): it is not mailed; \
+             `--to EMAIL` sends a test copy"
+        ),
+        Release::Held(at) => bail!(
+            "{slug} is held until {} (publish_at or date in its issue.toml): it is mailed then; \
+             `--to EMAIL` sends a test copy",
+            at.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z")
+        ),
+        Release::Out(_) => {}
+    }
     let _lock = lock(config, wait)?;
     let stop = stop_on_signal(&rt);
     let bar = progress(json);
     let (published, report) = rt.block_on(async {
         let store = Store::open(&config.database.path).await?;
         store
-            .record_issues(std::slice::from_ref(issue), Utc::now())
+            .record_issues(std::slice::from_ref(issue), tz, Utc::now())
             .await?;
         let published = store.publish_issue(slug, Utc::now()).await?;
         let due = store.issues_due(Utc::now()).await?;

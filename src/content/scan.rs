@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, TimeZone};
 use serde::Deserialize;
 use toml::Spanned;
 use toml::value::Datetime;
 use url::Url;
 
 use super::text::{self, TomlSource, collapse_whitespace, strip_bom};
-use super::{Article, ContentHash, Issue, Problem, SourceFormat, clipping, markdown};
+use super::{Article, ContentHash, Issue, Problem, PublishAt, SourceFormat, clipping, markdown};
 
 /// What parsing needs to know beyond the files themselves.
 #[derive(Debug, Clone)]
@@ -425,6 +425,9 @@ struct IssueToml {
     volume: Option<u32>,
     summary: Option<String>,
     articles: Option<Vec<Spanned<String>>>,
+    /// Any TOML value: a wrong type gets a message that says what is wanted.
+    draft: Option<Spanned<toml::Value>>,
+    publish_at: Option<Spanned<toml::Value>>,
 }
 
 struct IssueMeta {
@@ -435,6 +438,8 @@ struct IssueMeta {
     summary: Option<String>,
     /// (slug, file line) in reading order.
     order: Vec<(String, usize)>,
+    draft: bool,
+    publish_at: Option<PublishAt>,
 }
 
 fn parse_issue_toml(file: &SourceFile) -> Result<IssueMeta, Problem> {
@@ -449,7 +454,34 @@ fn parse_issue_toml(file: &SourceFile) -> Result<IssueMeta, Problem> {
     if title.is_empty() {
         return Err(source.at(toml.title.span(), "title is empty"));
     }
+    let draft = match &toml.draft {
+        None => false,
+        Some(v) => match v.get_ref() {
+            toml::Value::Boolean(b) => *b,
+            other => {
+                return Err(source.at(
+                    v.span(),
+                    format!("draft must be true or false, not {other}"),
+                ));
+            }
+        },
+    };
+    let publish_at = match &toml.publish_at {
+        None => None,
+        Some(v) => Some(publish_at(v.get_ref()).ok_or_else(|| {
+            source.at(
+                v.span(),
+                format!(
+                    "publish_at = {} is not a date-time: write a local date-time in \
+                     publication.timezone, e.g. publish_at = 2026-12-20T08:00:00",
+                    v.get_ref()
+                ),
+            )
+        })?),
+    };
     Ok(IssueMeta {
+        draft,
+        publish_at,
         title,
         date: source.date(&toml.date)?,
         number: toml.number,
@@ -466,6 +498,43 @@ fn parse_issue_toml(file: &SourceFile) -> Result<IssueMeta, Problem> {
             .map(|(line, slug)| (slug, line))
             .collect(),
     })
+}
+
+/// A `publish_at` value: a TOML date-time (local, or with an offset), a
+/// local date (its start), or the same written as a string; None for
+/// anything else (a time without a day, "tomorrow", a number).
+fn publish_at(value: &toml::Value) -> Option<PublishAt> {
+    let parsed;
+    let dt = match value {
+        toml::Value::Datetime(dt) => dt,
+        toml::Value::String(s) => {
+            // A space for the `T` is allowed in TOML too.
+            parsed = s.trim().parse::<Datetime>().ok()?;
+            &parsed
+        }
+        _ => return None,
+    };
+    let d = dt.date?;
+    let day = NaiveDate::from_ymd_opt(d.year.into(), d.month.into(), d.day.into())?;
+    let local = match dt.time {
+        None => day.and_hms_opt(0, 0, 0)?,
+        Some(t) => day.and_time(chrono::NaiveTime::from_hms_nano_opt(
+            t.hour.into(),
+            t.minute.into(),
+            t.second.into(),
+            t.nanosecond,
+        )?),
+    };
+    let offset = match dt.offset {
+        None => return Some(PublishAt::Local(local)),
+        // Only a date-time can carry an offset in TOML.
+        Some(toml::value::Offset::Z) => 0,
+        Some(toml::value::Offset::Custom { minutes }) => i32::from(minutes) * 60,
+    };
+    let exact = chrono::FixedOffset::east_opt(offset)?
+        .from_local_datetime(&local)
+        .single()?;
+    Some(PublishAt::Exact(exact))
 }
 
 /// An article parsed from its file, before the issue's date is known.
@@ -650,6 +719,8 @@ fn parse_folder(
                 volume: None,
                 summary: None,
                 order: Vec::new(),
+                draft: false,
+                publish_at: None,
             }
         }
     };
@@ -691,6 +762,8 @@ fn parse_folder(
         dir: folder.dir.clone(),
         articles,
         hash: ContentHash(*hasher.finalize().as_bytes()),
+        draft: meta.draft,
+        publish_at: meta.publish_at,
     })
 }
 

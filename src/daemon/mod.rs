@@ -17,7 +17,6 @@
 pub mod schedule;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -45,13 +44,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error("schedule.cron: {0}")]
     Schedule(String),
-    #[error("cannot listen on {addr} (http.listen): {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("the HTTP server failed: {0}")]
-    Http(std::io::Error),
+    #[error(transparent)]
+    Listen(#[from] crate::web::server::BindError),
     #[error(transparent)]
     Web(#[from] crate::web::WebError),
 }
@@ -71,6 +65,9 @@ pub struct CycleStats {
     pub failed_total: u64,
     /// Messages per second over the last cycle that sent any.
     pub last_send_rate: f64,
+    /// When the next held issue goes out, as the last cycle that succeeded
+    /// found it: the schedule loop wakes for it.
+    pub next_release: Option<DateTime<Utc>>,
 }
 
 /// Runs cycles, one at a time.
@@ -80,6 +77,9 @@ pub struct Cycles {
     gate: tokio::sync::Mutex<()>,
     stop: AtomicBool,
     stats: std::sync::Mutex<CycleStats>,
+    /// Told when a cycle found a different next release moment (a cycle
+    /// from the API, say), so the schedule loop sleeps until the new one.
+    release_changed: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Cycles {
@@ -96,6 +96,7 @@ impl Cycles {
             gate: tokio::sync::Mutex::new(()),
             stop: AtomicBool::new(false),
             stats: std::sync::Mutex::new(CycleStats::default()),
+            release_changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -139,6 +140,7 @@ impl Cycles {
             }
         };
         let secs = started.elapsed().as_secs_f64();
+        let before = self.stats().next_release;
         self.update(|s| {
             s.running = false;
             s.runs += 1;
@@ -147,6 +149,7 @@ impl Cycles {
             s.last_ok = Some(result.is_ok());
             match &result {
                 Ok(report) => {
+                    s.next_release = report.next_release;
                     if let Some(send) = &report.mail.send {
                         s.sent_total += send.sent;
                         s.failed_total += send.failed + send.bounced;
@@ -159,6 +162,11 @@ impl Cycles {
                 Err(_) => s.failures += 1,
             }
         });
+        if let Ok(report) = &result
+            && report.next_release != before
+        {
+            self.release_changed.notify_one();
+        }
         match &result {
             Ok(report) => {
                 for p in &report.problems {
@@ -207,23 +215,31 @@ impl Cycles {
     }
 }
 
-/// The schedule loop: a cycle at start, then one per due slot, until
-/// `cycles` is stopped.
+/// The schedule loop: a cycle at start, then one per due slot and one when
+/// a held issue's publication moment comes, until `cycles` is stopped.
 pub async fn schedule_loop(
     cycles: Arc<Cycles>,
     schedule: Schedule,
     wake: Arc<tokio::sync::Notify>,
 ) {
     let started = Utc::now();
-    // The start cycle stands for every slot up to now (the one catch-up).
+    // The start cycle stands for every slot up to now (the one catch-up),
+    // and releases every issue whose moment passed while the daemon was down.
     let mut last = schedule.latest_at_or_before(started).unwrap_or(started);
     let _ = cycles.run_now("start").await;
+    // After a release cycle failed: not again before this (a failing cycle
+    // must not spin); the next slot still runs.
+    let mut release_floor: Option<DateTime<Utc>> = None;
     loop {
         if cycles.stopping() {
             return;
         }
         let now = Utc::now();
-        let nap = match schedule.step(last, now) {
+        let release = cycles
+            .stats()
+            .next_release
+            .map(|at| release_floor.map_or(at, |floor| at.max(floor)));
+        let nap = match schedule.step_with_release(last, now, release) {
             Step::Run(slot) => {
                 if schedule.next_after(last).is_some_and(|n| n < slot) {
                     tracing::info!(%slot, "slots were missed; one catch-up cycle");
@@ -232,12 +248,21 @@ pub async fn schedule_loop(
                 let _ = cycles.run_now("schedule").await;
                 continue;
             }
+            Step::Release(at) => {
+                tracing::info!(%at, "a held issue's publication moment came; cycling");
+                release_floor = match cycles.run_now("release").await {
+                    Ok(_) => None,
+                    Err(_) => Some(Utc::now() + MAX_NAP),
+                };
+                continue;
+            }
             Step::Wait(next) => (next - now).to_std().unwrap_or(Duration::ZERO).min(MAX_NAP),
             Step::Never => MAX_NAP,
         };
         tokio::select! {
             _ = tokio::time::sleep(nap) => {}
             _ = wake.notified() => {}
+            _ = cycles.release_changed.notified() => {}
         }
     }
 }
@@ -254,32 +279,21 @@ pub async fn serve(
     let store = Store::open(&config.database.path).await?;
     let cycles = Arc::new(Cycles::new(config.clone(), store.clone()));
     let state = crate::web::AppState::new(config.clone(), store.clone(), cycles.clone())?;
-    let listener = tokio::net::TcpListener::bind(config.http.listen)
-        .await
-        .map_err(|source| ServeError::Listen {
-            addr: config.http.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(ServeError::Http)?;
-    tracing::info!(%addr, cron = %config.schedule.cron, "gazette serving");
+    let listeners = crate::web::server::bind(&config.http.listen).await?;
+    for l in &listeners {
+        if let Ok(addr) = l.local_addr() {
+            tracing::info!(%addr, cron = %config.schedule.cron, "gazette serving");
+        }
+    }
 
     let wake = Arc::new(tokio::sync::Notify::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut http_stop = stop_rx.clone();
-    // Answers are written in one go; Nagle's algorithm would only hold
-    // back the tail of a large feed until the client's delayed ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let http = tokio::spawn(
-        axum::serve(listener, crate::web::app(state))
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|s| *s).await;
-            })
-            .into_future(),
-    );
+    let http = tokio::spawn(crate::web::server::run(
+        listeners,
+        crate::web::app(state),
+        crate::web::server::Limits::from_config(&config.http),
+        stop_rx,
+    ));
     let looper = tokio::spawn(schedule_loop(cycles.clone(), schedule, wake.clone()));
 
     shutdown.await;
@@ -294,10 +308,8 @@ pub async fn serve(
             STOP_GRACE.as_secs()
         );
     }
-    match tokio::time::timeout_at(deadline, http).await {
-        Ok(Ok(Err(e))) => return Err(ServeError::Http(e)),
-        Err(_) => tracing::warn!("HTTP connections still open at the stop; closed"),
-        _ => {}
+    if tokio::time::timeout_at(deadline, http).await.is_err() {
+        tracing::warn!("HTTP connections still open at the stop; closed");
     }
     // A cycle cut off above still holds a connection; do not wait for it.
     let _ = tokio::time::timeout(Duration::from_secs(1), store.close()).await;

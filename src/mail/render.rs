@@ -869,6 +869,8 @@ pub fn sample_issue() -> Issue {
         volume: Some(1),
         summary: Some("A sample issue.".into()),
         publication: None,
+        draft: false,
+        publish_at: None,
         dir: std::path::PathBuf::from("sample"),
         hash: ContentHash::of(b"gazette sample issue"),
         articles,

@@ -600,3 +600,93 @@ fn one_folder_reads_and_parses_like_the_whole_tree() {
         assert!(tree.folders.is_empty(), "{slug:?}");
     }
 }
+
+#[test]
+fn issue_toml_draft_and_publish_at() {
+    let tmp = tree_with_good_issue();
+    let toml = |extra: &str| format!("title = \"Spring 2024\"\ndate = 2024-03-01\n{extra}");
+    let local = |h, m, s| date(2024, 3, 2).and_hms_opt(h, m, s).unwrap();
+    let cases: &[(&str, bool, Option<PublishAt>)] = &[
+        ("", false, None),
+        ("draft = true\n", true, None),
+        ("draft = false\n", false, None),
+        (
+            "publish_at = 2024-03-02T08:30:00\n",
+            false,
+            Some(PublishAt::Local(local(8, 30, 0))),
+        ),
+        // TOML 1.1: seconds may be left out; a space for the T.
+        (
+            "publish_at = 2024-03-02 08:30\n",
+            false,
+            Some(PublishAt::Local(local(8, 30, 0))),
+        ),
+        (
+            "publish_at = \"2024-03-02T08:30:15\"\n",
+            false,
+            Some(PublishAt::Local(local(8, 30, 15))),
+        ),
+        // A day alone: its start.
+        (
+            "publish_at = 2024-03-02\n",
+            false,
+            Some(PublishAt::Local(local(0, 0, 0))),
+        ),
+        (
+            "publish_at = 2024-03-02T08:30:00+01:00\n",
+            false,
+            Some(PublishAt::Exact(
+                chrono::FixedOffset::east_opt(3600)
+                    .unwrap()
+                    .from_local_datetime(&local(8, 30, 0))
+                    .unwrap(),
+            )),
+        ),
+    ];
+    for (extra, draft, publish_at) in cases {
+        write(tmp.path(), "2024-03/issue.toml", toml(extra));
+        let ingest = ingest(tmp.path());
+        assert_good_ones_ingested(&ingest);
+        assert!(ingest.problems.is_empty(), "{extra}: {:?}", ingest.problems);
+        let issue = &ingest.issues[0];
+        assert_eq!(
+            (issue.draft, issue.publish_at),
+            (*draft, *publish_at),
+            "{extra}"
+        );
+    }
+}
+
+#[test]
+fn bad_draft_or_publish_at_is_a_problem_with_its_line_and_skips_the_issue() {
+    let tmp = tree_with_good_issue();
+    let cases = [
+        (
+            "publish_at = \"tomorrow\"",
+            "publish_at = \"tomorrow\" is not a date-time",
+        ),
+        ("publish_at = 08:30:00", "is not a date-time"),
+        ("publish_at = 20241201", "is not a date-time"),
+        ("publish_at = \"2024-02-30T08:00:00\"", "is not a date-time"),
+        (
+            "draft = \"yes\"",
+            "draft must be true or false, not \"yes\"",
+        ),
+        ("draft = 1", "draft must be true or false"),
+    ];
+    for (line, message) in cases {
+        let path = write(
+            tmp.path(),
+            "2024-03/issue.toml",
+            format!("title = \"Spring 2024\"\n\ndate = 2024-03-01\n{line}\n"),
+        );
+        let ingest = ingest(tmp.path());
+        assert!(ingest.issues.is_empty(), "{line}");
+        let p = only_problem(&ingest, &path);
+        assert_eq!(p.line, Some(4), "{line}: {p}");
+        assert!(
+            p.message.contains(message) && p.message.contains("the issue is skipped"),
+            "{line}: {p}"
+        );
+    }
+}
