@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 use gazette::config::Config;
 use gazette::content::Issue;
 use gazette::cycle::{self, plural};
-use gazette::mail::{Recipient, RenderError, Renderer};
+use gazette::mail::{Recipient, Renderer};
 use gazette::release::{self, Release};
 use gazette::store::{CheckedAdd, IssueRecord, RemoveOutcome, Store, StoreError};
 use gazette::subscribers::csv as subscriber_csv;
@@ -58,7 +58,10 @@ struct Cli {
 enum Command {
     /// Validate the config and every content file; exit 1 on any problem.
     Check,
-    /// One cycle: ingest new or changed issues, record them, rebuild the feeds.
+    /// One cycle: ingest new or changed issues, record them, rebuild the
+    /// feeds, then EMAIL each new issue to every active subscriber (and send
+    /// the retries that are due). Exit 3: no message got through to the mail
+    /// server; they stay queued.
     Run {
         /// How long to wait for another run on the same database to finish.
         #[arg(long, default_value_t = 60, value_name = "SECONDS")]
@@ -212,10 +215,28 @@ fn main() -> ExitCode {
     match real_main(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes on one line, each said once: library errors
+/// often already quote their cause (`content folder X: No such file...`),
+/// which `{:#}` would print a second time.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn init_tracing(format: LogFormat, default_level: &str) {
@@ -233,7 +254,17 @@ fn init_tracing(format: LogFormat, default_level: &str) {
 
 fn load_config(path: &std::path::Path) -> Result<Config> {
     Config::load(path)
-        .map_err(|e| anyhow::anyhow!("{e}"))
+        .map_err(|e| match e {
+            gazette::config::ConfigError::Read { path, source }
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                anyhow::anyhow!(
+                    "there is no config file {} ({source}); run gazette in the folder that holds config.toml, or name the file with --config PATH or the GAZETTE_CONFIG environment variable",
+                    path.display()
+                )
+            }
+            e => anyhow::anyhow!("{e}"),
+        })
         .context(format!(
             "the configuration {} is not usable (see README.md, \"Configuration\")",
             path.display()
@@ -292,22 +323,10 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// Every template problem: compile errors of each file, else the first
-/// render error against the sample issue. A missing `mail.from` is not one
-/// (only sending needs it).
+/// Every template problem, by the rules `serve` applies at start (one
+/// function for both, so that nothing `check` refuses can be served).
 fn template_problems(config: &Config) -> Vec<String> {
-    let mut problems = match Renderer::load_all(config) {
-        Err(errors) => errors.iter().map(ToString::to_string).collect(),
-        Ok(r) => match r.check() {
-            Ok(()) | Err(RenderError::Sender(_)) => Vec::new(),
-            Err(e) => vec![e.to_string()],
-        },
-    };
-    // The page templates (a digest problem is reported once, above).
-    if problems.is_empty() {
-        problems = gazette::web::pages::Pages::problems(config);
-    }
-    problems
+    gazette::web::pages::Pages::problems(config)
 }
 
 fn check(config: &Config, json: bool) -> Result<ExitCode> {

@@ -82,15 +82,27 @@ pub fn run(config: &Config, json: bool, wait: Duration) -> Result<ExitCode> {
     let rt = super::super::runtime()?;
     let stop = stop_on_signal(&rt);
     let bar = progress(json);
-    let report = rt.block_on(async {
+    let (report, waiting) = rt.block_on(async {
         let store = Store::open(&config.database.path).await?;
         let control = Control {
             progress: bar.as_ref(),
             stop: &stop,
         };
         let report = cycle::run(config, &store, Utc::now(), &control).await;
+        // When the server never answered: every message that waits for it.
+        let waiting = match report.as_ref().ok().and_then(|r| r.mail.send.as_ref()) {
+            Some(send) if send.server_never_answered() => Some(
+                store
+                    .delivery_counts(None)
+                    .await?
+                    .iter()
+                    .map(|i| i.queued + i.sending)
+                    .sum::<u64>(),
+            ),
+            _ => None,
+        };
         store.close().await;
-        anyhow::Ok(report?)
+        anyhow::Ok((report?, waiting))
     })?;
     if json {
         println!("{}", report.to_json());
@@ -100,7 +112,32 @@ pub fn run(config: &Config, json: bool, wait: Duration) -> Result<ExitCode> {
         }
         println!("{}", report.summary());
     }
+    if let Some(n) = waiting {
+        eprintln!(
+            "error: no message got through to the mail server ({}): it did not answer, or refused the session (TLS, login); {n} messages wait in the queue for the next run (`gazette deliveries` has the errors)",
+            mail_server(config)
+        );
+        return Ok(ExitCode::from(EXIT_SERVER_UNREACHABLE));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `gazette run`'s exit code when messages were due and not one attempt got
+/// an answer from the mail server (connection refused or timed out, TLS or
+/// login refused): distinct from 1 (a problem in gazette's input or
+/// files) so that an alert can tell them apart.
+pub const EXIT_SERVER_UNREACHABLE: u8 = 3;
+
+/// The mail server as configured, for messages.
+fn mail_server(config: &Config) -> String {
+    match config.mail.transport {
+        gazette::config::Transport::Smtp => {
+            format!("{}:{}", config.mail.smtp.host, config.mail.smtp.port)
+        }
+        gazette::config::Transport::File => {
+            format!("outbox {}", config.mail.outbox.display())
+        }
+    }
 }
 
 /// `issues send SLUG`: publish now (even an issue skipped as too old) and

@@ -6,6 +6,7 @@
 pub mod clipping;
 pub mod markdown;
 mod model;
+pub mod nesting;
 pub mod scan;
 pub(crate) mod text;
 

@@ -120,16 +120,25 @@ impl Cycles {
         if self.stopping() {
             return Err("gazette is stopping".into());
         }
-        let _lock = self.run_lock().await?;
-        self.update(|s| s.running = true);
         let started = Instant::now();
-        let control = Control {
-            progress: &Quiet,
-            stop: &self.stop,
+        // A lock that cannot be taken (EMFILE, a wrong owner, a read-only
+        // folder) is a failed cycle like any other: logged, counted in
+        // gazette_cycle_failures_total and gazette_last_cycle_success, so an
+        // alert fires. Only a stop while waiting for another run is not one.
+        let result = match self.run_lock().await {
+            Err(e) if self.stopping() => return Err(e),
+            Err(e) => Err(format!("cannot take the run lock: {e}")),
+            Ok(_lock) => {
+                self.update(|s| s.running = true);
+                let control = Control {
+                    progress: &Quiet,
+                    stop: &self.stop,
+                };
+                cycle::run(&self.config, &self.store, Utc::now(), &control)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
         };
-        let result = cycle::run(&self.config, &self.store, Utc::now(), &control)
-            .await
-            .map_err(|e| e.to_string());
         let secs = started.elapsed().as_secs_f64();
         let before = self.stats().next_release;
         self.update(|s| {

@@ -110,8 +110,22 @@ pub struct SendReport {
     /// When the last attempts got no answer: why, in the words of the
     /// last one (e.g. "... does not speak TLS on this port ...").
     pub no_answer: Option<String>,
+    /// Attempts that got no answer at all (refused, timed out, dropped,
+    /// TLS trouble); counted in `deferred` or `failed` too.
+    pub unanswered: u64,
     #[serde(skip)]
     pub elapsed: Duration,
+}
+
+impl SendReport {
+    /// Messages were tried and not one attempt got an answer from the
+    /// server (down, unreachable, or refusing the session: TLS, login), so
+    /// the rows wait in the queue.
+    /// `gazette run` exits non-zero on it, so that cron and alerts notice.
+    pub fn server_never_answered(&self) -> bool {
+        let attempts = self.sent + self.deferred + self.failed + self.bounced;
+        self.unanswered > 0 && self.unanswered == attempts
+    }
 }
 
 /// Send everything that is due now. Call only while holding the run lock.
@@ -259,6 +273,7 @@ pub async fn send_due(
                             last_silence = Some(reply.clone());
                         }
                     }
+                    report.unanswered += u64::from(!answered);
                     done.push(result);
                 }
                 Ok(Done::Halted(id)) => released.push(id),
