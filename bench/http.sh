@@ -128,7 +128,7 @@ http {
             etag on;
             add_header Cache-Control "public, max-age=300";
             add_header X-Content-Type-Options nosniff;
-            add_header Referrer-Policy no-referrer;
+            add_header Referrer-Policy same-origin;
             add_header Vary accept-encoding;
         }
     }

@@ -121,6 +121,9 @@ pub struct MailConfig {
     /// First retry delay after a 4xx or a dropped connection; doubles each time.
     pub retry_base: Duration,
     pub digest: DigestBody,
+    /// Whether addresses with a non-ASCII local part (`zoë@…`) may enter the
+    /// list: only when the relay offers SMTPUTF8 (RFC 6531). Off by default.
+    pub smtputf8: bool,
     pub smtp: SmtpConfig,
     /// `[mail.dkim]`: sign every message when set.
     pub dkim: Option<DkimSettings>,
@@ -151,13 +154,22 @@ pub struct SmtpConfig {
 
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
-    pub listen: SocketAddr,
+    /// `HOST:PORT`; a host name is resolved when `serve` starts.
+    pub listen: String,
     /// The NAME of the environment variable holding the admin API token.
     pub admin_token_env: Option<String>,
     /// `POST /subscribe` per client address: this many at once...
     pub subscribe_burst: u32,
     /// ...then this many a minute.
     pub subscribe_per_minute: u32,
+    /// A request's head must arrive within this (also the keep-alive idle limit).
+    pub header_timeout: Duration,
+    /// The longest wait for the next piece of a request body.
+    pub body_timeout: Duration,
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<crate::web::proxy::IpNet>,
 }
 
 pub const DEFAULT_SUBJECT: &str = "{{ issue.title }} | {{ publication.title }}";
@@ -214,7 +226,11 @@ raw_section!(RawHttp {
     listen: String,
     admin_token_env: String,
     subscribe_burst: i64,
-    subscribe_per_minute: i64
+    subscribe_per_minute: i64,
+    header_timeout: String,
+    body_timeout: String,
+    max_connections: i64,
+    trusted_proxies: Vec<String>
 });
 
 #[derive(Debug, Default, Deserialize)]
@@ -231,6 +247,7 @@ pub struct RawMail {
     pub skip_older_than: Option<String>,
     pub retry_base: Option<String>,
     pub digest: Option<DigestBody>,
+    pub smtputf8: Option<bool>,
     #[serde(default)]
     pub smtp: RawSmtp,
     #[serde(default)]
@@ -253,7 +270,8 @@ impl RawMail {
             max_attempts,
             skip_older_than,
             retry_base,
-            digest
+            digest,
+            smtputf8
         );
         self.smtp.merge(over.smtp);
         self.dkim.merge(over.dkim);
@@ -618,17 +636,49 @@ impl Config {
 
         let dkim = dkim_settings(m.dkim, m.from.as_deref(), &root, &mut bad);
 
-        let listen_s = raw.http.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
-        let listen = match listen_s.parse::<SocketAddr>() {
-            Ok(a) => a,
-            Err(_) => {
-                bad(
-                    "http.listen",
-                    format!("{listen_s:?} is not an address such as \"127.0.0.1:8080\""),
-                );
-                SocketAddr::from(([127, 0, 0, 1], 8080))
+        let listen = raw.http.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        if listen.parse::<SocketAddr>().is_err() && !is_host_port(&listen) {
+            bad(
+                "http.listen",
+                format!(
+                    "{listen:?} is not an address such as \"127.0.0.1:8080\", \"[::1]:8080\" or \"localhost:8080\""
+                ),
+            );
+        }
+        let mut timeout = |key: &str, value: Option<&str>, default: u64| match value
+            .map(parse_duration)
+            .unwrap_or(Ok(Duration::from_secs(default)))
+        {
+            Ok(d) if d >= Duration::from_secs(1) && d <= Duration::from_secs(3600) => d,
+            Ok(_) => {
+                bad(key, "must be between 1s and 1h".into());
+                Duration::from_secs(default)
+            }
+            Err(msg) => {
+                bad(key, msg);
+                Duration::from_secs(default)
             }
         };
+        let header_timeout = timeout(
+            "http.header_timeout",
+            raw.http.header_timeout.as_deref(),
+            10,
+        );
+        let body_timeout = timeout("http.body_timeout", raw.http.body_timeout.as_deref(), 30);
+        let max_connections = raw.http.max_connections.unwrap_or(512);
+        if !(1..=100_000).contains(&max_connections) {
+            bad(
+                "http.max_connections",
+                format!("must be between 1 and 100000, not {max_connections}"),
+            );
+        }
+        let mut trusted_proxies = Vec::new();
+        for p in raw.http.trusted_proxies.iter().flatten() {
+            match crate::web::proxy::IpNet::parse(p) {
+                Ok(net) => trusted_proxies.push(net),
+                Err(msg) => bad("http.trusted_proxies", msg),
+            }
+        }
 
         let subscribe_burst = raw.http.subscribe_burst.unwrap_or(5);
         let subscribe_per_minute = raw.http.subscribe_per_minute.unwrap_or(3);
@@ -680,6 +730,7 @@ impl Config {
                 skip_older_than,
                 retry_base,
                 digest: m.digest.unwrap_or(DigestBody::Full),
+                smtputf8: m.smtputf8.unwrap_or(false),
                 smtp: SmtpConfig {
                     host: s.host.unwrap_or_else(|| "localhost".into()),
                     port: port as u16,
@@ -695,6 +746,10 @@ impl Config {
                 admin_token_env: raw.http.admin_token_env,
                 subscribe_burst: subscribe_burst as u32,
                 subscribe_per_minute: subscribe_per_minute as u32,
+                header_timeout,
+                body_timeout,
+                max_connections: max_connections as usize,
+                trusted_proxies,
             },
         })
     }
@@ -786,6 +841,17 @@ fn env_override(section: &str, key: &str, value: &str) -> Result<RawConfig, Stri
         }
     }
     Err(format!("{section}.{key}: {last}"))
+}
+
+/// `HOST:PORT` with a host name (resolved when `serve` starts).
+fn is_host_port(s: &str) -> bool {
+    s.rsplit_once(':').is_some_and(|(host, port)| {
+        port.parse::<u16>().is_ok()
+            && !host.is_empty()
+            && host
+                .split('.')
+                .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+    })
 }
 
 fn parse_base_url(s: &str) -> Result<Url, String> {
@@ -1028,7 +1094,7 @@ mod tests {
         assert_eq!(c.mail.outbox, Path::new("/srv/gz/outbox"));
         assert!(c.mail.subject.contains("issue.title"));
         assert_eq!(c.mail.skip_older_than, Duration::from_secs(30 * 86400));
-        assert_eq!(c.http.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.http.listen, "127.0.0.1:8080");
     }
 
     #[test]
@@ -1217,6 +1283,48 @@ mod tests {
     }
 
     #[test]
+    fn http_listen_takes_host_names_and_the_connection_limits_have_defaults() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(
+            (
+                c.http.header_timeout,
+                c.http.body_timeout,
+                c.http.max_connections
+            ),
+            (Duration::from_secs(10), Duration::from_secs(30), 512)
+        );
+        assert!(c.http.trusted_proxies.is_empty());
+        for ok in ["localhost:8081", "[::1]:8080", "news-1.example.org:80"] {
+            let c = parse(&format!("{MINIMAL}[http]\nlisten = \"{ok}\"\n")).unwrap();
+            assert_eq!(c.http.listen, ok);
+        }
+        for bad in ["localhost", "localhost:http", ":8080", "a b:80", "x:99999"] {
+            let e = err(&format!("{MINIMAL}[http]\nlisten = \"{bad}\"\n"));
+            assert!(e.contains("config.toml:5: http.listen"), "{bad}: {e}");
+        }
+        let c = parse(&format!(
+            "{MINIMAL}[http]\nheader_timeout = \"2s\"\nbody_timeout = \"1m\"\nmax_connections = 3\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\", \"::1\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(c.http.header_timeout, Duration::from_secs(2));
+        assert_eq!(c.http.body_timeout, Duration::from_secs(60));
+        assert_eq!(c.http.max_connections, 3);
+        assert_eq!(c.http.trusted_proxies.len(), 3);
+        let e = err(&format!("{MINIMAL}[http]\nheader_timeout = \"0s\"\n"));
+        assert!(
+            e.contains("http.header_timeout: must be between 1s and 1h"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{MINIMAL}[http]\ntrusted_proxies = [\"10.0.0.0/33\"]\n"
+        ));
+        assert!(
+            e.contains("config.toml:5: http.trusted_proxies") && e.contains("10.0.0.0/33"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn secrets_are_named_not_inlined() {
         let e = err(&format!(
             "{MINIMAL}[mail.smtp]\npassword_env = \"hunter2!\"\n"
@@ -1326,5 +1434,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("/nonexistent/gazette/config.toml"), "{e}");
+    }
+
+    #[test]
+    fn mail_smtputf8_is_off_unless_set() {
+        assert!(!parse_env(MINIMAL, &[]).unwrap().mail.smtputf8);
+        let on = format!("{MINIMAL}[mail]\nsmtputf8 = true\n");
+        assert!(parse_env(&on, &[]).unwrap().mail.smtputf8);
+        let env = parse_env(MINIMAL, &[("GAZETTE_MAIL_SMTPUTF8", "true")]).unwrap();
+        assert!(env.mail.smtputf8);
+        let e = parse_env(MINIMAL, &[("GAZETTE_MAIL_SMTPUTF8", "maybe")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("GAZETTE_MAIL_SMTPUTF8"), "{e}");
     }
 }

@@ -582,7 +582,8 @@ fn subscribers_add(
     confirmed: bool,
     json: bool,
 ) -> Result<ExitCode> {
-    let email = parse_email(email)?;
+    let email = SubscriberEmail::parse_new(email, config.mail.smtputf8)
+        .map_err(|e| anyhow::anyhow!("invalid address {:?}: {e}", email.trim()))?;
     let name = match name {
         Some(n) => SubscriberName::parse(n)
             .map_err(|e| anyhow::anyhow!("invalid name {:?}: {e}", n.trim()))?,
@@ -779,7 +780,7 @@ fn subscribers_list(config: &Config, status: Option<Status>, json: bool) -> Resu
 fn subscribers_import(config: &Config, file: &Path, json: bool) -> Result<ExitCode> {
     let shown = file.display();
     let input = std::fs::read(file).with_context(|| format!("cannot read {shown}"))?;
-    let parsed = match subscriber_csv::read(&input) {
+    let parsed = match subscriber_csv::read(&input, config.mail.smtputf8) {
         Ok(p) => p,
         Err(e) => bail!("{shown}:{}: {e}; nothing was imported", e.line()),
     };

@@ -28,6 +28,7 @@ impl Composer for Plain {
         Ok(Composed {
             message_id,
             envelope_from: "a@example.org".into(),
+            to: row.email.clone(),
             bytes: bytes.into_bytes(),
         })
     }

@@ -223,6 +223,42 @@ fn subscribe_from(server: &Server, source: &str, email: &str) -> (u16, Option<St
     (status, retry)
 }
 
+/// The confirm page's button: POST to the link, as the browser sends it.
+fn press_confirm(server: &Server, token: &str) -> (StatusCode, String) {
+    post_raw(
+        server,
+        &format!("/confirm/{token}"),
+        "application/x-www-form-urlencoded",
+        b"",
+    )
+}
+
+/// A request with `method` and extra headers: (status, body).
+fn request(
+    server: &Server,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (StatusCode, String) {
+    let mut req = ureq::http::Request::builder()
+        .method(method)
+        .uri(server.url(path));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let sent = if body.is_empty() {
+        server.agent().run(req.body(()).expect("request"))
+    } else {
+        server
+            .agent()
+            .run(req.body(body.to_string()).expect("request"))
+    };
+    let mut r = sent.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let text = r.body_mut().read_to_string().unwrap_or_default();
+    (r.status(), text)
+}
+
 fn run(site: &Site) -> String {
     let out = site.gazette(&["run"]);
     expect_code(&out, 0);
@@ -298,16 +334,40 @@ fn subscribe_confirm_over_real_smtp_and_the_next_issue_arrives() {
     );
     assert_eq!(site.status_of("Ann@example.org"), "pending");
 
-    let (status, headers, page) = server.get(&format!("/confirm/{token}"));
+    // Opening the link (as a mail scanner or a link preview does, any
+    // number of times, GET or HEAD) shows a page with one button and
+    // changes nothing.
+    let before = snapshot(&site);
+    for _ in 0..2 {
+        let (status, headers, page) = server.get(&format!("/confirm/{token}"));
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_page("confirm page", Some(&headers), &page);
+        assert!(page.contains("Confirm your subscription"), "{page}");
+        assert!(
+            page.contains("Ann Lee") && page.contains("Ann@example.org"),
+            "{page}"
+        );
+        assert!(page.contains("<form method=\"post\">"), "{page}");
+        assert_eq!(headers["cache-control"], "no-store");
+        let (status, _) = request(&server, "HEAD", &format!("/confirm/{token}"), &[], "");
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(snapshot(&site), before, "GET and HEAD change nothing");
+    assert_eq!(site.status_of("Ann@example.org"), "pending");
+
+    // The button confirms.
+    let (status, page) = press_confirm(&server, &token);
     assert_eq!(status, StatusCode::OK, "{page}");
-    assert_page("confirmed", Some(&headers), &page);
+    assert_page("confirmed", None, &page);
     assert!(page.contains("You are subscribed"));
     let ann = &site.subscribers()["Ann@example.org"];
     assert_eq!(ann["status"], "active");
     assert_eq!(ann["name"], "Ann Lee");
     assert!(ann["confirmed_at"].is_string(), "{ann}");
-    // Used once.
+    // Used once: the link and its button are 404s now.
     let (status, _, _) = server.get(&format!("/confirm/{token}"));
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = press_confirm(&server, &token);
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // The next issue goes to them, while serve keeps running.
@@ -425,7 +485,7 @@ fn the_answer_to_subscribe_never_tells_who_is_on_the_list() {
         .find(|m| to(m).contains("left@"))
         .expect("mail to left@");
     let token = link_token(&left.text, "confirm").unwrap_or_default();
-    let (status, _, _) = server.get(&format!("/confirm/{token}"));
+    let (status, _) = press_confirm(&server, &token);
     assert_eq!(status, StatusCode::OK);
     let left = &site.subscribers()["left@example.org"];
     assert_eq!(
@@ -456,6 +516,9 @@ fn an_expired_confirmation_link_is_404_and_changes_nothing() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_page("expired link", Some(&headers), &page);
     assert!(page.contains("expired"), "{page}");
+    let (status, page) = press_confirm(&server, &token);
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(page.contains("expired"), "{page}");
     assert_eq!(snapshot(&site), before);
     assert_eq!(site.status_of("ann@example.org"), "pending");
 
@@ -467,7 +530,7 @@ fn an_expired_confirmation_link_is_404_and_changes_nothing() {
         .expect("a second mail");
     let token2 = link_token(&read_mail(&fresh).text, "confirm").expect("link");
     assert_ne!(token2, token);
-    let (status, _, _) = server.get(&format!("/confirm/{token2}"));
+    let (status, _) = press_confirm(&server, &token2);
     assert_eq!(status, StatusCode::OK);
     assert_eq!(site.status_of("ann@example.org"), "active");
 
@@ -485,6 +548,9 @@ fn an_expired_confirmation_link_is_404_and_changes_nothing() {
         Some(permanent_token(&site, "bob@example.org").as_str())
     );
     let (status, _, _) = server.get(path);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(site.status_of("bob@example.org"), "pending");
+    let (status, _) = post_raw(&server, path, "application/x-www-form-urlencoded", b"");
     assert_eq!(status, StatusCode::OK);
     assert_eq!(site.status_of("bob@example.org"), "active");
 }
@@ -536,16 +602,14 @@ fn unknown_or_tampered_tokens_get_404_everywhere_and_change_nothing() {
             let (status, headers, page) = server.get(&path);
             assert_eq!(status, StatusCode::NOT_FOUND, "GET {path}");
             assert_page(&format!("GET {path}"), Some(&headers), &page);
-            if p != "confirm" {
-                let (status, page) = post_raw(
-                    &server,
-                    &path,
-                    "application/x-www-form-urlencoded",
-                    b"List-Unsubscribe=One-Click&name=Mallory&format=text",
-                );
-                assert_eq!(status, StatusCode::NOT_FOUND, "POST {path}");
-                assert_page(&format!("POST {path}"), None, &page);
-            }
+            let (status, page) = post_raw(
+                &server,
+                &path,
+                "application/x-www-form-urlencoded",
+                b"List-Unsubscribe=One-Click&name=Mallory&format=text",
+            );
+            assert_eq!(status, StatusCode::NOT_FOUND, "POST {path}");
+            assert_page(&format!("POST {path}"), None, &page);
         }
     }
     assert_eq!(snapshot(&site), before, "nothing changed");
@@ -968,7 +1032,7 @@ fn an_erased_person_who_signs_up_again_and_confirms_is_on_the_list_again() {
     assert_eq!(mails.len(), 1, "{mails:?}");
     let token = link_token(&read_mail(&mails[0]).text, "confirm").expect("link");
     assert_eq!(site.status_of("ann@example.org"), "pending");
-    let (status, _, _) = server.get(&format!("/confirm/{token}"));
+    let (status, _) = press_confirm(&server, &token);
     assert_eq!(status, StatusCode::OK);
     assert_eq!(site.status_of("ann@example.org"), "active");
     assert_eq!(sql(&site, "SELECT count(*) FROM suppressions").trim(), "0");
@@ -1007,4 +1071,301 @@ fn a_refused_sign_up_mail_is_logged_without_the_address() {
         !log.to_ascii_lowercase().contains("nobody.here@example.org"),
         "{log}"
     );
+}
+
+#[test]
+fn forms_posted_from_another_site_are_refused_one_click_is_not() {
+    let site = site_with("", "");
+    import(&site, &["ann@example.org,Ann,active"]);
+    let server = site.serve();
+    let form = "application/x-www-form-urlencoded";
+    let own = server.base.clone();
+    let before = snapshot(&site);
+
+    // Another site's page makes the reader's browser post the form.
+    for origin in ["https://evil.example", "null", "http://127.0.0.1:1"] {
+        let (status, page) = request(
+            &server,
+            "POST",
+            "/subscribe",
+            &[("Origin", origin), ("Content-Type", form)],
+            "email=victim%40example.org&name=",
+        );
+        assert_eq!(status, StatusCode::FORBIDDEN, "Origin: {origin}\n{page}");
+        assert_page("403", None, &page);
+        assert!(page.contains("another site"), "{page}");
+    }
+    assert!(outbox(&site, "signup-").is_empty(), "nothing was mailed");
+    assert_eq!(snapshot(&site), before, "nothing changed");
+
+    // The site's own pages: at base_url's origin (behind a proxy), or at the
+    // address the request came to; and plain clients, with no Origin.
+    for (i, origin) in [Some("https://news.example.org"), Some(own.as_str()), None]
+        .into_iter()
+        .enumerate()
+    {
+        let mut headers = vec![("Content-Type", form)];
+        if let Some(o) = origin {
+            headers.push(("Origin", o));
+        }
+        let (status, page) = request(
+            &server,
+            "POST",
+            "/subscribe",
+            &headers,
+            &format!("email=r{i}%40example.org&name="),
+        );
+        assert_eq!(status, StatusCode::OK, "Origin: {origin:?}\n{page}");
+    }
+    assert_eq!(outbox(&site, "signup-").len(), 3);
+
+    // The confirm button and the preferences form check it too.
+    let token = link_token(&read_mail(&outbox(&site, "signup-")[0]).text, "confirm").expect("link");
+    let evil = [("Origin", "https://evil.example"), ("Content-Type", form)];
+    let (status, _) = request(&server, "POST", &format!("/confirm/{token}"), &evil, "");
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let ann = permanent_token(&site, "ann@example.org");
+    let (status, _) = request(
+        &server,
+        "POST",
+        &format!("/preferences/{ann}"),
+        &evil,
+        "name=Mallory&format=text",
+    );
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(site.status_of("r0@example.org"), "pending");
+    assert_eq!(site.subscribers()["ann@example.org"]["name"], "Ann");
+
+    // RFC 8058 one-click comes from the mail provider, with a foreign
+    // Origin or none: it still unsubscribes (the token is the secret).
+    let (status, page) = request(
+        &server,
+        "POST",
+        &format!("/unsubscribe/{ann}"),
+        &evil,
+        "List-Unsubscribe=One-Click",
+    );
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(site.status_of("ann@example.org"), "unsubscribed");
+
+    // Pages send a referrer policy under which the browser's own-site
+    // POSTs carry their real Origin (not `null`).
+    let (_, headers, _) = server.get("/");
+    assert_eq!(headers["referrer-policy"], "same-origin");
+}
+
+/// POST /subscribe from 127.0.0.1 with an X-Forwarded-For: the status.
+fn subscribe_forwarded(server: &Server, forwarded: &str, email: &str) -> StatusCode {
+    let (status, _) = request(
+        server,
+        "POST",
+        "/subscribe",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("X-Forwarded-For", forwarded),
+        ],
+        &format!("email={}", email.replace('@', "%40")),
+    );
+    status
+}
+
+#[test]
+fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_sign_up_limit() {
+    let limits = "subscribe_burst = 2\nsubscribe_per_minute = 1\n";
+    let site = site_with(
+        "",
+        &format!("{limits}trusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]\n"),
+    );
+    let server = site.serve();
+    for client in ["203.0.113.7", "203.0.113.8"] {
+        for i in 0..2 {
+            let status = subscribe_forwarded(&server, client, &format!("{client}-{i}@example.org"));
+            assert_eq!(status, StatusCode::OK, "{client} request {i}");
+        }
+        let status = subscribe_forwarded(&server, client, &format!("{client}-x@example.org"));
+        assert_eq!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{client} over its limit"
+        );
+    }
+    // What a client writes left of what the proxy appended is not believed.
+    let status = subscribe_forwarded(&server, "198.51.100.1, 203.0.113.7", "spoof@example.org");
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // Trusted hops are skipped.
+    let status = subscribe_forwarded(&server, "203.0.113.9, 10.1.2.3", "hop@example.org");
+    assert_eq!(status, StatusCode::OK);
+    drop(server);
+
+    // Without the setting the header is ignored: it cannot get a client
+    // past its limit.
+    let site = site_with("", limits);
+    let server = site.serve();
+    for (i, client) in ["203.0.113.7", "203.0.113.8", "203.0.113.9"]
+        .iter()
+        .enumerate()
+    {
+        let status = subscribe_forwarded(&server, client, &format!("n{i}@example.org"));
+        let want = if i < 2 {
+            StatusCode::OK
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(status, want, "request {i}, X-Forwarded-For {client}");
+    }
+}
+
+/// nginx on a free port as a reverse proxy in front of `server`, passing
+/// `Host` and appending the client to `X-Forwarded-For`, as a deployment
+/// would. Stopped when dropped.
+struct Nginx {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    fn start(upstream: u16) -> Nginx {
+        let bin = common::tool("nginx", "nginx-light");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = common::smtp::free_port();
+        let d = dir.path().display();
+        // The workers run as `nobody` when started as root: the directory
+        // must be theirs to use.
+        let mut mode = std::fs::metadata(dir.path()).expect("dir").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut mode, 0o777);
+        std::fs::set_permissions(dir.path(), mode).expect("chmod");
+        let conf = format!(
+            "daemon off;\nmaster_process on;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+               server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://127.0.0.1:{upstream};\n      proxy_set_header Host $host:$server_port;\n      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n    }}\n  }}\n}}\n"
+        );
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, conf).expect("nginx.conf");
+        let child = std::process::Command::new(bin)
+            .arg("-c")
+            .arg(&path)
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start nginx");
+        let nginx = Nginx {
+            child,
+            port,
+            _dir: dir,
+        };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "nginx did not start: {}",
+                std::fs::read_to_string(nginx._dir.path().join("error.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        nginx
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// POST /subscribe through nginx from a local source address, with extra
+/// header lines: the status.
+fn subscribe_via(port: u16, source: &str, email: &str, extra: &str) -> u16 {
+    let socket = std::net::SocketAddr::new(source.parse().expect("source"), 0);
+    let s = connect_from(socket, port);
+    let mut stream = s;
+    let body = format!("email={}", email.replace('@', "%40"));
+    write!(
+        stream,
+        "POST /subscribe HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("read");
+    raw.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A blocking connection to 127.0.0.1:`port` from `source`.
+fn connect_from(source: std::net::SocketAddr, port: u16) -> std::net::TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind(source).expect("bind the source address");
+        let stream = socket
+            .connect(([127, 0, 0, 1], port).into())
+            .await
+            .expect("connect");
+        let stream = stream.into_std().expect("std stream");
+        stream.set_nonblocking(false).expect("blocking");
+        stream
+    })
+}
+
+#[test]
+fn behind_a_real_nginx_readers_have_their_own_limits_and_the_forms_work() {
+    let site = site_with(
+        "",
+        "subscribe_burst = 1\nsubscribe_per_minute = 1\ntrusted_proxies = [\"127.0.0.1\"]\n",
+    );
+    let server = site.serve();
+    let nginx = Nginx::start(server.port);
+    // Two readers (127.0.0.2 and 127.0.0.3 loop back too): one sign-up
+    // each at once, whatever the other did.
+    for reader in ["127.0.0.2", "127.0.0.3"] {
+        assert_eq!(
+            subscribe_via(nginx.port, reader, &format!("a-{reader}@example.org"), ""),
+            200
+        );
+        assert_eq!(
+            subscribe_via(nginx.port, reader, &format!("b-{reader}@example.org"), ""),
+            429,
+            "{reader}: over its own limit"
+        );
+    }
+    // A forged X-Forwarded-For does not help: nginx appends the real peer.
+    assert_eq!(
+        subscribe_via(
+            nginx.port,
+            "127.0.0.2",
+            "c@example.org",
+            "X-Forwarded-For: 198.51.100.9\r\n"
+        ),
+        429
+    );
+    // The browser's own Origin, as it sees the site through the proxy,
+    // passes; another site's does not.
+    let own = format!("Origin: http://127.0.0.1:{}\r\n", nginx.port);
+    assert_eq!(
+        subscribe_via(nginx.port, "127.0.0.4", "d@example.org", &own),
+        200
+    );
+    assert_eq!(
+        subscribe_via(
+            nginx.port,
+            "127.0.0.5",
+            "e@example.org",
+            "Origin: https://evil.example\r\n"
+        ),
+        403
+    );
+    // The log names the forwarded client, not the proxy.
+    let log = server.log_text();
+    assert!(log.contains("client=127.0.0.3"), "{log}");
 }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use common::Site;
@@ -229,4 +229,220 @@ fn a_port_in_use_is_a_clear_error() {
         err.contains(&format!("cannot listen on {addr} (http.listen)")),
         "{err}"
     );
+}
+
+/// A site whose [http] section is `http` (timeouts, the connection cap).
+fn site_with_http(http: &str) -> Site {
+    let site = Site::new();
+    site.write(
+        "config.toml",
+        &format!("{}\n[http]\n{http}", common::CONFIG),
+    );
+    site
+}
+
+/// Open a connection, send `bytes`, and return how long until the server
+/// closed it (reading whatever it answered), and what it answered.
+fn until_closed(port: u16, bytes: &[u8], limit: Duration) -> (Duration, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(limit)).expect("read timeout");
+    let start = std::time::Instant::now();
+    s.write_all(bytes).expect("write");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (start.elapsed(), String::from_utf8_lossy(&got).into_owned()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            // A reset is the server closing too.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return (start.elapsed(), String::from_utf8_lossy(&got).into_owned());
+            }
+            Err(e) => panic!(
+                "still open after {:?} ({e}); got {:?}",
+                start.elapsed(),
+                String::from_utf8_lossy(&got)
+            ),
+        }
+    }
+}
+
+#[test]
+fn idle_partial_and_stalled_connections_are_closed_after_their_timeouts() {
+    let site = site_with_http("header_timeout = \"2s\"\nbody_timeout = \"2s\"\n");
+    let server = site.serve();
+    let limit = Duration::from_secs(15);
+    // Idle: connected, nothing sent.
+    let (took, got) = until_closed(server.port, b"", limit);
+    assert!(took >= Duration::from_millis(1500), "{took:?}");
+    assert!(got.is_empty() || got.starts_with("HTTP/1.1 408"), "{got}");
+    // Half a request head, then nothing.
+    let (took, _) = until_closed(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n", limit);
+    assert!(took >= Duration::from_millis(1500), "{took:?}");
+    // A body announced as 100 bytes, 10 sent: the form cannot be read.
+    let (took, got) = until_closed(
+        server.port,
+        b"POST /subscribe HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nemail=a%40",
+        limit,
+    );
+    assert!(took >= Duration::from_millis(1500), "{took:?}");
+    assert!(got.starts_with("HTTP/1.1 400"), "{got}");
+    // Keep-alive: after an answer, an idle connection is closed too.
+    let (took, got) = until_closed(
+        server.port,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        limit,
+    );
+    assert!(took >= Duration::from_millis(1500), "{took:?}");
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    // The site still answers, and no subscriber came of the stalled form.
+    let (status, _, _) = server.get("/healthz");
+    assert_eq!(status, StatusCode::OK);
+    assert!(site.subscribers().is_empty());
+}
+
+#[test]
+fn more_idle_connections_than_the_cap_do_not_stop_the_site() {
+    // A long header timeout: only the cap's shedding can make room.
+    let site = site_with_http("header_timeout = \"10m\"\nmax_connections = 8\n");
+    let server = site.serve();
+    let idle: Vec<std::net::TcpStream> = (0..20)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect"))
+        .collect();
+    // Some hold half a request head.
+    for s in idle.iter().step_by(2) {
+        let mut s = s;
+        s.write_all(b"GET / HTTP/1.1\r\n").expect("write");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let start = std::time::Instant::now();
+    for _ in 0..3 {
+        let (status, _, body) = server.get("/healthz");
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(server.log_text().contains("connection limit reached"));
+    drop(idle);
+    // And it still stops gracefully.
+    let (status, took, log) = server.terminate();
+    assert!(status.success(), "{status}\n{log}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+#[test]
+fn listen_takes_a_host_name_and_names_the_key_when_it_does_not_resolve() {
+    let site = Site::new();
+    let server = site.serve_with(common::serve::Opts {
+        host: "localhost",
+        ..Default::default()
+    });
+    let (status, _, _) = server.get("/healthz");
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        server
+            .log_text()
+            .contains(&format!("addr=127.0.0.1:{}", server.port)),
+        "{}",
+        server.log_text()
+    );
+    drop(server);
+
+    let out = site.gazette_env(
+        &["serve"],
+        &[("GAZETTE_HTTP_LISTEN", "no-such-host.invalid:8080")],
+    );
+    common::expect_code(&out, 1);
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("cannot resolve no-such-host.invalid:8080 (http.listen)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn healthz_is_503_when_the_database_cannot_be_written() {
+    let site = Site::new();
+    common::expect_code(&site.gazette(&["run"]), 0);
+    // The database file read-only for the daemon's user, as after a wrong
+    // chown or on a read-only mount. Root writes a file whatever its mode,
+    // so as root the daemon runs as `nobody`, who then owns the site.
+    let uid = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .expect("id -u");
+    let root = common::stdout(&uid).trim() == "0";
+    let prefix: &[&str] = if root {
+        let owned = std::process::Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(site.dir.path())
+            .status()
+            .expect("chown");
+        assert!(owned.success(), "chown the site to nobody");
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ]
+    } else {
+        &[]
+    };
+    let db = site.path("gazette.db");
+    let mut mode = std::fs::metadata(&db).expect("database").permissions();
+    mode.set_readonly(true);
+    std::fs::set_permissions(&db, mode).expect("chmod");
+    let server = site.serve_with(common::serve::Opts {
+        prefix,
+        healthy: false,
+        token: false,
+        ..Default::default()
+    });
+    let (status, _, body) = server.get("/healthz");
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{body}\n{}",
+        server.log_text()
+    );
+    assert!(body.contains("read-only"), "{body}");
+    assert!(
+        server
+            .log_text()
+            .contains("health check: the database cannot be written"),
+        "{}",
+        server.log_text()
+    );
+}
+
+#[test]
+fn running_out_of_file_descriptors_does_not_stop_the_accept_loop() {
+    // The cap above the process's descriptor limit (a unit without
+    // LimitNOFILE): accepts fail with EMFILE before the cap is reached.
+    let site = site_with_http("header_timeout = \"10m\"\nmax_connections = 5000\n");
+    let server = site.serve_with(common::serve::Opts {
+        prefix: &["prlimit", "--nofile=96:96", "--"],
+        ..Default::default()
+    });
+    let idle: Vec<std::net::TcpStream> = (0..150)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", server.port)).ok())
+        .collect();
+    assert!(idle.len() > 96, "only {} connections", idle.len());
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..3 {
+        let (status, _, body) = server.get("/healthz");
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let log = server.log_text();
+    assert!(
+        log.contains("cannot accept a connection; retrying"),
+        "{log}"
+    );
+    drop(idle);
+    let (status, took, log) = server.terminate();
+    assert!(status.success(), "{status}\n{log}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
 }

@@ -195,7 +195,7 @@ async fn send_test_copy(
     let stem = format!("{}/test-copy", issue.slug);
     let wire = Wire {
         envelope_from: &out.envelope_from,
-        to: email.as_str(),
+        to: &out.to,
         bytes: &out.bytes,
         file_stem: &stem,
     };

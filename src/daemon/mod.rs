@@ -17,7 +17,6 @@
 pub mod schedule;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -45,13 +44,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error("schedule.cron: {0}")]
     Schedule(String),
-    #[error("cannot listen on {addr} (http.listen): {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("the HTTP server failed: {0}")]
-    Http(std::io::Error),
+    #[error(transparent)]
+    Listen(#[from] crate::web::server::BindError),
     #[error(transparent)]
     Web(#[from] crate::web::WebError),
 }
@@ -245,32 +239,21 @@ pub async fn serve(
     let store = Store::open(&config.database.path).await?;
     let cycles = Arc::new(Cycles::new(config.clone(), store.clone()));
     let state = crate::web::AppState::new(config.clone(), store.clone(), cycles.clone())?;
-    let listener = tokio::net::TcpListener::bind(config.http.listen)
-        .await
-        .map_err(|source| ServeError::Listen {
-            addr: config.http.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(ServeError::Http)?;
-    tracing::info!(%addr, cron = %config.schedule.cron, "gazette serving");
+    let listeners = crate::web::server::bind(&config.http.listen).await?;
+    for l in &listeners {
+        if let Ok(addr) = l.local_addr() {
+            tracing::info!(%addr, cron = %config.schedule.cron, "gazette serving");
+        }
+    }
 
     let wake = Arc::new(tokio::sync::Notify::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut http_stop = stop_rx.clone();
-    // Answers are written in one go; Nagle's algorithm would only hold
-    // back the tail of a large feed until the client's delayed ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let http = tokio::spawn(
-        axum::serve(listener, crate::web::app(state))
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|s| *s).await;
-            })
-            .into_future(),
-    );
+    let http = tokio::spawn(crate::web::server::run(
+        listeners,
+        crate::web::app(state),
+        crate::web::server::Limits::from_config(&config.http),
+        stop_rx,
+    ));
     let looper = tokio::spawn(schedule_loop(cycles.clone(), schedule, wake.clone()));
 
     shutdown.await;
@@ -285,10 +268,8 @@ pub async fn serve(
             STOP_GRACE.as_secs()
         );
     }
-    match tokio::time::timeout_at(deadline, http).await {
-        Ok(Ok(Err(e))) => return Err(ServeError::Http(e)),
-        Err(_) => tracing::warn!("HTTP connections still open at the stop; closed"),
-        _ => {}
+    if tokio::time::timeout_at(deadline, http).await.is_err() {
+        tracing::warn!("HTTP connections still open at the stop; closed");
     }
     // A cycle cut off above still holds a connection; do not wait for it.
     let _ = tokio::time::timeout(Duration::from_secs(1), store.close()).await;

@@ -38,6 +38,7 @@ impl Composer for DigestComposer {
         Ok(Composed {
             message_id: out.message_id,
             envelope_from: out.envelope_from,
+            to: out.to,
             bytes: out.bytes,
         })
     }

@@ -33,6 +33,8 @@ impl Reply {
 struct Conn {
     stream: BufReader<TcpStream>,
     pipelining: bool,
+    /// The server offered SMTPUTF8 (RFC 6531) in its EHLO reply.
+    smtputf8: bool,
     since: Instant,
 }
 
@@ -42,6 +44,10 @@ enum Fail {
     Io(String),
     /// The server answered with this reply (4xx or 5xx).
     Reply(Reply),
+    /// Nothing was sent: the message cannot go over this connection (an
+    /// address that needs SMTPUTF8, which the server does not offer). It
+    /// would not go next time either, so the delivery fails.
+    Unsendable(String),
 }
 
 pub struct PlainSmtp {
@@ -166,10 +172,13 @@ impl PlainSmtp {
         self.write(&mut conn, format!("EHLO {}\r\n", self.hello).as_bytes())
             .await?;
         let ehlo = self.expect(&mut conn, |c| c == 250).await?;
-        let pipelining = ehlo
-            .text
-            .split_whitespace()
-            .any(|w| w.eq_ignore_ascii_case("PIPELINING"));
+        let offers = |ext: &str| {
+            ehlo.text
+                .split_whitespace()
+                .any(|w| w.eq_ignore_ascii_case(ext))
+        };
+        let pipelining = offers("PIPELINING");
+        let smtputf8 = offers("SMTPUTF8");
         if let Some((user, password)) = &self.auth {
             let token =
                 base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
@@ -180,6 +189,7 @@ impl PlainSmtp {
         Ok(Conn {
             stream: conn,
             pipelining,
+            smtputf8,
             since: Instant::now(),
         })
     }
@@ -191,8 +201,21 @@ impl PlainSmtp {
         to: &str,
         bytes: &[u8],
     ) -> Result<Reply, Fail> {
+        // The domain is already IDNA (ASCII); only a Unicode local part
+        // makes an address non-ASCII, and that needs SMTPUTF8 (RFC 6531 3.4).
+        let utf8 = !(from.is_ascii() && to.is_ascii());
+        if utf8 && !conn.smtputf8 {
+            return Err(Fail::Unsendable(format!(
+                "not sent: the address {to:?} needs SMTPUTF8, which {}:{} does not offer",
+                self.host, self.port
+            )));
+        }
         let s = &mut conn.stream;
-        let mail = format!("MAIL FROM:<{from}>\r\n");
+        let mail = if utf8 {
+            format!("MAIL FROM:<{from}> SMTPUTF8\r\n")
+        } else {
+            format!("MAIL FROM:<{from}>\r\n")
+        };
         let rcpt = format!("RCPT TO:<{to}>\r\n");
         if conn.pipelining {
             self.write(s, format!("{mail}{rcpt}DATA\r\n").as_bytes())
@@ -277,6 +300,14 @@ impl PlainSmtp {
                     reply: reply.line(),
                 }
             }
+            Err(Fail::Unsendable(reply)) => {
+                // Nothing was said on the connection: it is as good as before.
+                self.checkin(conn);
+                Outcome::Failed {
+                    reply,
+                    bounce: false,
+                }
+            }
             Err(Fail::Reply(r)) => {
                 // The server answered: the connection is still good, unless it said 421.
                 if r.code != 421 {
@@ -313,6 +344,10 @@ impl PlainSmtp {
 
 fn outcome(f: Fail) -> Outcome {
     match f {
+        Fail::Unsendable(reply) => Outcome::Failed {
+            reply,
+            bounce: false,
+        },
         Fail::Io(reply) => Outcome::Retry {
             reply,
             answered: false,

@@ -50,6 +50,8 @@ pub struct Composed {
     /// With angle brackets; stable per (issue, subscriber).
     pub message_id: String,
     pub envelope_from: String,
+    /// The envelope recipient as it goes on the wire (IDNA domain).
+    pub to: String,
     pub bytes: Vec<u8>,
 }
 
@@ -181,7 +183,7 @@ pub async fn send_due(
                 let stem = format!("{}/{}", row.issue_slug, row.subscriber_id);
                 let wire = Wire {
                     envelope_from: &composed.envelope_from,
-                    to: &row.email,
+                    to: &composed.to,
                     bytes: &composed.bytes,
                     file_stem: &stem,
                 };

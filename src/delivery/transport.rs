@@ -270,8 +270,21 @@ fn lettre_outcome(
 }
 
 /// Sort an SMTP error into retry / fail / bounce.
+///
+/// lettre refuses, before sending anything, a message the server's EHLO
+/// says it cannot take (an address that needs SMTPUTF8, 8-bit content
+/// without 8BITMIME): another try would meet the same refusal, so those
+/// fail. lettre has no error kind for them, only a client error naming the
+/// extension; other client errors (STARTTLS, AUTH) are about the session
+/// and are retried like no answer.
 fn classify(e: &lettre::transport::smtp::Error) -> Outcome {
     let reply = one_line(&e.to_string());
+    if e.is_client() && (reply.contains("SMTPUTF8") || reply.contains("8BITMIME")) {
+        return Outcome::Failed {
+            reply: format!("not sent: {reply}"),
+            bounce: false,
+        };
+    }
     if e.is_permanent() {
         let bounce = is_bad_mailbox(&reply);
         Outcome::Failed { reply, bounce }

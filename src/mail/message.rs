@@ -22,6 +22,7 @@ use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, 
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 
 use crate::config::Config;
+use crate::subscribers::SubscriberEmail;
 
 use super::dkim::signing_config;
 use super::render::{Recipient, RenderError};
@@ -146,11 +147,7 @@ pub(crate) fn build_message(
         email: r.email.to_string(),
         message,
     };
-    let addr: Address = r
-        .email
-        .trim()
-        .parse()
-        .map_err(|e| bad(format!("not a valid address: {e}")))?;
+    let addr = wire_address(r.email).map_err(bad)?;
     let to = addr.to_string();
     let message_id = message_id(issue_slug, r.token, sender.domain());
     let list_unsubscribe = format!(
@@ -227,13 +224,10 @@ pub fn notice(
         to: to_email.to_string(),
         message,
     };
-    let addr: Address = to_email
-        .trim()
-        .parse()
-        .map_err(|e| RenderError::Recipient {
-            email: to_email.to_string(),
-            message: format!("not a valid address: {e}"),
-        })?;
+    let addr = wire_address(to_email).map_err(|message| RenderError::Recipient {
+        email: to_email.to_string(),
+        message,
+    })?;
     let mut id = [0u8; 16];
     getrandom::fill(&mut id).map_err(|e| failed(format!("no random bytes: {e}")))?;
     let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
@@ -263,6 +257,20 @@ pub fn notice(
         to: addr.to_string(),
         bytes: msg.formatted(),
     })
+}
+
+/// The recipient as it goes on the wire, in `To:` and `RCPT TO`: the domain
+/// in its IDNA A-label form (`reader@xn--bcher-kva.example`), which every
+/// server and mail client takes; the local part as given (non-ASCII only
+/// for an address that needs SMTPUTF8, which the transport then asks for).
+fn wire_address(email: &str) -> Result<Address, String> {
+    let email =
+        SubscriberEmail::from_stored(email).map_err(|e| format!("not a valid address: {e}"))?;
+    let wire = email
+        .envelope()
+        .map_err(|e| format!("cannot be mailed: {e}"))?;
+    wire.parse()
+        .map_err(|e| format!("not a valid address {wire:?}: {e}"))
 }
 
 /// A part whose body was encoded by [`super::qp`]: lettre would otherwise

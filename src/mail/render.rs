@@ -745,15 +745,11 @@ fn check_recipient(r: &Recipient<'_>) -> Result<(), RenderError> {
             message: message.into(),
         })
     };
-    let email = r.email.trim();
-    if email.is_empty() || email.len() > 254 || !email.contains('@') {
-        return bad("not an address");
-    }
-    if !email.is_ascii() {
-        return bad("the address must be ASCII (gazette does not use SMTPUTF8)");
-    }
-    if email.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-        return bad("the address contains spaces or control characters");
+    // The same rule as everywhere an address is read: IDN domains are
+    // mailed as IDNA, a Unicode local part with SMTPUTF8 (the transport
+    // fails the delivery when the server cannot take it).
+    if let Err(e) = crate::subscribers::SubscriberEmail::from_stored(r.email) {
+        return bad(&format!("not a usable address: {e}"));
     }
     if r.token.is_empty()
         || r.token.len() > 256

@@ -348,7 +348,8 @@ fn bad_recipients_are_errors_not_panics() {
     let d = Site::new("").renderer().prepare(&issue()).unwrap();
     for (email, token) in [
         ("not an address", "t"),
-        ("zoë@exämple.net", "t"),
+        ("zoe@xn--a.example", "t"),
+        ("zoe@exa_mple.net", "t"),
         ("a@example.net", ""),
         ("a@example.net", "../x"),
         ("a@example.net", "tok\r\nX: y"),
@@ -360,6 +361,29 @@ fn bad_recipients_are_errors_not_panics() {
         };
         assert!(d.message(&r).is_err(), "{email:?} {token:?}");
     }
+}
+
+#[test]
+fn an_idn_domain_is_written_as_idna_and_the_body_shows_it_as_given() {
+    let d = Site::new("").renderer().prepare(&issue()).unwrap();
+    let r = Recipient {
+        email: "reader@bücher.example",
+        name: None,
+        token: "t",
+    };
+    let out = d.message(&r).unwrap();
+    assert_eq!(out.to, "reader@xn--bcher-kva.example");
+    let h = head(&out.bytes);
+    assert!(h.contains("To: reader@xn--bcher-kva.example\r\n"), "{h}");
+    assert!(h.is_ascii(), "{h}");
+    // A Unicode local part stays as it is (the transport asks for SMTPUTF8).
+    let out = d
+        .message(&Recipient {
+            email: "zoë@bücher.example",
+            ..r
+        })
+        .unwrap();
+    assert_eq!(out.to, "zoë@xn--bcher-kva.example");
 }
 
 #[test]

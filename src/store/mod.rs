@@ -102,6 +102,9 @@ impl Store {
                 path: path.to_path_buf(),
                 source,
             })?;
+        for problem in subscribers::normalize_addresses(&pool).await? {
+            tracing::warn!("{}: {problem}", path.display());
+        }
         Ok(Store {
             pool,
             path: path.to_path_buf(),

@@ -110,9 +110,12 @@ fn preferences_row(r: &SqliteRow) -> Result<Preferences, StoreError> {
     let bad = |what: String| corrupt(format!("subscriber {id}: {what}"));
     Ok(Preferences {
         id,
-        email: SubscriberEmail::parse(&email).map_err(|e| bad(format!("address {email:?} {e}")))?,
+        email: SubscriberEmail::from_stored(&email)
+            .map_err(|e| bad(format!("address {email:?} {e}")))?,
         name: match name {
-            Some(n) => SubscriberName::parse(&n).map_err(|e| bad(format!("name {n:?} {e}")))?,
+            Some(n) => {
+                SubscriberName::from_stored(&n).map_err(|e| bad(format!("name {n:?} {e}")))?
+            }
             None => None,
         },
         status: Status::parse(&status).ok_or_else(|| bad(format!("unknown status {status:?}")))?,
@@ -242,6 +245,28 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(Some(subscriber))
+    }
+
+    /// Who a confirmation link would confirm, without using it: the page
+    /// at the link shows this and a button (link scanners fetch links; only
+    /// the button's POST confirms). The name is the one given with the
+    /// request, else the one on record. `None` exactly when
+    /// [`Store::confirm_signup`] would find nothing.
+    pub async fn pending_confirmation(
+        &self,
+        token: &Token,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Preferences>, StoreError> {
+        let row = sqlx::query(
+            "SELECT s.id, s.email, COALESCE(c.name, s.name) AS name, s.status, s.format, s.token
+             FROM confirmations c JOIN subscribers s ON s.id = c.subscriber_id
+             WHERE c.token_hash = $1 AND c.expires_at > $2 AND s.erased_at IS NULL",
+        )
+        .bind(token_hash(token))
+        .bind(stamp(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(preferences_row).transpose()
     }
 
     /// Unsubscribe the holder of a permanent token (the digest's link and
@@ -454,6 +479,19 @@ mod tests {
         assert_ne!(stored[0].0, c.token.as_str());
         // The permanent token does not confirm.
         assert_eq!(store.confirm_signup(&permanent, now).await.unwrap(), None);
+        assert_eq!(
+            store.pending_confirmation(&permanent, now).await.unwrap(),
+            None
+        );
+        // Looking at the link changes nothing, however often.
+        for _ in 0..2 {
+            let seen = store.pending_confirmation(&c.token, now).await.unwrap();
+            assert_eq!(
+                seen.map(|p| (p.status, p.name)),
+                Some((Status::Pending, Some(name("Ann"))))
+            );
+        }
+        assert_eq!(status(&store, "ann@example.org").await.0, "pending");
 
         let later = t("2026-11-21T09:00:00Z");
         let s = store
@@ -473,6 +511,10 @@ mod tests {
         );
         // Consumed: a second use is unknown and changes nothing.
         assert_eq!(store.confirm_signup(&c.token, later).await.unwrap(), None);
+        assert_eq!(
+            store.pending_confirmation(&c.token, later).await.unwrap(),
+            None
+        );
         let left: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM confirmations")
             .fetch_one(store.pool())
             .await
@@ -494,6 +536,10 @@ mod tests {
         assert_eq!(store.confirm_signup(&stranger, now).await.unwrap(), None);
         let expired = now + chrono::Duration::days(7);
         assert_eq!(store.confirm_signup(&c.token, expired).await.unwrap(), None);
+        assert_eq!(
+            store.pending_confirmation(&c.token, expired).await.unwrap(),
+            None
+        );
         assert_eq!(
             status(&store, "ann@example.org").await,
             ("pending".into(), None, None)

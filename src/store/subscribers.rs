@@ -3,7 +3,9 @@
 //! Rows are never deleted: removing a subscriber marks them `unsubscribed`,
 //! so the delivery ledger keeps its history. An address already on the list
 //! is never changed by `add` or `import`. Addresses are unique ignoring case
-//! (the `email_key` column holds the lowercased address).
+//! and domain spelling (the `email_key` column holds
+//! [`SubscriberEmail::key`]: the local part lowercased, the domain as IDNA
+//! normalizes it).
 //!
 //! Erased subscribers (see `admin.rs`) keep an anonymized row that lists,
 //! counts and exports leave out, and an import skips their addresses.
@@ -91,6 +93,90 @@ macro_rules! insert {
 /// SQLite's 32766.
 const IMPORT_CHUNK: usize = 1000;
 
+/// The `meta` key that records which address form the rows hold: absent
+/// before IDNA normalization, [`ADDRESS_FORM`] after.
+const ADDRESS_FORM_KEY: &str = "address_form";
+const ADDRESS_FORM: &str = "idna-uts46";
+
+/// Bring rows written before addresses were IDNA-normalized to the current
+/// form: `email` with the domain in Unicode form and `email_key` as
+/// [`SubscriberEmail::key`] computes it, so `reader@xn--bcher-kva.example`
+/// and `reader@bücher.example` are found as one subscriber. Runs once per
+/// database (recorded in `meta`), in one transaction.
+///
+/// Nothing is lost: a row whose new key another row already holds (the same
+/// person added under two spellings) keeps its old address and key, and a
+/// row whose domain IDNA refuses is left as it is. Both are returned, one
+/// line each, for the caller to report; while there are any the step is not
+/// recorded as done, so they are reported again until someone resolves them
+/// (erase or unsubscribe one of the two rows).
+pub(super) async fn normalize_addresses(
+    pool: &sqlx::SqlitePool,
+) -> Result<Vec<String>, StoreError> {
+    let done: Option<(String,)> = sqlx::query_as("SELECT value FROM meta WHERE key = $1")
+        .bind(ADDRESS_FORM_KEY)
+        .fetch_optional(pool)
+        .await?;
+    if done.is_some_and(|(v,)| v == ADDRESS_FORM) {
+        return Ok(Vec::new());
+    }
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let rows: Vec<(i64, String, String)> = sqlx::query_as(
+        "SELECT id, email, email_key FROM subscribers WHERE erased_at IS NULL ORDER BY id",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut taken: std::collections::HashMap<String, i64> =
+        rows.iter().map(|(id, _, key)| (key.clone(), *id)).collect();
+    let mut problems = Vec::new();
+    for (id, email, key) in &rows {
+        let parsed = match SubscriberEmail::from_stored(email) {
+            Ok(p) => p,
+            Err(e) => {
+                problems.push(format!("subscriber {id} ({email}): {e}; left as it is"));
+                continue;
+            }
+        };
+        if let Err(e) = parsed.envelope() {
+            problems.push(format!(
+                "subscriber {id} ({email}): {e}; it cannot be mailed (erase or unsubscribe it)"
+            ));
+        }
+        let new_key = parsed.key();
+        if parsed.as_str() == email && &new_key == key {
+            continue;
+        }
+        if let Some(other) = taken
+            .get(&new_key)
+            .filter(|other| new_key != *key && **other != *id)
+        {
+            problems.push(format!(
+                "subscriber {id} ({email}) is the same address as subscriber {other}; both rows are kept unchanged: erase or unsubscribe one of them"
+            ));
+            continue;
+        }
+        sqlx::query("UPDATE subscribers SET email = $1, email_key = $2 WHERE id = $3")
+            .bind(parsed.as_str())
+            .bind(&new_key)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        taken.remove(key);
+        taken.insert(new_key, *id);
+    }
+    if problems.is_empty() {
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(ADDRESS_FORM_KEY)
+        .bind(ADDRESS_FORM)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(problems)
+}
+
 fn corrupt(id: i64, what: String) -> StoreError {
     StoreError::Corrupt {
         what: format!("subscriber {id}: {what}"),
@@ -105,12 +191,11 @@ fn subscriber(r: &SqliteRow) -> Result<Subscriber, StoreError> {
     let token: String = r.try_get("token")?;
     Ok(Subscriber {
         id,
-        email: SubscriberEmail::parse(&email)
+        email: SubscriberEmail::from_stored(&email)
             .map_err(|e| corrupt(id, format!("address {email:?} {e}")))?,
         name: match name {
-            Some(n) => {
-                SubscriberName::parse(&n).map_err(|e| corrupt(id, format!("name {n:?} {e}")))?
-            }
+            Some(n) => SubscriberName::from_stored(&n)
+                .map_err(|e| corrupt(id, format!("name {n:?} {e}")))?,
             None => None,
         },
         status: Status::parse(&status)
@@ -532,6 +617,79 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn rows_from_before_idna_get_the_new_form_once_and_duplicates_are_kept_and_reported() {
+        let (_d, store) = store().await;
+        // As an older gazette wrote them: domain lowercased as given, key the
+        // whole address lowercased.
+        sqlx::query("DELETE FROM meta WHERE key = 'address_form'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let insert = "INSERT INTO subscribers (email, email_key, status, token, created_at, updated_at) VALUES ($1, $2, 'active', $3, 'x', 'x')";
+        for email in [
+            "Reader@xn--bcher-kva.example",
+            "Ann@bücher.example",
+            "ann@xn--bcher-kva.example",
+            "old@xn--a.example",
+            "bob@example.org",
+        ] {
+            sqlx::query(insert)
+                .bind(email)
+                .bind(email.to_lowercase())
+                .bind(Token::generate().unwrap().as_str())
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
+        let problems = normalize_addresses(store.pool()).await.unwrap();
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        assert!(
+            problems[0].contains(
+                "subscriber 3 (ann@xn--bcher-kva.example) is the same address as subscriber 2"
+            ),
+            "{problems:#?}"
+        );
+        assert!(
+            problems[1].contains("subscriber 4 (old@xn--a.example)"),
+            "{problems:#?}"
+        );
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT email, email_key FROM subscribers ORDER BY id")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        let want = [
+            ("Reader@bücher.example", "reader@bücher.example"),
+            ("Ann@bücher.example", "ann@bücher.example"),
+            ("ann@xn--bcher-kva.example", "ann@xn--bcher-kva.example"),
+            ("old@xn--a.example", "old@xn--a.example"),
+            ("bob@example.org", "bob@example.org"),
+        ];
+        let got: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        assert_eq!(got, want);
+        // Every row still reads, and the punycode spelling finds the new form.
+        assert_eq!(store.subscribers(None).await.unwrap().len(), 5);
+        let found = store
+            .subscriber_by_email(&SubscriberEmail::parse("reader@xn--bcher-kva.example").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.email.as_str(), "Reader@bücher.example");
+        // With the duplicate left, the step is not recorded as done; once
+        // it is resolved, it is.
+        sqlx::query("DELETE FROM subscribers WHERE id IN (3, 4)")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert!(normalize_addresses(store.pool()).await.unwrap().is_empty());
+        let form: (String,) = sqlx::query_as("SELECT value FROM meta WHERE key = 'address_form'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(form.0, ADDRESS_FORM);
+    }
+
+    #[tokio::test]
     async fn remove_keeps_the_row_and_unknown_addresses_are_an_error() {
         let (_d, store) = store().await;
         let now = t("2026-11-20T10:00:00Z");
@@ -711,7 +869,7 @@ mod tests {
 
         let mut csv_bytes = Vec::new();
         crate::subscribers::csv::write(&mut csv_bytes, &exported).unwrap();
-        let read = crate::subscribers::csv::read(&csv_bytes[..]).unwrap();
+        let read = crate::subscribers::csv::read(&csv_bytes[..], false).unwrap();
         let back: Vec<SubscriberRow> = read.rows.into_iter().map(|(_, r)| r).collect();
 
         let (_d2, fresh) = self::store().await;

@@ -185,7 +185,9 @@ impl Lines<'_> {
 
 /// Read a subscriber CSV. Bad rows are collected in `skipped`; only a file
 /// that cannot be read as a whole (no header, not UTF-8) is an error.
-pub fn read(data: &[u8]) -> Result<CsvImport, CsvError> {
+/// Addresses enter under [`SubscriberEmail::parse_new`] with `smtputf8`
+/// (`mail.smtputf8`): one the mailer could not mail is a skipped row.
+pub fn read(data: &[u8], smtputf8: bool) -> Result<CsvImport, CsvError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -246,7 +248,7 @@ pub fn read(data: &[u8]) -> Result<CsvImport, CsvError> {
             reasons.push("no address".to_string());
             None
         } else {
-            match SubscriberEmail::parse(raw_email) {
+            match SubscriberEmail::parse_new(raw_email, smtputf8) {
                 Ok(e) => Some(e),
                 Err(e) => {
                     reasons.push(format!("invalid address {:?}: {e}", raw_email.trim()));
@@ -367,7 +369,7 @@ mod tests {
                     ,Zoë Álvarez,zoe@Example.NET\r\n\
                     \r\n\
                     bounced,,old@example.org\r\n";
-        let got = read(text.as_bytes()).unwrap();
+        let got = read(text.as_bytes(), false).unwrap();
         assert_eq!(got.skipped, vec![]);
         assert_eq!(got.warnings, vec![]);
         assert_eq!(
@@ -402,7 +404,7 @@ mod tests {
                     \n\
                     also bad\n\
                     cat@example.org";
-        let got = read(text.as_bytes()).unwrap();
+        let got = read(text.as_bytes(), false).unwrap();
         assert_eq!(
             notes(&got.skipped),
             vec![
@@ -419,7 +421,7 @@ mod tests {
 
     #[test]
     fn only_an_email_column_is_needed_and_lf_works() {
-        let got = read("email\nann@example.org\nbob@example.org".as_bytes()).unwrap();
+        let got = read("email\nann@example.org\nbob@example.org".as_bytes(), false).unwrap();
         assert_eq!(
             emails(&got),
             vec![(2, "ann@example.org"), (3, "bob@example.org")]
@@ -440,7 +442,7 @@ mod tests {
                     ,,\n\
                     ,No Address,active\n\
                     gus@example,Gus,maybe\n";
-        let got = read(text.as_bytes()).unwrap();
+        let got = read(text.as_bytes(), false).unwrap();
         assert_eq!(
             notes(&got.skipped),
             vec![
@@ -461,9 +463,28 @@ mod tests {
     }
 
     #[test]
+    fn unicode_local_parts_are_refused_per_line_unless_smtputf8_and_idn_spellings_are_one() {
+        let text = "email\nzoë@bücher.example\nzoe@bücher.example\nzoe@XN--BCHER-KVA.example\n";
+        let got = read(text.as_bytes(), false).unwrap();
+        assert_eq!(
+            notes(&got.skipped),
+            vec![
+                "2: invalid address \"zoë@bücher.example\": the part before the @ is not ASCII; such an address needs SMTPUTF8, which this publication does not use (mail.smtputf8 is off)",
+                "4: duplicate of line 3 (zoe@bücher.example)",
+            ]
+        );
+        assert_eq!(emails(&got), vec![(3, "zoe@bücher.example")]);
+        let got = read(text.as_bytes(), true).unwrap();
+        assert_eq!(
+            emails(&got),
+            vec![(2, "zoë@bücher.example"), (3, "zoe@bücher.example")]
+        );
+    }
+
+    #[test]
     fn duplicates_ignore_case_and_name_the_first_line() {
         let text = "email\nZoë@Example.org\nbob@example.org\nzoË@example.ORG\nBOB@EXAMPLE.ORG\n";
-        let got = read(text.as_bytes()).unwrap();
+        let got = read(text.as_bytes(), true).unwrap();
         assert_eq!(
             notes(&got.skipped),
             vec![
@@ -476,22 +497,26 @@ mod tests {
 
     #[test]
     fn a_missing_email_column_stops_the_import() {
-        let e = read("mail,name\nann@example.org,Ann\n".as_bytes()).unwrap_err();
+        let e = read("mail,name\nann@example.org,Ann\n".as_bytes(), false).unwrap_err();
         assert_eq!(e.line(), 1);
         assert!(
             e.to_string()
                 .contains("no `email` column (found: \"mail\", \"name\")"),
             "{e}"
         );
-        let e = read("".as_bytes()).unwrap_err();
+        let e = read("".as_bytes(), false).unwrap_err();
         assert!(matches!(e, CsvError::Empty), "{e}");
-        let e = read("email,EMAIL\n".as_bytes()).unwrap_err();
+        let e = read("email,EMAIL\n".as_bytes(), false).unwrap_err();
         assert!(e.to_string().contains("`email` twice"), "{e}");
     }
 
     #[test]
     fn unknown_columns_are_ignored_with_a_warning() {
-        let got = read("email,phone,name,city\nann@example.org,555,Ann,Oslo\n".as_bytes()).unwrap();
+        let got = read(
+            "email,phone,name,city\nann@example.org,555,Ann,Oslo\n".as_bytes(),
+            false,
+        )
+        .unwrap();
         assert_eq!(
             notes(&got.warnings),
             vec!["1: ignoring columns gazette does not use: \"phone\", \"city\""]
@@ -504,11 +529,11 @@ mod tests {
         let mut text = b"email,name\nann@example.org,Ann\n\"bob@example.org\",\"B\nJos".to_vec();
         text.push(0xE9); // é in Latin-1
         text.extend_from_slice(b"\"\n");
-        let e = read(&text[..]).unwrap_err();
+        let e = read(&text[..], false).unwrap_err();
         assert_eq!(e.line(), 4, "{e:?}");
         assert!(e.to_string().contains("0xE9 is not UTF-8"), "{e}");
 
-        let e = read(&b"em\xffail\n"[..]).unwrap_err();
+        let e = read(&b"em\xffail\n"[..], false).unwrap_err();
         assert_eq!(e.line(), 1);
     }
 
@@ -536,7 +561,7 @@ mod tests {
             ),
             "{text}"
         );
-        let back = read(text.as_bytes()).unwrap();
+        let back = read(text.as_bytes(), false).unwrap();
         assert_eq!(back.skipped, vec![]);
         let back: Vec<SubscriberRow> = back.rows.into_iter().map(|(_, r)| r).collect();
         assert_eq!(back, rows);

@@ -275,8 +275,9 @@ fn parse_id(raw: &str) -> Result<i64, ApiError> {
     })
 }
 
-fn parse_email(raw: &str) -> Result<SubscriberEmail, ApiError> {
-    SubscriberEmail::parse(raw)
+/// An address entering the list: the one rule, [`SubscriberEmail::parse_new`].
+fn parse_email(raw: &str, smtputf8: bool) -> Result<SubscriberEmail, ApiError> {
+    SubscriberEmail::parse_new(raw, smtputf8)
         .map_err(|e| ApiError::invalid(format!("invalid address {:?}: {e}", raw.trim())))
 }
 
@@ -361,7 +362,7 @@ async fn add_subscriber(
     body: Result<Json<NewSubscriber>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body?;
-    let email = parse_email(&body.email)?;
+    let email = parse_email(&body.email, state.config.mail.smtputf8)?;
     let name = match &body.name {
         Some(n) => parse_name(n)?,
         None => None,
@@ -502,7 +503,7 @@ async fn import_subscribers(
             ApiError::new(r.status(), r.body_text())
         }
     })?;
-    let parsed = subscriber_csv::read(&body).map_err(|e| {
+    let parsed = subscriber_csv::read(&body, state.config.mail.smtputf8).map_err(|e| {
         ApiError::bad_request(format!("line {}: {e}; nothing was imported", e.line()))
             .with("line", e.line())
     })?;

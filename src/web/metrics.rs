@@ -9,15 +9,46 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use crate::subscribers::Status;
 
-/// 200 when the database answers; 503 otherwise.
+/// 200 when the database can be written; 503 otherwise.
+///
+/// A read (`SELECT 1`) also answers on a database that is read-only (a
+/// file the service user cannot write, a read-only mount), where every
+/// cycle then fails; so does `BEGIN IMMEDIATE` in WAL mode. So the probe is
+/// a write that matches no row, in a transaction rolled back: SQLite
+/// refuses it on a read-only database, and it changes nothing on a good
+/// one. Another writer holding the lock past the busy timeout shows the
+/// database is writable: 200. A failed
+/// cycle does not turn this to 503 (an SMTP outage must not take the
+/// pages and feeds out of a load balancer): alert on
+/// `gazette_last_cycle_success` in `/metrics` for that.
 pub async fn healthz(State(state): State<AppState>) -> Response {
-    match sqlx::query("SELECT 1").execute(state.store.pool()).await {
-        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+    let probe = async {
+        let mut tx = state.store.pool().begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("UPDATE meta SET value = value WHERE 0")
+            .execute(&mut *tx)
+            .await?;
+        tx.rollback().await
+    };
+    match probe.await {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) if is_busy(&e) => (StatusCode::OK, "ok\n").into_response(),
         Err(e) => {
-            tracing::error!(error = %e, "health check: database does not answer");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
+            tracing::error!(error = %e, "health check: the database cannot be written");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database unavailable or read-only\n",
+            )
+                .into_response()
         }
     }
+}
+
+/// SQLITE_BUSY, any extended code: another connection holds the lock.
+fn is_busy(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(|c| c & 0xff == 5)
 }
 
 /// The Prometheus text format, version 0.0.4.

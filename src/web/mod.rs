@@ -9,6 +9,8 @@ pub mod api;
 pub mod feeds;
 pub mod metrics;
 pub mod pages;
+pub mod proxy;
+pub mod server;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,7 +25,6 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use axum::routing::get;
-use axum::serve::{IncomingStream, Listener};
 use tower_http::trace::TraceLayer;
 use tower_service::Service;
 
@@ -110,7 +111,12 @@ pub fn router(state: AppState) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &axum::http::Request<_>| {
-                    tracing::debug_span!("http", method = %req.method(), path = %loggable_path(req.uri().path()))
+                    let client = req
+                        .extensions()
+                        .get::<ClientAddr>()
+                        .map(|c| c.0.ip().to_string())
+                        .unwrap_or_default();
+                    tracing::debug_span!("http", method = %req.method(), path = %loggable_path(req.uri().path()), client = %client)
                 })
                 .on_request(())
                 .on_response(
@@ -146,27 +152,32 @@ fn add_security_headers(h: &mut HeaderMap) {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // `same-origin`, not `no-referrer`: nothing (no token in a page's
+    // URL) leaves for another site, and the browser still sends the real
+    // `Origin` with the site's own form POSTs, which check it
+    // (`no-referrer` would make it `null`).
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
 }
 
-/// What `axum::serve` runs: per connection, a [`Front`].
+/// What [`server`] runs: per connection, a [`Front`].
 ///
 /// Feed readers' polls are nearly all the traffic, and for them the
 /// router's machinery (boxed services and futures, the trace and header
 /// layers, the matched-path and client-address extensions) costs more than
 /// the answer itself. So a `GET` of a feed file is answered here, from the
 /// same cache and with the same headers as through the router; everything
-/// else goes to [`router`] with the client's address (`ConnectInfo`).
+/// else goes to [`router`] with the client's address (`ConnectInfo`; see
+/// [`proxy`]).
 #[derive(Clone, Debug)]
 pub struct App {
     state: AppState,
     router: Router,
 }
 
-/// The service for `axum::serve`: [`router`] behind the feeds' fast path.
+/// [`router`] behind the feeds' fast path.
 pub fn app(state: AppState) -> App {
     App {
         router: router(state.clone()),
@@ -174,24 +185,14 @@ pub fn app(state: AppState) -> App {
     }
 }
 
-impl<L> Service<IncomingStream<'_, L>> for App
-where
-    L: Listener<Addr = SocketAddr>,
-{
-    type Response = Front;
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<Front, Infallible>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, stream: IncomingStream<'_, L>) -> Self::Future {
-        std::future::ready(Ok(Front {
+impl App {
+    /// The service for one connection from `peer`.
+    pub fn connection(&self, peer: SocketAddr) -> Front {
+        Front {
             state: self.state.clone(),
             router: self.router.clone(),
-            client: *stream.remote_addr(),
-        }))
+            peer,
+        }
     }
 }
 
@@ -200,7 +201,8 @@ where
 pub struct Front {
     state: AppState,
     router: Router,
-    client: SocketAddr,
+    /// The TCP peer (a proxy, when there is one).
+    peer: SocketAddr,
 }
 
 impl Service<Request> for Front {
@@ -231,8 +233,13 @@ impl Service<Request> for Front {
             );
             return FrontFuture::Ready(Some(res));
         }
+        let client = proxy::client_addr(
+            self.peer,
+            req.headers(),
+            &self.state.config.http.trusted_proxies,
+        );
         req.extensions_mut()
-            .insert(axum::extract::ConnectInfo(self.client));
+            .insert(axum::extract::ConnectInfo(client));
         FrontFuture::Router(Box::pin(self.router.call(req)))
     }
 }
@@ -256,7 +263,8 @@ impl Future for FrontFuture {
     }
 }
 
-/// The client address, as the socket saw it.
+/// The client's address: the TCP peer's, or the one a trusted proxy
+/// forwarded ([`proxy`]).
 pub type ClientAddr = axum::extract::ConnectInfo<SocketAddr>;
 
 #[cfg(test)]

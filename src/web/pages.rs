@@ -15,16 +15,22 @@
 //!   settings link. Either way one mail goes out at once, so the answer
 //!   takes about as long too. Requests are limited per client address
 //!   ([`limit`]) and mails per address ([`crate::store::SIGNUP_MAILS_PER_DAY`]).
-//! - `GET /confirm/TOKEN` uses the link (once, within seven days).
+//! - `GET /confirm/TOKEN` shows a page with one button and changes nothing
+//!   (mail scanners and link previews fetch links); the button's
+//!   `POST /confirm/TOKEN` uses the link (once, within seven days).
 //! - `GET|POST /unsubscribe/TOKEN` and `GET|POST /preferences/TOKEN` act on
 //!   the subscriber whose permanent token it is; the POST to the unsubscribe
 //!   URL is also the RFC 8058 one-click target, so it takes any body.
+//! - The form POSTs (subscribe, confirm, preferences) refuse a request
+//!   another site's page made the browser send ([`origin`]); the
+//!   unsubscribe POST does not, so that one-click keeps working.
 //!
 //! A token that does not parse, is unknown, used or expired gets the 404
 //! page and changes nothing.
 
 mod cache;
 mod limit;
+mod origin;
 mod templates;
 
 use std::net::SocketAddr;
@@ -35,7 +41,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{FormRejection, PathRejection};
 use axum::extract::{ConnectInfo, Form, Path, State};
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{NaiveDate, Utc};
@@ -50,10 +56,11 @@ use crate::delivery::transport::{Outcome, Transport, Wire};
 use crate::mail::render::human_date;
 use crate::mail::{Outgoing, Renderer, Sender, TemplateError};
 use crate::store::{CONFIRM_TTL, Preferences, PreferencesChange, Signup, StoreError};
-use crate::subscribers::{MailFormat, SubscriberEmail, SubscriberName, Token};
+use crate::subscribers::{EmailError, MailFormat, SubscriberEmail, SubscriberName, Token};
 
 use cache::IssueCache;
 use limit::RateLimiter;
+use origin::SiteOrigin;
 use templates::PageTemplates;
 
 /// How long a sign-up waits for its mail to be handed over before
@@ -78,6 +85,8 @@ pub struct Pages {
     sender: Result<Arc<Sender>, String>,
     issues: IssueCache,
     limiter: RateLimiter,
+    /// Who may post the forms.
+    origin: SiteOrigin,
     site: Site,
     /// `site` as the templates see it (`publication`).
     publication: Value,
@@ -182,6 +191,7 @@ impl Pages {
                 config.http.subscribe_burst,
                 config.http.subscribe_per_minute,
             ),
+            origin: SiteOrigin::new(&config.publication.base_url),
             publication: site.value(),
             site,
         };
@@ -221,6 +231,7 @@ impl Pages {
         self.templates
             .render("subscribe.html", &self.ctx("./", self.subscribe_values()))?;
         for (name, values) in [
+            ("confirm-page.html", self.confirm_values(&sample)),
             ("confirmed.html", self.subscriber_values(&sample, false)),
             ("unsubscribe.html", self.subscriber_values(&sample, false)),
             ("unsubscribed.html", self.subscriber_values(&sample, false)),
@@ -274,6 +285,36 @@ impl Pages {
             unsubscribe_url => format!("../unsubscribe/{}", p.token),
             noindex => true,
         }
+    }
+
+    /// The confirm page (before the button): who the link would confirm.
+    fn confirm_values(&self, p: &Preferences) -> Value {
+        context! {
+            subscriber => context! {
+                email => p.email.as_str(),
+                name => p.name.as_ref().map(|n| n.as_str()),
+            },
+            confirm_days => CONFIRM_TTL.as_secs() / 86_400,
+            noindex => true,
+        }
+    }
+
+    /// The 403 page for a form another site's page posted, or `None` when
+    /// the request may go on ([`origin`]).
+    fn cross_site(&self, headers: &HeaderMap, root: &str) -> Option<Response> {
+        if self.origin.allows(headers) {
+            return None;
+        }
+        tracing::info!(
+            origin = ?headers.get(header::ORIGIN),
+            "a form posted from another site was refused"
+        );
+        Some(self.error(
+            StatusCode::FORBIDDEN,
+            root,
+            "This form was sent from another site",
+            "Forms of this site work from its own pages only. Nothing was changed. Open the page on this site and send the form from there.",
+        ))
     }
 
     fn issue_page(&self, issue: &Value, digest: &str) -> Result<String, TemplateError> {
@@ -665,7 +706,7 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(archive))
         .route("/issues/{slug}", get(issue))
         .route("/subscribe", post(subscribe))
-        .route("/confirm/{token}", get(confirm))
+        .route("/confirm/{token}", get(confirm_page).post(confirm))
         .route(
             "/unsubscribe/{token}",
             get(unsubscribe_page).post(unsubscribe),
@@ -778,10 +819,14 @@ fn has_control(s: &str) -> bool {
 async fn subscribe(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     form: Result<Form<SubscribeForm>, FormRejection>,
 ) -> Response {
     let pages = &state.pages;
     let root = "./";
+    if let Some(refused) = pages.cross_site(&headers, root) {
+        return refused;
+    }
     let form = match form {
         Ok(Form(f)) => f,
         Err(r) => return pages.rejected(root, &r),
@@ -802,8 +847,14 @@ async fn subscribe(
             "The address and the name must be on one line, without line breaks, tabs or other control characters.",
         );
     }
-    let email = match SubscriberEmail::parse(&form.email) {
+    let email = match SubscriberEmail::parse_new(&form.email, state.config.mail.smtputf8) {
         Ok(e) => e,
+        Err(EmailError::NeedsSmtputf8) => {
+            return again(
+                "That address cannot be used",
+                "The address is valid, but this site can only send to addresses whose part before the @ is written with ASCII letters, digits and punctuation.",
+            );
+        }
         Err(e) => {
             return again(
                 "That is not an email address",
@@ -813,12 +864,6 @@ async fn subscribe(
             );
         }
     };
-    if !email.as_str().is_ascii() {
-        return again(
-            "That address cannot be used",
-            "The address is valid, but this site can only send to addresses written with ASCII letters, digits and punctuation.",
-        );
-    }
     let name = match SubscriberName::parse(&form.name) {
         Ok(n) => n,
         Err(e) => {
@@ -900,10 +945,37 @@ fn token(path: Result<Path<String>, PathRejection>) -> Option<Token> {
     Token::parse(&s).ok()
 }
 
-async fn confirm(
+/// The confirm page: who the link is for, and the button. Reads only.
+async fn confirm_page(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
+    let pages = &state.pages;
+    let Some(t) = token(path) else {
+        return pages.bad_link();
+    };
+    match state.store.pending_confirmation(&t, Utc::now()).await {
+        Ok(Some(p)) => pages.page(
+            StatusCode::OK,
+            "confirm-page.html",
+            "../",
+            pages.confirm_values(&p),
+            PRIVATE,
+        ),
+        Ok(None) => pages.bad_link(),
+        Err(e) => pages.server_error("../", &e),
+    }
+}
+
+/// The confirm page's button: uses the link.
+async fn confirm(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = state.pages.cross_site(&headers, "../") {
+        return refused;
+    }
     let act = async |t: Token| {
         let found = state.store.confirm_signup(&t, Utc::now()).await;
         if let Ok(Some(p)) = &found {
@@ -925,6 +997,9 @@ async fn unsubscribe_page(
 /// The button, and RFC 8058 one-click: the body is not read (a mail
 /// provider posts `List-Unsubscribe=One-Click`; a browser posts the form),
 /// no cookie or CSRF token is wanted: the token in the URL is the secret.
+/// No `Origin` check either: a provider's one-click POST may come from its
+/// servers with no `Origin`, or from a webmail page with its own (RFC 8058
+/// asks nothing of it), and a forged POST would need the secret token.
 async fn unsubscribe(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -957,9 +1032,13 @@ struct PreferencesForm {
 async fn save_preferences(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
     form: Result<Form<PreferencesForm>, FormRejection>,
 ) -> Response {
     let pages = &state.pages;
+    if let Some(refused) = pages.cross_site(&headers, "../") {
+        return refused;
+    }
     // An unknown link is a 404 whatever the body: check it first.
     let Some(t) = token(path) else {
         return pages.bad_link();

@@ -6,8 +6,9 @@
 //       the Subscribe button, and report the page it leads to
 //   node flow.mjs open URL
 //       open URL (e.g. the confirmation link from the email) and report it
-//   node flow.mjs unsubscribe URL
-//       open URL (an unsubscribe page), press its one button, report the result
+//   node flow.mjs press URL
+//       open URL (a page with one button: the confirm or unsubscribe page),
+//       press the button, report the result
 //
 // The report: {"status", "url", "title", "text", "feeds", "lang", "scripts"}
 // where feeds are the autodiscovery links' types, lang the <html lang>, and
@@ -21,7 +22,7 @@ import { chromium } from "playwright-core";
 
 const [step, url, ...rest] = process.argv.slice(2);
 if (!step || !url) {
-  console.error("usage: node flow.mjs subscribe|open|unsubscribe URL [EMAIL NAME]");
+  console.error("usage: node flow.mjs subscribe|open|press URL [EMAIL NAME]");
   process.exit(2);
 }
 
@@ -76,7 +77,7 @@ try {
     await page.getByRole("textbox", { name: /email/i }).fill(email);
     await page.getByRole("textbox", { name: /name/i }).fill(name ?? "");
     response = await submit(page, page.getByRole("button", { name: /subscribe/i }));
-  } else if (step === "unsubscribe") {
+  } else if (step === "press") {
     response = await submit(page, page.getByRole("button"));
   } else if (step !== "open") {
     throw new Error(`unknown step ${step}`);

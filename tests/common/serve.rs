@@ -47,6 +47,12 @@ pub struct Opts<'a> {
     pub env: &'a [(&'a str, &'a str)],
     /// Wait for the start cycle to finish before returning.
     pub wait_first_cycle: bool,
+    /// The host part of `http.listen` (the harness picks the port).
+    pub host: &'a str,
+    /// A command to run gazette under (e.g. `setpriv --reuid=...`).
+    pub prefix: &'a [&'a str],
+    /// Ready means `/healthz` answers 200; when false, any answer.
+    pub healthy: bool,
 }
 
 impl Default for Opts<'_> {
@@ -55,6 +61,9 @@ impl Default for Opts<'_> {
             token: true,
             env: &[],
             wait_first_cycle: true,
+            host: "127.0.0.1",
+            prefix: &[],
+            healthy: true,
         }
     }
 }
@@ -75,7 +84,7 @@ impl Site {
         let log = self.path(&format!("serve-{port}.log"));
         let logf = std::fs::File::create(&log).expect("log file");
         let mut cmd = self.command(&["serve"]);
-        cmd.env("GAZETTE_HTTP_LISTEN", format!("127.0.0.1:{port}"))
+        cmd.env("GAZETTE_HTTP_LISTEN", format!("{}:{port}", opts.host))
             .env("GAZETTE_HTTP_ADMIN_TOKEN_ENV", TOKEN_ENV)
             .env_remove(TOKEN_ENV)
             .env("GAZETTE_LOG", "info,gazette=debug")
@@ -88,6 +97,31 @@ impl Site {
         for (k, v) in opts.env {
             cmd.env(k, v);
         }
+        if let Some((program, args)) = opts.prefix.split_first() {
+            let mut wrapped = Command::new(program);
+            wrapped
+                .args(args)
+                .arg(cmd.get_program())
+                .args(cmd.get_args());
+            if let Some(dir) = cmd.get_current_dir() {
+                wrapped.current_dir(dir);
+            }
+            for (k, v) in cmd.get_envs() {
+                match v {
+                    Some(v) => wrapped.env(k, v),
+                    None => wrapped.env_remove(k),
+                };
+            }
+            let logf = std::fs::File::options()
+                .append(true)
+                .open(&log)
+                .expect("log file");
+            wrapped
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(logf);
+            cmd = wrapped;
+        }
         let child = cmd.spawn().expect("spawn gazette serve");
         let mut server = Server {
             child: Some(child),
@@ -97,7 +131,7 @@ impl Site {
             log,
             agent: agent(),
         };
-        server.wait_ready(opts.wait_first_cycle);
+        server.wait_ready(opts.wait_first_cycle, opts.healthy);
         server
     }
 }
@@ -115,7 +149,7 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn wait_ready(&mut self, first_cycle: bool) {
+    fn wait_ready(&mut self, first_cycle: bool, healthy: bool) {
         let start = Instant::now();
         loop {
             if let Some(status) = self
@@ -129,7 +163,7 @@ impl Server {
                 );
             }
             if let Ok(r) = self.agent.get(&self.url("/healthz")).call()
-                && r.status() == StatusCode::OK
+                && (!healthy || r.status() == StatusCode::OK)
                 && (!first_cycle || self.metric("gazette_cycles_total").unwrap_or(0.0) >= 1.0)
             {
                 return;

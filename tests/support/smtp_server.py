@@ -2,7 +2,8 @@
 """A real SMTP server (aiosmtpd) for the tests, with faults on demand.
 
 Every accepted message is appended to OUT/log.jsonl as one JSON line
-{"rcpt": [...], "message_id": ..., "size": ...} and saved as OUT/msg/N.eml.
+{"rcpt": [...], "mail_from": ..., "mail_options": [...], "message_id": ..., "size": ...}
+and saved as OUT/msg/N.eml.
 
 Faults (each optional):
   --tempfail-rcpt REGEX:K   recipients matching REGEX get "450 4.2.0" on their first K RCPTs
@@ -11,6 +12,7 @@ Faults (each optional):
   --drop-data-every N       every Nth DATA: the connection is dropped before any reply
                             (the message is NOT kept: the client must send it again)
   --down                    accept TCP connections and close them at once
+  --smtputf8                offer SMTPUTF8 (RFC 6531); without it the server does not
 
 Prints "ready PORT" on stdout once it listens.
 usage: smtp_server.py OUT [--port P] [faults...]
@@ -50,6 +52,7 @@ ap.add_argument("--421-rcpt", dest="r421")
 ap.add_argument("--bounce-rcpt")
 ap.add_argument("--drop-data-every", type=int, default=0)
 ap.add_argument("--down", action="store_true")
+ap.add_argument("--smtputf8", action="store_true")
 ap.add_argument("--auth", help="USER:PASSWORD required (AUTH PLAIN/LOGIN, no TLS)")
 ap.add_argument("--starttls", help="CERT:KEY (PEM files): offer and require STARTTLS")
 ap.add_argument("--tls", help="CERT:KEY (PEM files): implicit TLS from the first byte")
@@ -104,7 +107,8 @@ class Handler:
         n = next(saved)
         with open(os.path.join(a.out, "msg", "%d.eml" % n), "wb") as f:
             f.write(data)
-        log.write(json.dumps({"rcpt": envelope.rcpt_tos, "message_id": m.group(1).decode() if m else None, "size": len(data)}) + "\n")
+        log.write(json.dumps({"rcpt": envelope.rcpt_tos, "mail_from": envelope.mail_from,
+                              "mail_options": envelope.mail_options, "message_id": m.group(1).decode() if m else None, "size": len(data)}) + "\n")
         return "250 2.0.0 Ok: queued as %d" % n
 
 
@@ -118,7 +122,7 @@ async def main():
         server = await asyncio.get_running_loop().create_server(DownProtocol, "127.0.0.1", a.port)
         port = server.sockets[0].getsockname()[1]
     else:
-        kwargs = {"data_size_limit": 50_000_000}
+        kwargs = {"data_size_limit": 50_000_000, "enable_SMTPUTF8": a.smtputf8}
         if a.auth:
             from aiosmtpd.smtp import AuthResult
             user, _, password = a.auth.partition(":")

@@ -29,6 +29,10 @@ pub const PAGE_TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../templates/subscribe.html"),
     ),
     (
+        "confirm-page.html",
+        include_str!("../../../templates/confirm-page.html"),
+    ),
+    (
         "confirmed.html",
         include_str!("../../../templates/confirmed.html"),
     ),
