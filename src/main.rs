@@ -83,6 +83,8 @@ enum Command {
     /// Copy the database to OUT.db, consistently, also while `serve` runs
     /// (SQLite's VACUUM INTO, then an integrity check). OUT.db must not exist.
     Backup {
+        /// Where to write the copy (relative to the current folder); it
+        /// must not exist.
         #[arg(value_name = "OUT.db")]
         out: PathBuf,
     },
