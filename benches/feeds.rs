@@ -203,6 +203,8 @@ fn model() -> (Publication, Vec<Issue>) {
             volume: None,
             summary: None,
             publication: None,
+            draft: false,
+            publish_at: None,
             dir: PathBuf::from(format!("content/issue-{i}")),
             articles,
             hash: ContentHash::of(i.to_string().as_bytes()),

@@ -1,12 +1,18 @@
 //! Typed configuration: `config.toml` plus `GAZETTE_<SECTION>_<KEY>` overrides.
 //!
-//! Loading happens in three layers so that every error can say *where*:
-//! 1. the file is deserialized into [`RawConfig`] (all fields optional, unknown
-//!    keys rejected): toml reports the line and column of a bad key or type;
+//! Loading happens in three layers so that every error can say *where*, and
+//! every mistake is collected before the file is refused (one run shows them
+//! all, not one per edit):
+//! 1. the file is parsed into a spanned table; each key is then deserialized
+//!    into [`RawConfig`] (all fields optional, unknown keys rejected) on its
+//!    own, so an unknown key or a wrong type costs that key only and is named
+//!    with its line;
 //! 2. each environment override is deserialized on its own, so a bad one is
 //!    reported with the variable's name; then it replaces the file's value;
 //! 3. [`Config::from_raw`] applies defaults and checks values (URLs, cron,
 //!    time zone, ranges), naming the key and the line it came from.
+//!
+//! Adding a key is one line in its `raw_section!` plus its check in `from_raw`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -401,12 +407,43 @@ impl Config {
 
     /// Parse config text that was read from `path` (used for messages and to
     /// resolve relative paths).
+    ///
+    /// Every mistake is collected before anything is refused, so that one run
+    /// shows them all: each key of the file is deserialized on its own (an
+    /// unknown key or a wrong type costs that key only), then each override,
+    /// then [`Config::from_raw`] checks the values.
     pub fn parse(path: &Path, text: &str, env: &[(String, String)]) -> Result<Config, ConfigError> {
         let shown = path.display().to_string();
-        let mut raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            origin: shown.clone(),
-            message: describe_toml_error(&e, text),
-        })?;
+        let (doc, syntax) = toml::de::DeTable::parse_recoverable(text);
+        if !syntax.is_empty() {
+            // Past a syntax error the document's shape is a guess: stop here.
+            let message = syntax
+                .iter()
+                .map(|e| describe_toml_error(e, text))
+                .collect::<Vec<_>>()
+                .join(&format!("\n{shown}: "));
+            return Err(ConfigError::Parse {
+                origin: shown,
+                message,
+            });
+        }
+        let mut raw = RawConfig::default();
+        let mut problems = Vec::new();
+        read_keys(
+            doc.get_ref(),
+            &mut Vec::new(),
+            &mut raw,
+            &mut |key, span, message| {
+                problems.push(KeyProblem {
+                    origin: Origin::File {
+                        path: path.to_path_buf(),
+                        line: Some(line_of(text, span.start)),
+                    },
+                    key,
+                    message,
+                })
+            },
+        );
         let mut from_env = BTreeMap::new();
         // Variables that hold secrets named by the config are not overrides.
         let secrets = [
@@ -426,23 +463,34 @@ impl Config {
             let Some((section, key)) = split_env_key(rest) else {
                 continue;
             };
-            let over =
-                env_override(&section, &key, value).map_err(|message| ConfigError::Parse {
-                    origin: format!("environment variable {var}"),
+            match env_override(&section, &key, value) {
+                Ok(over) => {
+                    raw.merge(over);
+                    from_env.insert(format!("{section}.{key}"), var.clone());
+                }
+                Err(message) => problems.push(KeyProblem {
+                    origin: Origin::Env(var.clone()),
+                    key: format!("{section}.{key}"),
                     message,
-                })?;
-            raw.merge(over);
-            from_env.insert(format!("{section}.{key}"), var.clone());
+                }),
+            }
         }
         let locator = Locator {
             path: path.to_path_buf(),
             text,
             from_env,
         };
-        Config::from_raw(raw, &locator)
+        Config::from_raw(raw, &locator, problems)
     }
 
-    fn from_raw(raw: RawConfig, at: &Locator<'_>) -> Result<Config, ConfigError> {
+    /// Apply defaults and check values. `earlier` holds the problems found
+    /// while reading; a key named there is not reported again (a `title = 5`
+    /// is a wrong type, not also a missing title).
+    fn from_raw(
+        raw: RawConfig,
+        at: &Locator<'_>,
+        earlier: Vec<KeyProblem>,
+    ) -> Result<Config, ConfigError> {
         let root = at.path.parent().map(Path::to_path_buf).unwrap_or_default();
         let root = if root.as_os_str().is_empty() {
             PathBuf::from(".")
@@ -450,8 +498,12 @@ impl Config {
             root
         };
         let root = std::path::absolute(&root).unwrap_or(root);
-        let mut problems = Vec::new();
+        let reported: Vec<String> = earlier.iter().map(|p| p.key.clone()).collect();
+        let mut problems = earlier;
         let mut bad = |key: &str, message: String| {
+            if reported.iter().any(|k| k == key) {
+                return;
+            }
             problems.push(KeyProblem {
                 origin: at.origin(key),
                 key: key.to_string(),
@@ -692,6 +744,12 @@ impl Config {
         }
 
         if !problems.is_empty() {
+            // File order first, then overrides, then what is missing.
+            problems.sort_by_cached_key(|p| match &p.origin {
+                Origin::File { line, .. } => (0, line.unwrap_or(0), String::new()),
+                Origin::Env(var) => (1, 0, var.clone()),
+                Origin::Missing { .. } => (2, 0, String::new()),
+            });
             return Err(ConfigError::Invalid(problems));
         }
         let base_url = base_url
@@ -840,7 +898,63 @@ fn env_override(section: &str, key: &str, value: &str) -> Result<RawConfig, Stri
             Err(e) => last = e.message().to_string(),
         }
     }
-    Err(format!("{section}.{key}: {last}"))
+    Err(key_message(&last))
+}
+
+/// Deserialize every key of `table` (at `path`) on its own into `raw`, so that
+/// a bad key costs that key only; `bad(dotted key, span, message)` gets each
+/// problem. Known sections are walked into; anything else is a leaf, which
+/// [`RawConfig`] accepts or refuses (unknown key, wrong type, bad choice).
+fn read_keys(
+    table: &toml::de::DeTable<'_>,
+    path: &mut Vec<String>,
+    raw: &mut RawConfig,
+    bad: &mut impl FnMut(String, std::ops::Range<usize>, String),
+) {
+    for (key, value) in table.iter() {
+        path.push(key.get_ref().to_string());
+        let dotted = path.join(".");
+        if value.get_ref().is_table() && SECTIONS.contains(&dotted.as_str()) {
+            if let Some(inner) = value.get_ref().as_table() {
+                read_keys(inner, path, raw, bad);
+            }
+        } else {
+            // The leaf alone, wrapped in its sections: `{mail: {smtp: {port: 25}}}`.
+            let mut doc = value.clone();
+            for name in path.iter().rev() {
+                let mut t = toml::de::DeTable::new();
+                t.insert(toml::Spanned::new(key.span(), name.clone().into()), doc);
+                doc = toml::Spanned::new(key.span(), toml::de::DeValue::Table(t));
+            }
+            match RawConfig::deserialize(toml::de::ValueDeserializer::from(doc)) {
+                Ok(one) => raw.merge(one),
+                Err(e) => {
+                    // A wrong value points at the value; an unknown key at the key.
+                    let span = e.span().unwrap_or(key.span());
+                    bad(dotted, span, key_message(e.message()))
+                }
+            }
+        }
+        path.pop();
+    }
+}
+
+/// serde speaks of fields; a config file has keys.
+fn key_message(serde_message: &str) -> String {
+    let m = serde_message.trim();
+    match m.strip_prefix("unknown field") {
+        Some(rest) => format!("unknown key{rest}"),
+        None => m.to_string(),
+    }
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// `HOST:PORT` with a host name (resolved when `serve` starts).
@@ -1109,7 +1223,7 @@ mod tests {
         let e = err(&format!(
             "{MINIMAL}\n[feeds]\nitems = 10\ncolour = \"red\"\n"
         ));
-        assert!(e.contains("line 7"), "{e}");
+        assert!(e.contains("config.toml:7:"), "{e}");
         assert!(e.contains("colour"), "{e}");
         assert!(e.starts_with("/srv/gz/config.toml"), "{e}");
     }
@@ -1117,13 +1231,13 @@ mod tests {
     #[test]
     fn unknown_section_is_named() {
         let e = err(&format!("{MINIMAL}[feed]\nitems = 10\n"));
-        assert!(e.contains("feed") && e.contains("line 4"), "{e}");
+        assert!(e.contains("feed") && e.contains("config.toml:4:"), "{e}");
     }
 
     #[test]
     fn wrong_type_is_named_with_its_line() {
         let e = err(&format!("{MINIMAL}[feeds]\nitems = \"fifty\"\n"));
-        assert!(e.contains("line 5"), "{e}");
+        assert!(e.contains("config.toml:5:"), "{e}");
         assert!(e.contains("items"), "{e}");
     }
 
@@ -1131,7 +1245,7 @@ mod tests {
     fn bad_enum_value_lists_the_choices() {
         let e = err(&format!("{MINIMAL}[mail]\ntransport = \"pigeon\"\n"));
         assert!(
-            e.contains("line 5") && e.contains("pigeon") && e.contains("smtp"),
+            e.contains("config.toml:5:") && e.contains("pigeon") && e.contains("smtp"),
             "{e}"
         );
     }
@@ -1195,6 +1309,74 @@ mod tests {
             "{MINIMAL}[feeds]\nitems = 0\n[mail]\nconcurrency = 0\nfrom = \"nobody\"\n"
         ));
         assert_eq!(e.lines().count(), 3, "{e}");
+    }
+
+    #[test]
+    fn every_kind_of_mistake_is_reported_in_one_run() {
+        let text = "[publication]\n\
+                    base_url = \"https://example.org/\"\n\
+                    colour = \"red\"\n\
+                    timezone = \"Mars/Olympus\"\n\
+                    [feeds]\n\
+                    items = \"fifty\"\n\
+                    size = 3\n\
+                    [mail]\n\
+                    transport = \"pigeon\"\n\
+                    concurrency = 0\n\
+                    smtp.port = \"twenty-five\"\n\
+                    [mail.dkim]\n\
+                    selectr = \"s1\"\n\
+                    [http]\n\
+                    listen = \"everywhere\"\n\
+                    [feed]\n\
+                    items = 1\n";
+        let e = parse_env(
+            text,
+            &[
+                ("GAZETTE_SCHEDULE_CRON", "never"),
+                ("GAZETTE_HTTP_SUBSCRIBE_BURST", "many"),
+                ("GAZETTE_MAIL_COLOUR", "blue"),
+            ],
+        )
+        .expect_err("config should be refused")
+        .to_string();
+        let expected = [
+            "config.toml:3: publication.colour: unknown key `colour`",
+            "config.toml:4: publication.timezone: unknown time zone",
+            "config.toml:6: feeds.items: invalid type: string \"fifty\"",
+            "config.toml:7: feeds.size: unknown key `size`",
+            "config.toml:9: mail.transport: unknown variant `pigeon`",
+            "config.toml:10: mail.concurrency: must be between 1 and 256",
+            "config.toml:11: mail.smtp.port: invalid type",
+            "config.toml:13: mail.dkim.selectr: unknown key",
+            "config.toml:15: http.listen:",
+            "config.toml:16: feed: unknown key `feed`",
+            "environment variable GAZETTE_HTTP_SUBSCRIBE_BURST: http.subscribe_burst: invalid type",
+            "environment variable GAZETTE_MAIL_COLOUR: mail.colour: unknown key",
+            "environment variable GAZETTE_SCHEDULE_CRON: schedule.cron:",
+            "config.toml: publication.title: missing required key",
+        ];
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), expected.len(), "{e}");
+        for (line, want) in lines.iter().zip(expected) {
+            assert!(line.contains(want), "{want:?} not in {line:?}\n{e}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_type_is_not_also_reported_as_missing() {
+        let e = err("[publication]\ntitle = 5\nbase_url = \"https://x.org/\"\n");
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(
+            e.contains("config.toml:2: publication.title: invalid type"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_are_reported_with_their_lines() {
+        let e = err(&format!("{MINIMAL}[feeds\nitems = = 3\n"));
+        assert!(e.starts_with("/srv/gz/config.toml: line 4"), "{e}");
     }
 
     #[test]
@@ -1266,11 +1448,14 @@ mod tests {
             "{MINIMAL}[http]\nsubscribe_per_minute = \"lots\"\n"
         ));
         assert!(
-            e.contains("line 5") && e.contains("subscribe_per_minute"),
+            e.contains("config.toml:5:") && e.contains("subscribe_per_minute"),
             "{e}"
         );
         let e = err(&format!("{MINIMAL}[http]\nsubscribe_limit = 3\n"));
-        assert!(e.contains("line 5") && e.contains("subscribe_limit"), "{e}");
+        assert!(
+            e.contains("config.toml:5:") && e.contains("subscribe_limit"),
+            "{e}"
+        );
         let c = parse_env(MINIMAL, &[("GAZETTE_HTTP_SUBSCRIBE_BURST", "2")]).unwrap();
         assert_eq!(c.http.subscribe_burst, 2);
         let e = parse_env(MINIMAL, &[("GAZETTE_HTTP_SUBSCRIBE_PER_MINUTE", "-1")])

@@ -7,27 +7,37 @@
 //! parse, write the database or touch the feeds. That keeps a 10,000-article
 //! archive cheap to poll every few minutes. The mail half runs every cycle:
 //! retries come due without any file changing.
+//!
+//! Held issues (a `publish_at` or a date still ahead) and drafts are parsed
+//! and recorded but left out of the feeds and the mail (see
+//! [`crate::release`]). Their moment passing changes what the feeds hold
+//! without any file changing, so the last full cycle also saves the next
+//! such moment, and a cycle at or after it is a full one.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::config::Config;
-use crate::content::{self, Ingest, Problem, ScanError, ScanOptions, SourceTree};
+use crate::content::{self, Ingest, Issue, Problem, ScanError, ScanOptions, SourceTree};
 use crate::delivery::compose::DigestComposer;
 use crate::delivery::publish::{self, Decision};
 use crate::delivery::send::{self, Progress, SendOptions, SendReport};
 use crate::delivery::transport::{Transport, TransportError};
 use crate::feeds::{self, FeedError};
 use crate::mail::{Renderer, TemplateError};
+use crate::release;
 use crate::store::{RecordReport, Store, StoreError};
 
 const META_FINGERPRINT: &str = "ingest.fingerprint";
 const META_PROBLEMS: &str = "ingest.problems";
 const META_COUNTS: &str = "ingest.counts";
+/// RFC 3339 UTC: the next moment a held issue goes out, as of the last full
+/// cycle ("" when none is held).
+const META_NEXT_RELEASE: &str = "ingest.next_release";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CycleError {
@@ -86,6 +96,11 @@ pub struct CycleReport {
     pub files: usize,
     pub issues: usize,
     pub articles: usize,
+    /// Of `issues`: held until a later moment, and drafts.
+    pub held: usize,
+    pub drafts: usize,
+    /// When the next held issue goes out: the daemon wakes for it.
+    pub next_release: Option<DateTime<Utc>>,
     /// False when the fingerprint matched the last cycle's.
     pub content_changed: bool,
     pub recorded: RecordReport,
@@ -111,12 +126,13 @@ pub fn ingest(config: &Config) -> Result<(SourceTree, Ingest), ScanError> {
     Ok((tree, ingest))
 }
 
-/// Build the feeds from an ingest and write them (atomically; unchanged files untouched).
-pub fn build_feeds(config: &Config, ingest: &Ingest) -> Result<FeedsOutcome, FeedError> {
-    let set = feeds::build(&config.publication, &ingest.issues, config.feeds.items)?;
+/// Build the feeds from the released issues and write them (atomically;
+/// unchanged files untouched). Callers pass only issues that are out
+/// ([`release::split`]): the feeds never hold a draft or a held issue.
+pub fn build_feeds(config: &Config, released: &[Issue]) -> Result<FeedsOutcome, FeedError> {
+    let set = feeds::build(&config.publication, released, config.feeds.items)?;
     let report = feeds::write(&config.feeds.dir, &set)?;
-    let items = ingest
-        .issues
+    let items = released
         .iter()
         .map(|i| i.articles.len())
         .sum::<usize>()
@@ -143,6 +159,10 @@ fn cycle_key(config: &Config, tree: &SourceTree) -> String {
     let p = &config.publication;
     for part in [
         env!("CARGO_PKG_VERSION"),
+        // Bumped when what a full cycle records changes within a version
+        // (v1: release columns), so an upgraded database gets one full
+        // cycle even though no file changed.
+        "release-v1",
         &p.title,
         &p.description,
         p.base_url.as_str(),
@@ -266,6 +286,9 @@ async fn ingest_and_build_feeds(
         files,
         issues: 0,
         articles: 0,
+        held: 0,
+        drafts: 0,
+        next_release: None,
         content_changed: true,
         recorded: RecordReport::default(),
         problems: Vec::new(),
@@ -274,16 +297,26 @@ async fn ingest_and_build_feeds(
         elapsed: Duration::ZERO,
     };
 
-    if store.meta(META_FINGERPRINT).await?.as_deref() == Some(key.as_str()) && feeds_present(config)
+    let next_release = store
+        .meta(META_NEXT_RELEASE)
+        .await?
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    if store.meta(META_FINGERPRINT).await?.as_deref() == Some(key.as_str())
+        && feeds_present(config)
+        && next_release.is_none_or(|t| now < t)
     {
-        // Nothing changed: repeat the last cycle's counts and problems, so a
-        // problem is reported every cycle until it is fixed.
-        if let Some(counts) = store.meta(META_COUNTS).await?
-            && let Some((i, a)) = counts.split_once(' ')
-        {
-            report.issues = i.parse().unwrap_or(0);
-            report.articles = a.parse().unwrap_or(0);
+        // Nothing changed and no held issue came due: repeat the last
+        // cycle's counts and problems, so a problem is reported every cycle
+        // until it is fixed.
+        if let Some(counts) = store.meta(META_COUNTS).await? {
+            let mut n = counts.split(' ').map(|n| n.parse::<usize>().unwrap_or(0));
+            report.issues = n.next().unwrap_or(0);
+            report.articles = n.next().unwrap_or(0);
+            report.held = n.next().unwrap_or(0);
+            report.drafts = n.next().unwrap_or(0);
         }
+        report.next_release = next_release;
         report.problems = decode_problems(store.meta(META_PROBLEMS).await?.as_deref());
         report.content_changed = false;
         tracing::debug!("content unchanged; nothing to ingest");
@@ -291,20 +324,36 @@ async fn ingest_and_build_feeds(
     }
 
     let ingest = content::parse_tree(&tree, &opts);
+    let tz = config.publication.timezone;
+    let (released, next_release) = release::split(&ingest.issues, tz, now);
     report.issues = ingest.issues.len();
     report.articles = ingest.issues.iter().map(|i| i.articles.len()).sum();
+    report.drafts = ingest.issues.iter().filter(|i| i.draft).count();
+    report.held = ingest.issues.len() - released.len() - report.drafts;
+    report.next_release = next_release;
     report.problems = ingest.problems.clone();
-    report.recorded = store.record_issues(&ingest.issues, now).await?;
-    report.feeds = build_feeds(config, &ingest)?;
+    report.recorded = store.record_issues(&ingest.issues, tz, now).await?;
+    report.feeds = build_feeds(config, &released)?;
     // Only after everything succeeded: a failed cycle is retried in full.
     store
         .set_meta(
             META_COUNTS,
-            &format!("{} {}", report.issues, report.articles),
+            &format!(
+                "{} {} {} {}",
+                report.issues, report.articles, report.held, report.drafts
+            ),
         )
         .await?;
     store
         .set_meta(META_PROBLEMS, &encode_problems(&report.problems))
+        .await?;
+    store
+        .set_meta(
+            META_NEXT_RELEASE,
+            &next_release
+                .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+                .unwrap_or_default(),
+        )
         .await?;
     store.set_meta(META_FINGERPRINT, &key).await?;
     Ok((report, tree, Some(ingest)))
@@ -353,11 +402,29 @@ impl CycleReport {
                 s += &format!(" (new: {})", self.recorded.new.join(", "));
             }
             s += ".";
+            if !self.recorded.released.is_empty() {
+                s += &format!(
+                    " Their publication moment came: {} out now.",
+                    self.recorded.released.join(", ")
+                );
+            }
         } else {
             s += &format!(
                 ": nothing changed since the last run ({}, {}).",
                 plural(self.issues, "issue", "issues"),
                 plural(self.articles, "article", "articles")
+            );
+        }
+        if self.drafts > 0 {
+            s += &format!(
+                " {} (draft = true) left out of feeds, pages and mail.",
+                plural(self.drafts, "draft", "drafts")
+            );
+        }
+        if let Some(next) = self.next_release {
+            s += &format!(
+                " {} held; the next goes out at {next}.",
+                plural(self.held, "issue", "issues")
             );
         }
         match &self.problems.len() {
@@ -476,6 +543,10 @@ impl CycleReport {
             "content_changed": self.content_changed,
             "new_issues": self.recorded.new,
             "changed_issues": self.recorded.changed,
+            "released_issues": self.recorded.released,
+            "held": self.held,
+            "drafts": self.drafts,
+            "next_release": self.next_release,
             "problems": self.problems.iter().map(|p| serde_json::json!({"path": p.path, "line": p.line, "message": p.message})).collect::<Vec<_>>(),
             "feeds": feeds,
             "mail": {

@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod delivery;
 pub mod feeds;
 pub mod mail;
+pub mod release;
 pub mod store;
 pub mod subscribers;
 pub mod templates;

@@ -14,8 +14,9 @@ use clap::{Parser, Subcommand};
 use gazette::config::Config;
 use gazette::content::Issue;
 use gazette::cycle::{self, plural};
-use gazette::mail::{Recipient, RenderError, Renderer};
-use gazette::store::{CheckedAdd, RemoveOutcome, Store, StoreError};
+use gazette::mail::{Recipient, Renderer};
+use gazette::release::{self, Release};
+use gazette::store::{CheckedAdd, IssueRecord, RemoveOutcome, Store, StoreError};
 use gazette::subscribers::csv as subscriber_csv;
 use gazette::subscribers::{Status, Subscriber, SubscriberEmail, SubscriberName, SubscriberRow};
 
@@ -57,7 +58,10 @@ struct Cli {
 enum Command {
     /// Validate the config and every content file; exit 1 on any problem.
     Check,
-    /// One cycle: ingest new or changed issues, record them, rebuild the feeds.
+    /// One cycle: ingest new or changed issues, record them, rebuild the
+    /// feeds, then EMAIL each new issue to every active subscriber (and send
+    /// the retries that are due). Exit 3: no message got through to the mail
+    /// server; they stay queued.
     Run {
         /// How long to wait for another run on the same database to finish.
         #[arg(long, default_value_t = 60, value_name = "SECONDS")]
@@ -219,10 +223,28 @@ fn main() -> ExitCode {
     match real_main(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes on one line, each said once: library errors
+/// often already quote their cause (`content folder X: No such file...`),
+/// which `{:#}` would print a second time.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn init_tracing(format: LogFormat, default_level: &str) {
@@ -240,7 +262,17 @@ fn init_tracing(format: LogFormat, default_level: &str) {
 
 fn load_config(path: &std::path::Path) -> Result<Config> {
     Config::load(path)
-        .map_err(|e| anyhow::anyhow!("{e}"))
+        .map_err(|e| match e {
+            gazette::config::ConfigError::Read { path, source }
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                anyhow::anyhow!(
+                    "there is no config file {} ({source}); run gazette in the folder that holds config.toml, or name the file with --config PATH or the GAZETTE_CONFIG environment variable",
+                    path.display()
+                )
+            }
+            e => anyhow::anyhow!("{e}"),
+        })
         .context(format!(
             "the configuration {} is not usable (see README.md, \"Configuration\")",
             path.display()
@@ -300,22 +332,10 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// Every template problem: compile errors of each file, else the first
-/// render error against the sample issue. A missing `mail.from` is not one
-/// (only sending needs it).
+/// Every template problem, by the rules `serve` applies at start (one
+/// function for both, so that nothing `check` refuses can be served).
 fn template_problems(config: &Config) -> Vec<String> {
-    let mut problems = match Renderer::load_all(config) {
-        Err(errors) => errors.iter().map(ToString::to_string).collect(),
-        Ok(r) => match r.check() {
-            Ok(()) | Err(RenderError::Sender(_)) => Vec::new(),
-            Err(e) => vec![e.to_string()],
-        },
-    };
-    // The page templates (a digest problem is reported once, above).
-    if problems.is_empty() {
-        problems = gazette::web::pages::Pages::problems(config);
-    }
-    problems
+    gazette::web::pages::Pages::problems(config)
 }
 
 fn check(config: &Config, json: bool) -> Result<ExitCode> {
@@ -370,7 +390,14 @@ fn feeds_build(config: &Config, json: bool) -> Result<ExitCode> {
     for p in &ingest.problems {
         eprintln!("warning: {p}");
     }
-    let outcome = cycle::build_feeds(config, &ingest)?;
+    // No database here: the issues out are those whose moment has passed
+    // on the clock (drafts and held issues stay out of the feeds).
+    let (released, _) = release::split(
+        &ingest.issues,
+        config.publication.timezone,
+        chrono::Utc::now(),
+    );
+    let outcome = cycle::build_feeds(config, &released)?;
     let cycle::FeedsOutcome::Built {
         written,
         unchanged,
@@ -403,18 +430,47 @@ fn feeds_build(config: &Config, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// First-seen times from the store, when there is one yet (listing never creates it).
-fn first_seen(config: &Config) -> Result<std::collections::HashMap<String, String>> {
+/// What the store has for each issue, when there is a store yet (listing
+/// never creates it).
+fn records(config: &Config) -> Result<std::collections::HashMap<String, IssueRecord>> {
     if !config.database.path.exists() {
         return Ok(Default::default());
     }
     with_store(config, async |store| {
-        let recs = store.issue_records().await?;
-        Ok(recs
-            .into_iter()
-            .map(|r| (r.slug, r.first_seen_at))
-            .collect())
+        let recs = store.all_issue_records().await?;
+        Ok(recs.into_iter().map(|r| (r.slug.clone(), r)).collect())
     })
+}
+
+/// First-seen times from the store, when there is one yet.
+fn first_seen(config: &Config) -> Result<std::collections::HashMap<String, String>> {
+    Ok(records(config)?
+        .into_iter()
+        .map(|(slug, r)| (slug, r.first_seen_at))
+        .collect())
+}
+
+/// Where an issue stands for `issues list`: (status word, what to show).
+/// "due" is an issue whose moment has passed that no cycle has let out yet.
+fn issue_status(
+    config: &Config,
+    issue: &Issue,
+    record: Option<&IssueRecord>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> (&'static str, String) {
+    let tz = config.publication.timezone;
+    match release::status(issue, tz, now) {
+        Release::Draft => ("draft", "draft".into()),
+        Release::Held(at) => (
+            "held",
+            format!(
+                "held until {}",
+                at.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z")
+            ),
+        ),
+        Release::Out(_) if record.is_some_and(|r| r.released()) => ("out", "out".into()),
+        Release::Out(_) => ("due", "due (at the next cycle)".into()),
+    }
 }
 
 fn issues_list(config: &Config, json: bool) -> Result<ExitCode> {
@@ -422,12 +478,31 @@ fn issues_list(config: &Config, json: bool) -> Result<ExitCode> {
     for p in &ingest.problems {
         eprintln!("warning: {p}");
     }
-    let seen = first_seen(config)?;
+    let records = records(config)?;
+    let seen: std::collections::HashMap<&str, &str> = records
+        .iter()
+        .map(|(slug, r)| (slug.as_str(), r.first_seen_at.as_str()))
+        .collect();
+    let now = chrono::Utc::now();
+    let tz = config.publication.timezone;
+    let status: Vec<(&str, String)> = ingest
+        .issues
+        .iter()
+        .map(|i| issue_status(config, i, records.get(&i.slug), now))
+        .collect();
     if json {
         let rows: Vec<_> = ingest
             .issues
             .iter()
-            .map(|i| serde_json::json!({"slug": i.slug, "title": i.title, "date": i.date.to_string(), "articles": i.articles.len(), "first_seen": seen.get(&i.slug)}))
+            .zip(&status)
+            .map(|(i, (word, _))| {
+                let record = records.get(&i.slug);
+                serde_json::json!({"slug": i.slug, "title": i.title, "date": i.date.to_string(),
+                    "articles": i.articles.len(), "first_seen": seen.get(i.slug.as_str()),
+                    "status": word, "draft": i.draft,
+                    "publish_at": release::moment(i, tz).with_timezone(&tz).to_rfc3339(),
+                    "released_at": record.and_then(|r| r.released_at.clone())})
+            })
             .collect();
         println!("{}", serde_json::Value::from(rows));
         return Ok(ExitCode::SUCCESS);
@@ -443,21 +518,25 @@ fn issues_list(config: &Config, json: bool) -> Result<ExitCode> {
         .max()
         .unwrap_or(4)
         .max(4);
+    let sw = status
+        .iter()
+        .map(|(_, s)| s.chars().count())
+        .max()
+        .unwrap_or(6)
+        .max(6);
     println!(
-        "{:<10}  {:<w$}  {:>8}  {:<20}  TITLE",
-        "DATE", "SLUG", "ARTICLES", "FIRST SEEN"
+        "{:<10}  {:<w$}  {:>8}  {:<20}  {:<sw$}  TITLE",
+        "DATE", "SLUG", "ARTICLES", "FIRST SEEN", "STATUS"
     );
-    for i in &ingest.issues {
-        let s = seen
-            .get(&i.slug)
-            .map(String::as_str)
-            .unwrap_or("not yet run");
+    for (i, (_, st)) in ingest.issues.iter().zip(&status) {
+        let s = seen.get(i.slug.as_str()).copied().unwrap_or("not yet run");
         println!(
-            "{:<10}  {:<w$}  {:>8}  {:<20}  {}",
+            "{:<10}  {:<w$}  {:>8}  {:<20}  {:<sw$}  {}",
             i.date,
             i.slug,
             i.articles.len(),
             s,
+            st,
             i.title
         );
     }

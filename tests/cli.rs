@@ -254,12 +254,31 @@ fn a_missing_content_folder_is_an_error_naming_it() {
     ] {
         let out = site.gazette(args);
         expect_code(&out, 1);
+        let e = stderr(&out);
         assert!(
-            stderr(&out).contains(&site.path("content").display().to_string()),
-            "{args:?}: {}",
-            stderr(&out)
+            e.contains(&site.path("content").display().to_string()),
+            "{args:?}: {e}"
+        );
+        assert_eq!(
+            e.matches("No such file or directory").count(),
+            1,
+            "the OS error once: {e}"
         );
     }
+}
+
+#[test]
+fn run_help_says_it_emails_the_subscribers() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gazette"))
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    expect_code(&out, 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains("EMAIL each new issue to every active subscriber"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -270,10 +289,10 @@ fn a_missing_or_unreadable_config_is_an_error_naming_it() {
         .output()
         .unwrap();
     expect_code(&out, 1);
+    let e = stderr(&out);
     assert!(
-        stderr(&out).contains("/nonexistent/g.toml"),
-        "{}",
-        stderr(&out)
+        e.contains("/nonexistent/g.toml") && e.contains("--config") && e.contains("GAZETTE_CONFIG"),
+        "{e}"
     );
     // A folder where the file should be cannot be read, even by root.
     std::fs::create_dir(site.path("dir.toml")).unwrap();
@@ -324,6 +343,31 @@ fn a_bad_config_key_is_named_with_its_line() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn every_config_mistake_is_reported_in_one_run() {
+    let site = Site::new();
+    // CONFIG is 9 lines; the mistakes follow, of every kind.
+    site.write(
+        "config.toml",
+        &format!(
+            "{}colour = \"red\"\n[mail]\ntransport = \"pigeon\"\nconcurency = 4\n[schedule]\ncron = \"0 9 * * 9\"\n",
+            common::CONFIG
+        ),
+    );
+    let out = site.gazette_env(&["check"], &[("GAZETTE_FEEDS_ITEMS", "many")]);
+    expect_code(&out, 1);
+    let e = stderr(&out);
+    for want in [
+        "config.toml:10: feeds.colour: unknown key `colour`",
+        "config.toml:12: mail.transport: unknown variant `pigeon`",
+        "config.toml:13: mail.concurency: unknown key `concurency`",
+        "config.toml:15: schedule.cron:",
+        "environment variable GAZETTE_FEEDS_ITEMS: feeds.items: invalid type",
+    ] {
+        assert!(e.contains(want), "{want:?} missing from:\n{e}");
+    }
 }
 
 #[test]
@@ -480,4 +524,27 @@ fn backup_copies_the_live_database_and_never_replaces_a_file() {
             "{a}"
         );
     }
+}
+
+/// A database file truncated to 0 bytes is refused with what to do, not
+/// silently made a new, empty database; a missing one is still created.
+#[test]
+fn an_empty_database_file_is_refused_not_started_over() {
+    let site = Site::new();
+    site.write("gazette.db", "");
+    for args in [&["run"][..], &["subscribers", "list"]] {
+        let out = site.gazette(args);
+        expect_code(&out, 1);
+        let e = stderr(&out);
+        assert!(
+            e.contains(&site.path("gazette.db").display().to_string())
+                && e.contains("0 bytes")
+                && e.contains("delete it"),
+            "{args:?}: {e}"
+        );
+    }
+    assert_eq!(site.read("gazette.db"), "", "left as it was");
+    std::fs::remove_file(site.path("gazette.db")).unwrap();
+    expect_code(&site.gazette(&["run"]), 0);
+    assert!(std::fs::metadata(site.path("gazette.db")).unwrap().len() > 0);
 }

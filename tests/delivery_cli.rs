@@ -320,9 +320,10 @@ fn smtp_auth_with_the_password_from_the_environment_and_a_wrong_one_loses_nothin
     );
     let site = site_with(&mail, &rows);
     std::fs::remove_dir_all(site.path("content/2026-autumn")).unwrap();
-    // Wrong password: the server refuses the session; nothing fails, all stays queued.
+    // Wrong password: the server refuses the session; nothing fails, all
+    // stays queued, and the run says so with exit code 3.
     let out = site.gazette_env(&["--json", "run"], &[("LEDGER_SMTP_PASSWORD", "wrong")]);
-    expect_code(&out, 0);
+    expect_code(&out, 3);
     let v = json(&out);
     assert_eq!(
         (
@@ -423,9 +424,10 @@ fn starttls_and_implicit_tls_deliver_with_a_private_ca_and_refuse_without_it() {
         );
         let site = site_with(&mail, &["a@example.org,,active", "b@example.org,,active"]);
         std::fs::remove_dir_all(site.path("content/2026-autumn")).unwrap();
-        // The server's certificate is not trusted: nothing goes out, nothing is lost.
+        // The server's certificate is not trusted: nothing goes out, nothing
+        // is lost, and the run says so with exit code 3.
         let out = site.gazette(&["--json", "run"]);
-        expect_code(&out, 0);
+        expect_code(&out, 3);
         let v = json(&out);
         assert_eq!(
             (
@@ -444,4 +446,85 @@ fn starttls_and_implicit_tls_deliver_with_a_private_ca_and_refuse_without_it() {
         assert_eq!(json(&out)["mail"]["send"]["sent"], 2, "{security}");
         assert_eq!(server.received().len(), 2, "{security}");
     }
+}
+
+/// A run whose mail server never answers sends nothing and says so with its
+/// own exit code (3), so cron and alerts notice; the messages stay queued
+/// and the next run, with the server back, sends each once.
+#[test]
+fn a_mail_server_that_never_answers_is_exit_code_3_and_loses_nothing() {
+    let port = common::smtp::free_port();
+    let site = site_with(
+        &smtp(port),
+        &["a@example.org,,active", "b@example.org,,active"],
+    );
+    std::fs::remove_dir_all(site.path("content/2026-autumn")).unwrap();
+    let out = site.gazette(&["run"]);
+    expect_code(&out, 3);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "no message got through to the mail server (127.0.0.1:{port})"
+        )) && err.contains("2 messages wait in the queue"),
+        "{err}"
+    );
+    assert_eq!(
+        json(&site.gazette(&["--json", "deliveries"]))["issues"][0]["queued"],
+        2
+    );
+    let server = SmtpServer::start_on(port, &[]);
+    let out = site.gazette(&["--json", "run"]);
+    expect_code(&out, 0);
+    assert_eq!(json(&out)["mail"]["send"]["sent"], 2);
+    assert_eq!(server.received().len(), 2);
+}
+
+/// A digest whose text is ASCII goes 7bit: the unsubscribe URL is whole on
+/// one line of the raw `.eml`, and the message passes the MIME checks.
+#[test]
+fn an_ascii_digest_keeps_the_unsubscribe_url_whole_in_the_raw_message() {
+    let site = site_with("", &["bob@example.org,Bob,active"]);
+    for old in ["content/2026-autumn", "content/2026-winter"] {
+        std::fs::remove_dir_all(site.path(old)).unwrap();
+    }
+    site.write(
+        "content/2026-winter/issue.toml",
+        "title = \"Winter 2026\"\ndate = 2026-11-20\n",
+    );
+    site.write(
+        "content/2026-winter/ferry.txt",
+        "Ferry fares rise\n\nNovember 18, 2026\n\nFrom the Winter 2026 issue of The Test Ledger\n\nThe ferry costs more from Monday.\n",
+    );
+    let out = site.gazette(&["run"]);
+    expect_code(&out, 0);
+    assert!(
+        stdout(&out).contains("Mail: 1 sent"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let files: Vec<_> = std::fs::read_dir(site.path("outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    mimecheck(&files);
+    let raw = std::fs::read_to_string(&files[0]).unwrap();
+    let mail = common::mail::read_mail(&files[0]);
+    let token = common::mail::link_token(&mail.text, "unsubscribe").expect("an unsubscribe link");
+    let url = format!("{}/unsubscribe/{token}", common::mail::BASE);
+    assert!(
+        url.len() > 76,
+        "the link must be longer than a QP line: {url}"
+    );
+    let text_part = raw
+        .split("Content-Type: text/plain")
+        .nth(1)
+        .expect("a text part");
+    assert!(
+        text_part
+            .lines()
+            .any(|l| l.trim_end() == format!("Unsubscribe: {url}")),
+        "{url} not whole in:\n{raw}"
+    );
 }

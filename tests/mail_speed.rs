@@ -23,6 +23,8 @@ fn issue(articles: usize) -> Issue {
         volume: None,
         summary: Some("Ferry fares, books and letters.".into()),
         publication: None,
+        draft: false,
+        publish_at: None,
         dir: PathBuf::from("content/2026-winter"),
         hash: ContentHash::of(b"speed"),
         articles: (0..articles)

@@ -980,6 +980,14 @@ fn a_broken_page_template_is_named_with_its_line() {
         "{text}"
     );
     // serve refuses to start (and must not hang here if it did start).
+    let (status, err) = serve_until_it_exits(&site);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("templates/archive.html:3"), "{err}");
+}
+
+/// Start `serve` and wait for it to exit; panics if it is still running
+/// after 20 s (it started when it should have refused).
+fn serve_until_it_exits(site: &Site) -> (std::process::ExitStatus, String) {
     let port = common::smtp::free_port();
     let mut child = site
         .command(&["serve"])
@@ -996,7 +1004,7 @@ fn a_broken_page_template_is_named_with_its_line() {
         if start.elapsed() > Duration::from_secs(20) {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("serve started with a broken page template");
+            panic!("serve started with a template that check refuses");
         }
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -1004,8 +1012,37 @@ fn a_broken_page_template_is_named_with_its_line() {
     if let Some(mut e) = child.stderr.take() {
         let _ = e.read_to_string(&mut err);
     }
+    (status, err)
+}
+
+/// `check` and `serve` apply one set of template rules: a digest that
+/// compiles but uses an undefined value (here a typo) is refused by both,
+/// with the file, the line and the value, instead of `serve` starting and
+/// `/issues/SLUG` answering 500.
+#[test]
+fn serve_refuses_a_digest_template_that_check_refuses() {
+    let site = site_with("", "");
+    let digest = include_str!("../templates/digest.html");
+    assert!(digest.contains("<h1>{{ issue.title }}</h1>"));
+    site.write(
+        "templates/digest.html",
+        &digest.replace("<h1>{{ issue.title }}</h1>", "<h1>{{ issue.titel }}</h1>"),
+    );
+    let line = digest
+        .lines()
+        .position(|l| l.contains("<h1>{{ issue.title }}</h1>"))
+        .unwrap()
+        + 1;
+    let want = format!(
+        "{}:{line}: undefined value: `issue.titel` is undefined",
+        site.path("templates/digest.html").display()
+    );
+    let out = site.gazette(&["check"]);
+    expect_code(&out, 1);
+    assert!(stdout(&out).contains(&want), "{}", stdout(&out));
+    let (status, err) = serve_until_it_exits(&site);
     assert_eq!(status.code(), Some(1), "{err}");
-    assert!(err.contains("templates/archive.html:3"), "{err}");
+    assert!(err.contains(&want), "{err}");
 }
 
 #[test]
@@ -1071,6 +1108,36 @@ fn a_refused_sign_up_mail_is_logged_without_the_address() {
         !log.to_ascii_lowercase().contains("nobody.here@example.org"),
         "{log}"
     );
+}
+
+/// The confirmation link can be copied from the raw `.eml`: the parts go
+/// 7bit when they are ASCII with short enough lines, so the link is whole on
+/// one line (quoted-printable cut it at 76 characters, `=` and all), and the
+/// message still passes the MIME checks.
+#[test]
+fn the_confirmation_link_is_whole_on_one_line_of_the_raw_message() {
+    let site = site_with("", "");
+    let server = site.serve();
+    let (status, _) = server.post_form(
+        "/subscribe",
+        &[("email", "ann@example.org"), ("name", "Ann")],
+    );
+    assert_eq!(status, StatusCode::OK);
+    let files = outbox(&site, "signup-");
+    assert_eq!(files.len(), 1);
+    mimecheck(&files);
+    let raw = std::fs::read_to_string(&files[0]).unwrap();
+    let token = link_token(&read_mail(&files[0]).text, "confirm").expect("a confirm link");
+    let url = format!("{BASE}/confirm/{token}");
+    assert!(
+        url.len() > 76,
+        "the link must be longer than a QP line: {url}"
+    );
+    assert!(
+        raw.lines().any(|l| l.contains(&url)),
+        "{url} not whole in:\n{raw}"
+    );
+    assert!(raw.contains("Content-Transfer-Encoding: 7bit"), "{raw}");
 }
 
 #[test]

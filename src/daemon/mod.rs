@@ -65,6 +65,9 @@ pub struct CycleStats {
     pub failed_total: u64,
     /// Messages per second over the last cycle that sent any.
     pub last_send_rate: f64,
+    /// When the next held issue goes out, as the last cycle that succeeded
+    /// found it: the schedule loop wakes for it.
+    pub next_release: Option<DateTime<Utc>>,
 }
 
 /// Runs cycles, one at a time.
@@ -74,6 +77,9 @@ pub struct Cycles {
     gate: tokio::sync::Mutex<()>,
     stop: AtomicBool,
     stats: std::sync::Mutex<CycleStats>,
+    /// Told when a cycle found a different next release moment (a cycle
+    /// from the API, say), so the schedule loop sleeps until the new one.
+    release_changed: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Cycles {
@@ -90,6 +96,7 @@ impl Cycles {
             gate: tokio::sync::Mutex::new(()),
             stop: AtomicBool::new(false),
             stats: std::sync::Mutex::new(CycleStats::default()),
+            release_changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -113,17 +120,27 @@ impl Cycles {
         if self.stopping() {
             return Err("gazette is stopping".into());
         }
-        let _lock = self.run_lock().await?;
-        self.update(|s| s.running = true);
         let started = Instant::now();
-        let control = Control {
-            progress: &Quiet,
-            stop: &self.stop,
+        // A lock that cannot be taken (EMFILE, a wrong owner, a read-only
+        // folder) is a failed cycle like any other: logged, counted in
+        // gazette_cycle_failures_total and gazette_last_cycle_success, so an
+        // alert fires. Only a stop while waiting for another run is not one.
+        let result = match self.run_lock().await {
+            Err(e) if self.stopping() => return Err(e),
+            Err(e) => Err(format!("cannot take the run lock: {e}")),
+            Ok(_lock) => {
+                self.update(|s| s.running = true);
+                let control = Control {
+                    progress: &Quiet,
+                    stop: &self.stop,
+                };
+                cycle::run(&self.config, &self.store, Utc::now(), &control)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
         };
-        let result = cycle::run(&self.config, &self.store, Utc::now(), &control)
-            .await
-            .map_err(|e| e.to_string());
         let secs = started.elapsed().as_secs_f64();
+        let before = self.stats().next_release;
         self.update(|s| {
             s.running = false;
             s.runs += 1;
@@ -132,6 +149,7 @@ impl Cycles {
             s.last_ok = Some(result.is_ok());
             match &result {
                 Ok(report) => {
+                    s.next_release = report.next_release;
                     if let Some(send) = &report.mail.send {
                         s.sent_total += send.sent;
                         s.failed_total += send.failed + send.bounced;
@@ -144,6 +162,11 @@ impl Cycles {
                 Err(_) => s.failures += 1,
             }
         });
+        if let Ok(report) = &result
+            && report.next_release != before
+        {
+            self.release_changed.notify_one();
+        }
         match &result {
             Ok(report) => {
                 for p in &report.problems {
@@ -192,23 +215,31 @@ impl Cycles {
     }
 }
 
-/// The schedule loop: a cycle at start, then one per due slot, until
-/// `cycles` is stopped.
+/// The schedule loop: a cycle at start, then one per due slot and one when
+/// a held issue's publication moment comes, until `cycles` is stopped.
 pub async fn schedule_loop(
     cycles: Arc<Cycles>,
     schedule: Schedule,
     wake: Arc<tokio::sync::Notify>,
 ) {
     let started = Utc::now();
-    // The start cycle stands for every slot up to now (the one catch-up).
+    // The start cycle stands for every slot up to now (the one catch-up),
+    // and releases every issue whose moment passed while the daemon was down.
     let mut last = schedule.latest_at_or_before(started).unwrap_or(started);
     let _ = cycles.run_now("start").await;
+    // After a release cycle failed: not again before this (a failing cycle
+    // must not spin); the next slot still runs.
+    let mut release_floor: Option<DateTime<Utc>> = None;
     loop {
         if cycles.stopping() {
             return;
         }
         let now = Utc::now();
-        let nap = match schedule.step(last, now) {
+        let release = cycles
+            .stats()
+            .next_release
+            .map(|at| release_floor.map_or(at, |floor| at.max(floor)));
+        let nap = match schedule.step_with_release(last, now, release) {
             Step::Run(slot) => {
                 if schedule.next_after(last).is_some_and(|n| n < slot) {
                     tracing::info!(%slot, "slots were missed; one catch-up cycle");
@@ -217,12 +248,21 @@ pub async fn schedule_loop(
                 let _ = cycles.run_now("schedule").await;
                 continue;
             }
+            Step::Release(at) => {
+                tracing::info!(%at, "a held issue's publication moment came; cycling");
+                release_floor = match cycles.run_now("release").await {
+                    Ok(_) => None,
+                    Err(_) => Some(Utc::now() + MAX_NAP),
+                };
+                continue;
+            }
             Step::Wait(next) => (next - now).to_std().unwrap_or(Duration::ZERO).min(MAX_NAP),
             Step::Never => MAX_NAP,
         };
         tokio::select! {
             _ = tokio::time::sleep(nap) => {}
             _ = wake.notified() => {}
+            _ = cycles.release_changed.notified() => {}
         }
     }
 }

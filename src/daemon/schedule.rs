@@ -7,6 +7,11 @@
 //!   (croner walks absolute time, so a repeated 01:30 is one slot, not two);
 //! - slots missed while the process slept, was suspended or ran a long cycle
 //!   make *one* catch-up cycle, labelled with the newest missed slot.
+//!
+//! A held issue's publication moment is a reason to cycle too, between
+//! slots ([`Schedule::step_with_release`]): the daemon waits for whichever
+//! comes first. That moment is already an instant (see [`crate::release`]
+//! for the nights the clocks change), so no wall-clock rule applies here.
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -25,6 +30,9 @@ pub enum Step {
     /// Cycle now for this slot (the newest one that is due; older missed
     /// slots are folded into it).
     Run(DateTime<Utc>),
+    /// No slot is due, but a held issue's publication moment (this one)
+    /// has come: cycle now without consuming a slot.
+    Release(DateTime<Utc>),
     /// Nothing is due before this time.
     Wait(DateTime<Utc>),
     /// The expression never matches again (e.g. "0 0 30 2 *").
@@ -62,6 +70,24 @@ impl Schedule {
             None => Step::Never,
             Some(next) if next > now => Step::Wait(next),
             Some(next) => Step::Run(self.latest_at_or_before(now).unwrap_or(next).max(next)),
+        }
+    }
+
+    /// [`Schedule::step`], also waking for `release`, the next moment a
+    /// held issue goes out (as the last cycle found it): a slot that is due
+    /// runs (that cycle releases it too); else a moment that has come is a
+    /// cycle of its own; else wait for whichever comes first.
+    pub fn step_with_release(
+        &self,
+        last: DateTime<Utc>,
+        now: DateTime<Utc>,
+        release: Option<DateTime<Utc>>,
+    ) -> Step {
+        match (self.step(last, now), release) {
+            (step @ Step::Run(_), _) | (step, None) => step,
+            (_, Some(at)) if at <= now => Step::Release(at),
+            (Step::Wait(next), Some(at)) => Step::Wait(next.min(at)),
+            (_, Some(at)) => Step::Wait(at),
         }
     }
 }
@@ -186,6 +212,121 @@ mod tests {
             s.step(slot, now),
             Step::Wait(local(ny(), 2026, 6, 1, 13, 15))
         );
+    }
+
+    /// The daemon's loop against a simulated clock and a content folder
+    /// holding issues due at `moments`: each cycle lets out every issue
+    /// whose moment has passed and reports the next one, as
+    /// `cycle::run` does. Returns (kind, time) of every cycle.
+    fn cycles_with_held(
+        s: &Schedule,
+        moments: &[DateTime<Utc>],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        tick: Duration,
+    ) -> Vec<(&'static str, DateTime<Utc>)> {
+        let next_after = |now: DateTime<Utc>| moments.iter().copied().filter(|m| *m > now).min();
+        let mut last = s.latest_at_or_before(from).unwrap_or(from);
+        // The start cycle.
+        let mut release = next_after(from);
+        let mut now = from;
+        let mut out = Vec::new();
+        while now <= to {
+            let step = s.step_with_release(last, now, release);
+            match step {
+                Step::Run(slot) => {
+                    last = slot;
+                    out.push(("slot", now));
+                }
+                Step::Release(_) => out.push(("release", now)),
+                Step::Wait(until) => {
+                    // The loop sleeps until then; it never sleeps past it.
+                    assert!(until > now, "{until} <= {now}");
+                    if let Some(r) = release {
+                        assert!(until <= r, "sleeps past a held issue's moment");
+                    }
+                }
+                Step::Never => {}
+            }
+            if matches!(step, Step::Run(_) | Step::Release(_)) {
+                release = next_after(now);
+            }
+            now += tick;
+        }
+        out
+    }
+
+    #[test]
+    fn wakes_for_held_issues_between_slots_on_dst_nights() {
+        // Once a year: only the held issues can wake the daemon.
+        let s = Schedule::new("0 0 1 1 *", ny()).unwrap();
+        let spring = crate::release::local_moment(
+            ny(),
+            NaiveDate::from_ymd_opt(2026, 3, 8)
+                .and_then(|d| d.and_hms_opt(2, 30, 0))
+                .unwrap(),
+        );
+        let autumn = crate::release::local_moment(
+            ny(),
+            NaiveDate::from_ymd_opt(2026, 11, 1)
+                .and_then(|d| d.and_hms_opt(1, 30, 0))
+                .unwrap(),
+        );
+        // Spring: one cycle, when the clock jumps to 03:00 EDT.
+        let from = local(ny(), 2026, 3, 7, 23, 0);
+        let got = cycles_with_held(
+            &s,
+            &[spring],
+            from,
+            from + Duration::hours(6),
+            Duration::seconds(10),
+        );
+        assert_eq!(got, vec![("release", local(ny(), 2026, 3, 8, 3, 0))]);
+        // Autumn: one cycle, at the first 01:30 (EDT), none at the second.
+        let from = local(ny(), 2026, 10, 31, 23, 0);
+        let got = cycles_with_held(
+            &s,
+            &[autumn],
+            from,
+            from + Duration::hours(6),
+            Duration::seconds(10),
+        );
+        assert_eq!(
+            got,
+            vec![(
+                "release",
+                Utc.with_ymd_and_hms(2026, 11, 1, 5, 30, 0).unwrap()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_slot_and_a_release_together_make_one_cycle() {
+        let s = Schedule::new("0 * * * *", ny()).unwrap();
+        let from = local(ny(), 2026, 6, 1, 8, 30);
+        let at = local(ny(), 2026, 6, 1, 9, 0);
+        let between = local(ny(), 2026, 6, 1, 9, 20);
+        let got = cycles_with_held(
+            &s,
+            &[at, between],
+            from,
+            local(ny(), 2026, 6, 1, 10, 0),
+            Duration::minutes(1),
+        );
+        assert_eq!(
+            got,
+            vec![
+                ("slot", at),
+                ("release", between),
+                ("slot", local(ny(), 2026, 6, 1, 10, 0))
+            ]
+        );
+        // A moment already past (the cycle for it failed, say) is due at once.
+        assert_eq!(
+            s.step_with_release(from, from, Some(from - Duration::hours(1))),
+            Step::Release(from - Duration::hours(1))
+        );
+        assert_eq!(s.step_with_release(from, from, None), s.step(from, from));
     }
 
     #[test]

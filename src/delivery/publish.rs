@@ -1,11 +1,14 @@
 //! Publishing: the moment an issue's recipients are fixed.
 //!
-//! Every issue ingest records starts `unpublished`. The next cycle either
-//! publishes it (one ledger row per subscriber active at that moment, in one
-//! transaction) or, when the issue was already older than
-//! `mail.skip_older_than` when gazette first saw it (an archive being
-//! imported, say), skips it: it stays in the feeds but is mailed only if an
-//! admin runs `gazette issues send SLUG`.
+//! Every issue ingest records starts `unpublished`. Once it is released (not
+//! a draft, its publication moment passed; see [`crate::release`]) the cycle
+//! either publishes it (one ledger row per subscriber active at that moment,
+//! in one transaction) or, when the issue was already older than
+//! `mail.skip_older_than` when it was released (an archive being imported,
+//! say, or a draft left lying for months), skips it: it stays in the feeds
+//! but is mailed only if an admin runs `gazette issues send SLUG`. The age
+//! is measured at the release, not when ingest first saw the files: an
+//! issue held or kept as a draft is not "seen" by anyone meanwhile.
 
 use std::time::Duration;
 
@@ -45,17 +48,17 @@ pub async fn publish_pending(
     now: DateTime<Utc>,
 ) -> Result<Vec<Decision>, StoreError> {
     let mut decisions = Vec::new();
-    for (slug, date, first_seen) in store.unpublished_issues().await? {
+    for (slug, date, released) in store.unpublished_issues().await? {
         let date = NaiveDate::parse_from_str(&date, "%Y-%m-%d").ok();
-        let first_seen = DateTime::parse_from_rfc3339(&first_seen)
+        let released = DateTime::parse_from_rfc3339(&released)
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or(now);
         if let Some(date) = date
-            && too_old(date, tz, first_seen, skip_older_than)
+            && too_old(date, tz, released, skip_older_than)
         {
             let days = skip_older_than.as_secs() / 86_400;
             let reason = format!(
-                "dated {date}, more than {days} days (mail.skip_older_than) before gazette first saw it; `gazette issues send {slug}` mails it"
+                "dated {date}, already more than {days} days old (mail.skip_older_than) when gazette released it; `gazette issues send {slug}` mails it"
             );
             store.skip_issue(&slug, &reason).await?;
             decisions.push(Decision::Skipped { slug, reason });
@@ -97,5 +100,57 @@ mod tests {
             Utc.with_ymd_and_hms(2026, 9, 1, 0, 0, 0).unwrap(),
             thirty
         ));
+    }
+
+    fn issue(
+        slug: &str,
+        date: NaiveDate,
+        publish_at: chrono::NaiveDateTime,
+    ) -> crate::content::Issue {
+        crate::content::Issue {
+            slug: slug.into(),
+            title: slug.into(),
+            date,
+            number: None,
+            volume: None,
+            summary: None,
+            publication: None,
+            dir: std::path::PathBuf::from(slug),
+            articles: Vec::new(),
+            hash: crate::content::ContentHash::of(slug.as_bytes()),
+            draft: false,
+            publish_at: Some(crate::content::PublishAt::Local(publish_at)),
+        }
+    }
+
+    #[tokio::test]
+    async fn held_issues_wait_and_their_age_is_measured_at_the_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("g.db")).await.unwrap();
+        let tz = chrono_tz::UTC;
+        let thirty = Duration::from_secs(30 * 86_400);
+        let day = |m, d| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
+        let release = day(12, 15).and_hms_opt(0, 0, 0).unwrap();
+        // Dated 1 November, held until 15 December: 44 days old when it
+        // comes out, though only a day old when ingest first saw it.
+        let stale = issue("stale", day(11, 1), release);
+        // Dated the day before its release.
+        let fresh = issue("fresh", day(12, 14), release);
+        let issues = [stale, fresh];
+
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 2, 0, 0, 0).unwrap();
+        store.record_issues(&issues, tz, t0).await.unwrap();
+        let d = publish_pending(&store, tz, thirty, t0).await.unwrap();
+        assert!(d.is_empty(), "held issues are not published: {d:?}");
+
+        let t1 = Utc.with_ymd_and_hms(2026, 12, 15, 0, 0, 1).unwrap();
+        store.record_issues(&issues, tz, t1).await.unwrap();
+        let mut d = publish_pending(&store, tz, thirty, t1).await.unwrap();
+        d.sort_by_key(|d| format!("{d:?}"));
+        assert!(
+            matches!(&d[..], [Decision::Published { slug: p, .. }, Decision::Skipped { slug: s, reason }]
+                if p == "fresh" && s == "stale" && reason.contains("when gazette released it")),
+            "{d:?}"
+        );
     }
 }

@@ -97,8 +97,22 @@ pub struct SendReport {
     pub interrupted: bool,
     /// Stopped early: many attempts in a row got no answer from the server.
     pub unreachable: bool,
+    /// Attempts that got no answer at all (refused, timed out, dropped,
+    /// TLS trouble); counted in `deferred` or `failed` too.
+    pub unanswered: u64,
     #[serde(skip)]
     pub elapsed: Duration,
+}
+
+impl SendReport {
+    /// Messages were tried and not one attempt got an answer from the
+    /// server (down, unreachable, or refusing the session: TLS, login), so
+    /// the rows wait in the queue.
+    /// `gazette run` exits non-zero on it, so that cron and alerts notice.
+    pub fn server_never_answered(&self) -> bool {
+        let attempts = self.sent + self.deferred + self.failed + self.bounced;
+        self.unanswered > 0 && self.unanswered == attempts
+    }
 }
 
 /// Send everything that is due now. Call only while holding the run lock.
@@ -230,6 +244,7 @@ pub async fn send_due(
             match joined {
                 Ok(Done::Tried(result, answered)) => {
                     unanswered_in_a_row = if answered { 0 } else { unanswered_in_a_row + 1 };
+                    report.unanswered += u64::from(!answered);
                     done.push(result);
                 }
                 Ok(Done::Halted(id)) => released.push(id),

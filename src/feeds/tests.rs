@@ -132,6 +132,8 @@ fn issue(slug: &str, title: &str, date: NaiveDate, articles: Vec<Article>) -> Is
         volume: None,
         summary: None,
         publication: None,
+        draft: false,
+        publish_at: None,
         dir: PathBuf::from(format!("content/{slug}")),
         articles,
         hash: ContentHash::of(slug.as_bytes()),

@@ -4,8 +4,9 @@
 //! requires),
 //! a Message-ID stable per (issue, subscriber), optional DKIM.
 //!
-//! lettre encodes the bodies (7bit, quoted-printable or base64, whichever fits:
-//! no line over 76 characters), RFC 2047-encodes non-ASCII subjects and display
+//! Bodies go 7bit when they are ASCII with lines of at most 998 octets (a
+//! link then stays whole on its line of the raw message), else
+//! quoted-printable; lettre RFC 2047-encodes non-ASCII subjects and display
 //! names, and folds headers. `List-Id` is written here (lettre has no phrase
 //! encoder for non-mailbox headers).
 
@@ -40,12 +41,35 @@ pub struct Outgoing {
     pub bytes: Vec<u8>,
 }
 
-/// The bodies of a message, already quoted-printable encoded (CRLF, no
-/// line over 76 characters, ASCII only). Without `html` the message is a
-/// single text/plain part (a subscriber who chose plain text).
+/// The bodies of a message, already encoded (CRLF, ASCII only): 7bit when
+/// the text allows it (see [`super::qp::seven_bit`]), else quoted-printable.
+/// Without `html` the message is a single text/plain part (a subscriber who
+/// chose plain text).
 pub(crate) struct EncodedParts {
-    pub html: Option<String>,
-    pub text: String,
+    pub html: Option<EncodedBody>,
+    pub text: EncodedBody,
+}
+
+/// One encoded body and its Content-Transfer-Encoding.
+pub(crate) struct EncodedBody {
+    pub body: String,
+    pub encoding: ContentTransferEncoding,
+}
+
+impl EncodedBody {
+    pub fn seven_bit(body: String) -> EncodedBody {
+        EncodedBody {
+            body,
+            encoding: ContentTransferEncoding::SevenBit,
+        }
+    }
+
+    pub fn quoted_printable(body: String) -> EncodedBody {
+        EncodedBody {
+            body,
+            encoding: ContentTransferEncoding::QuotedPrintable,
+        }
+    }
 }
 
 /// What every message of a publication shares: From, Reply-To, List-Id, DKIM.
@@ -182,12 +206,12 @@ pub(crate) fn build_message(
             "List-Unsubscribe=One-Click".into(),
         ));
     }
-    let text = qp_part(ContentType::TEXT_PLAIN, parts.text);
+    let text = encoded_part(ContentType::TEXT_PLAIN, parts.text);
     let built = match parts.html {
         Some(html) => b.multipart(
             MultiPart::alternative()
                 .singlepart(text)
-                .singlepart(qp_part(ContentType::TEXT_HTML, html)),
+                .singlepart(encoded_part(ContentType::TEXT_HTML, html)),
         ),
         None => b.singlepart(text),
     };
@@ -246,7 +270,11 @@ pub fn notice(
             HeaderName::new_from_ascii_str("Auto-Submitted"),
             "auto-generated".into(),
         ))
-        .multipart(MultiPart::alternative_plain_html(text, html))
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(notice_part(ContentType::TEXT_PLAIN, text))
+                .singlepart(notice_part(ContentType::TEXT_HTML, html)),
+        )
         .map_err(|e| failed(e.to_string()))?;
     if let Some(dkim) = &sender.dkim {
         msg.sign(dkim);
@@ -273,15 +301,24 @@ fn wire_address(email: &str) -> Result<Address, String> {
         .map_err(|e| format!("not a valid address {wire:?}: {e}"))
 }
 
-/// A part whose body was encoded by [`super::qp`]: lettre would otherwise
-/// encode the whole body again for every recipient.
-fn qp_part(content_type: ContentType, encoded: String) -> SinglePart {
+/// A part whose body was encoded already (see [`EncodedParts`]): lettre
+/// would otherwise encode the whole body again for every recipient.
+fn encoded_part(content_type: ContentType, encoded: EncodedBody) -> SinglePart {
     SinglePart::builder()
         .header(content_type)
         .body(Body::dangerous_pre_encoded(
-            encoded.into_bytes(),
-            ContentTransferEncoding::QuotedPrintable,
+            encoded.body.into_bytes(),
+            encoded.encoding,
         ))
+}
+
+/// A sign-up mail's part: 7bit when it can be, so the confirmation link
+/// stays whole on one line of the raw message; else lettre's choice.
+fn notice_part(content_type: ContentType, text: String) -> SinglePart {
+    match super::qp::seven_bit(&text) {
+        Some(body) => encoded_part(content_type, EncodedBody::seven_bit(body)),
+        None => SinglePart::builder().header(content_type).body(text),
+    }
 }
 
 /// `The Harbour Ledger` -> `the-harbour-ledger` (ASCII letters and digits).

@@ -62,9 +62,59 @@ pub fn finish(mut body: String) -> String {
     body
 }
 
+/// Longest line a 7bit body may have, CRLF not counted (RFC 5322, 2.1.1).
+const MAX_RAW_LINE: usize = 998;
+
+/// `s` as a 7bit body (RFC 2045, 2.7) with CRLF line ends, when it can be
+/// one: ASCII, no NUL, no bare CR, no line over 998 octets. Then a link
+/// stays whole on its line, as written, in the raw message (QP would cut it
+/// with soft line breaks at 76 characters and turn `=` into `=3D`). Else
+/// `None`: the body goes quoted-printable. (8bit would do the same for
+/// UTF-8, but only with `BODY=8BITMIME` on the wire, which the SMTP clients
+/// do not send.)
+pub fn seven_bit(s: &str) -> Option<String> {
+    let mut out = String::with_capacity(s.len() + s.len() / 32 + 2);
+    for line in s.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.len() > MAX_RAW_LINE || !line.bytes().all(|b| b.is_ascii() && b != 0 && b != b'\r')
+        {
+            return None;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    // `split` gives one piece more than there are line ends.
+    out.truncate(out.len() - 2);
+    Some(out)
+}
+
+/// Whether every literal piece could go 7bit (a cheap first test, so a
+/// UTF-8 digest is not assembled twice per message).
+pub fn is_seven_bit_text(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii() && b != 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seven_bit_keeps_ascii_lines_whole_and_refuses_the_rest() {
+        let url = format!(
+            "https://news.example.org/ledger/confirm/{}?a=b",
+            "x".repeat(100)
+        );
+        assert_eq!(
+            seven_bit(&format!("Confirm:\n{url}\r\nend\n")).as_deref(),
+            Some(format!("Confirm:\r\n{url}\r\nend\r\n").as_str())
+        );
+        assert_eq!(seven_bit("").as_deref(), Some(""));
+        assert_eq!(seven_bit(&"y".repeat(998)).map(|s| s.len()), Some(998));
+        assert_eq!(seven_bit(&"y".repeat(999)), None);
+        assert_eq!(seven_bit("Zoë"), None);
+        assert_eq!(seven_bit("bare\rcr"), None);
+        assert_eq!(seven_bit("nul\0"), None);
+    }
 
     /// A straightforward decoder, to check the encoder against.
     fn decode(s: &str) -> Vec<u8> {

@@ -28,7 +28,7 @@ use crate::subscribers::MailFormat;
 use crate::templates::{Inline, TemplateSet};
 pub use crate::templates::{TemplateError, templates_dir};
 
-use super::message::{EncodedParts, Outgoing, Sender, build_message};
+use super::message::{EncodedBody, EncodedParts, Outgoing, Sender, build_message};
 use super::qp;
 
 /// The editable defaults, compiled in. A file of the same name in the
@@ -254,6 +254,8 @@ impl Renderer {
         Ok(Variant {
             html_qp: encode_pieces(&html),
             text_qp: encode_pieces(&text),
+            html_ascii: all_ascii(&html),
+            text_ascii: all_ascii(&text),
             html,
             text,
         })
@@ -365,8 +367,12 @@ pub fn human_date(d: NaiveDate) -> String {
 /// Article HTML as plain text, wrapped at [`TEXT_WIDTH`]; links become
 /// numbered references with the URLs listed after the text (never broken).
 pub fn html_to_text(html: &str) -> Result<String, String> {
+    // Each quote level indents the text: deep (but bounded, see
+    // content::nesting) quotes may need more than the width, and the text
+    // is better too wide than missing.
     let text = html2text::config::plain()
         .no_link_wrapping()
+        .allow_width_overflow()
         .string_from_read(html.as_bytes(), TEXT_WIDTH)
         .map_err(|e| e.to_string())?;
     Ok(text.trim_end().to_string())
@@ -551,6 +557,16 @@ struct Variant {
     text: Vec<Piece>,
     html_qp: Vec<Piece>,
     text_qp: Vec<Piece>,
+    /// Every literal piece is ASCII: the filled body may go 7bit.
+    html_ascii: bool,
+    text_ascii: bool,
+}
+
+fn all_ascii(pieces: &[Piece]) -> bool {
+    pieces.iter().all(|p| match p {
+        Piece::Text(t) => qp::is_seven_bit_text(t),
+        Piece::Slot(_) => true,
+    })
 }
 
 fn encode_pieces(pieces: &[Piece]) -> Vec<Piece> {
@@ -671,20 +687,43 @@ impl Digest {
             .map_err(|m| RenderError::Sender(m.clone()))?;
         let v = Values::new(self, r)?;
         let variant = v.variant(self);
+        // 7bit when the filled body allows it (links stay whole on their
+        // lines), else the pre-encoded quoted-printable pieces.
         let html = match format {
             MailFormat::Text => None,
-            MailFormat::Html => {
-                let mut scratch = String::new();
-                Some(qp::finish(fill(&variant.html_qp, |slot, out| {
-                    scratch.clear();
-                    push_escaped(&mut scratch, v.get(slot));
-                    qp::encode_piece(&scratch, out);
-                })))
-            }
+            MailFormat::Html => Some(
+                variant
+                    .html_ascii
+                    .then(|| {
+                        qp::seven_bit(&fill(&variant.html, |slot, out| {
+                            push_escaped(out, v.get(slot))
+                        }))
+                    })
+                    .flatten()
+                    .map(EncodedBody::seven_bit)
+                    .unwrap_or_else(|| {
+                        let mut scratch = String::new();
+                        EncodedBody::quoted_printable(qp::finish(fill(
+                            &variant.html_qp,
+                            |slot, out| {
+                                scratch.clear();
+                                push_escaped(&mut scratch, v.get(slot));
+                                qp::encode_piece(&scratch, out);
+                            },
+                        )))
+                    }),
+            ),
         };
-        let text = fill(&variant.text_qp, |slot, out| {
-            qp::encode_piece(v.get(slot), out)
-        });
+        let text = variant
+            .text_ascii
+            .then(|| qp::seven_bit(&fill(&variant.text, |slot, out| out.push_str(v.get(slot)))))
+            .flatten()
+            .map(EncodedBody::seven_bit)
+            .unwrap_or_else(|| {
+                EncodedBody::quoted_printable(qp::finish(fill(&variant.text_qp, |slot, out| {
+                    qp::encode_piece(v.get(slot), out)
+                })))
+            });
         build_message(
             sender,
             &self.issue_slug,
@@ -693,10 +732,7 @@ impl Digest {
             r,
             v.name.as_deref(),
             &v.unsubscribe,
-            EncodedParts {
-                html,
-                text: qp::finish(text),
-            },
+            EncodedParts { html, text },
         )
     }
 }
@@ -837,6 +873,8 @@ pub fn sample_issue() -> Issue {
         volume: Some(1),
         summary: Some("A sample issue.".into()),
         publication: None,
+        draft: false,
+        publish_at: None,
         dir: std::path::PathBuf::from("sample"),
         hash: ContentHash::of(b"gazette sample issue"),
         articles,

@@ -141,10 +141,10 @@ impl Store {
         })
     }
 
-    /// Issues recorded but neither published nor skipped yet: (slug, issue
-    /// date, first seen), oldest first.
+    /// Released issues neither published nor skipped yet: (slug, issue
+    /// date, released at), oldest first. Drafts and held issues wait.
     pub async fn unpublished_issues(&self) -> Result<Vec<(String, String, String)>, StoreError> {
-        Ok(sqlx::query_as("SELECT slug, issue_date, first_seen_at FROM issues WHERE mail_state = 'unpublished' ORDER BY issue_date, slug")
+        Ok(sqlx::query_as("SELECT slug, issue_date, released_at FROM issues WHERE mail_state = 'unpublished' AND released_at IS NOT NULL ORDER BY issue_date, slug")
             .fetch_all(&self.pool)
             .await?)
     }

@@ -1,10 +1,12 @@
 //! Recording what ingest saw: issues and articles with their content hashes.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
 use sqlx::Row;
 
 use super::{Store, StoreError};
 use crate::content::Issue;
+use crate::release::{self, Release};
 
 /// What recording one ingest changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -14,6 +16,8 @@ pub struct RecordReport {
     /// Slugs whose content hash changed.
     pub changed: Vec<String>,
     pub unchanged: usize,
+    /// Slugs recorded before while held (or as drafts) that are out now.
+    pub released: Vec<String>,
 }
 
 /// An issue as the store knows it.
@@ -26,6 +30,32 @@ pub struct IssueRecord {
     pub article_count: i64,
     pub first_seen_at: String,
     pub updated_at: String,
+    /// `draft = true` when last recorded.
+    pub draft: bool,
+    /// RFC 3339 UTC: its publication moment (None for rows older than the
+    /// column that no cycle has recorded since).
+    pub release_at: Option<String>,
+    /// RFC 3339 UTC: when a cycle let it out; None while held or a draft.
+    pub released_at: Option<String>,
+}
+
+impl IssueRecord {
+    /// Out: readers and subscribers may see it.
+    pub fn released(&self) -> bool {
+        self.released_at.is_some()
+    }
+}
+
+/// A query for the columns [`issue_record`] reads, followed by `$rest`.
+macro_rules! select_records {
+    ($rest:literal) => {
+        concat!(
+            "SELECT slug, title, issue_date, content_hash, article_count, first_seen_at, updated_at,
+                    draft, release_at, released_at
+             FROM issues ",
+            $rest
+        )
+    };
 }
 
 pub(super) fn stamp(t: DateTime<Utc>) -> String {
@@ -43,6 +73,20 @@ fn issue_record(r: &sqlx::sqlite::SqliteRow) -> IssueRecord {
         article_count: r.get("article_count"),
         first_seen_at: r.get("first_seen_at"),
         updated_at: r.get("updated_at"),
+        draft: r.get("draft"),
+        release_at: r.get("release_at"),
+        released_at: r.get("released_at"),
+    }
+}
+
+/// What the release columns of an issue should hold at `now`:
+/// (draft, release_at, out).
+fn release_columns(issue: &Issue, tz: Tz, now: DateTime<Utc>) -> (bool, String, bool) {
+    let at = stamp(release::moment(issue, tz));
+    match release::status(issue, tz, now) {
+        Release::Draft => (true, at, false),
+        Release::Held(_) => (false, at, false),
+        Release::Out(_) => (false, at, true),
     }
 }
 
@@ -50,20 +94,53 @@ impl Store {
     /// Record every issue in one transaction: new ones are inserted with
     /// `first_seen_at = now`; changed ones get their articles replaced and
     /// `updated_at = now`; unchanged ones are not written at all.
+    ///
+    /// Drafts and held issues are recorded too (the admin sees them), with
+    /// their publication moment in `tz`; `released_at` is set at the first
+    /// call at or after that moment and cleared while an issue is held or a
+    /// draft, so it says what readers may see as of this cycle.
     pub async fn record_issues(
         &self,
         issues: &[Issue],
+        tz: Tz,
         now: DateTime<Utc>,
     ) -> Result<RecordReport, StoreError> {
+        let at = now;
         let now = stamp(now);
         let mut report = RecordReport::default();
         let mut tx = self.pool.begin().await?;
         for issue in issues {
             let hash = issue.hash.to_hex();
-            let existing = sqlx::query("SELECT id, content_hash FROM issues WHERE slug = $1")
-                .bind(&issue.slug)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let (draft, release_at, out) = release_columns(issue, tz, at);
+            let existing = sqlx::query(
+                "SELECT id, content_hash, draft, release_at, released_at FROM issues WHERE slug = $1",
+            )
+            .bind(&issue.slug)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = &existing {
+                let was_out = row.get::<Option<String>, _>("released_at").is_some();
+                if row.get::<bool, _>("draft") != draft
+                    || row.get::<Option<String>, _>("release_at").as_deref() != Some(&release_at)
+                    || was_out != out
+                {
+                    sqlx::query(
+                        "UPDATE issues SET draft = $1, release_at = $2,
+                             released_at = CASE WHEN $3 THEN COALESCE(released_at, $4) ELSE NULL END
+                         WHERE id = $5",
+                    )
+                    .bind(draft)
+                    .bind(&release_at)
+                    .bind(out)
+                    .bind(&now)
+                    .bind(row.get::<i64, _>("id"))
+                    .execute(&mut *tx)
+                    .await?;
+                    if out && !was_out {
+                        report.released.push(issue.slug.clone());
+                    }
+                }
+            }
             let issue_id: i64 = match existing {
                 Some(row) if row.get::<String, _>("content_hash") == hash => {
                     report.unchanged += 1;
@@ -85,8 +162,9 @@ impl Store {
                 }
                 None => {
                     let row = sqlx::query(
-                        "INSERT INTO issues (slug, title, issue_date, content_hash, article_count, first_seen_at, updated_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
+                        "INSERT INTO issues (slug, title, issue_date, content_hash, article_count, first_seen_at, updated_at,
+                                             draft, release_at, released_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, CASE WHEN $9 THEN $6 END) RETURNING id",
                     )
                     .bind(&issue.slug)
                     .bind(&issue.title)
@@ -94,6 +172,9 @@ impl Store {
                     .bind(&hash)
                     .bind(issue.articles.len() as i64)
                     .bind(&now)
+                    .bind(draft)
+                    .bind(&release_at)
+                    .bind(out)
                     .fetch_one(&mut *tx)
                     .await?;
                     report.new.push(issue.slug.clone());
@@ -137,23 +218,32 @@ impl Store {
         Ok(report)
     }
 
-    /// Every recorded issue, newest issue date first.
+    /// Every released issue, newest issue date first: what readers may see
+    /// (the archive). Drafts and held issues are left out.
     pub async fn issue_records(&self) -> Result<Vec<IssueRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT slug, title, issue_date, content_hash, article_count, first_seen_at, updated_at
-             FROM issues ORDER BY issue_date DESC, slug",
-        )
+        let rows = sqlx::query(select_records!(
+            "WHERE released_at IS NOT NULL ORDER BY issue_date DESC, slug"
+        ))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(|r| issue_record(&r)).collect())
     }
 
-    /// One recorded issue (the web version looks it up per request).
+    /// Every recorded issue, drafts and held ones too, newest issue date
+    /// first: for admins (the API, `issues list`).
+    pub async fn all_issue_records(&self) -> Result<Vec<IssueRecord>, StoreError> {
+        let rows = sqlx::query(select_records!("ORDER BY issue_date DESC, slug"))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|r| issue_record(&r)).collect())
+    }
+
+    /// One released issue (the web version looks it up per request): None
+    /// for a draft or a held issue, exactly as for an unknown slug.
     pub async fn issue_record(&self, slug: &str) -> Result<Option<IssueRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT slug, title, issue_date, content_hash, article_count, first_seen_at, updated_at
-             FROM issues WHERE slug = $1",
-        )
+        let row = sqlx::query(select_records!(
+            "WHERE slug = $1 AND released_at IS NOT NULL"
+        ))
         .bind(slug)
         .fetch_optional(&self.pool)
         .await?;
@@ -216,6 +306,8 @@ mod tests {
             volume: None,
             summary: None,
             publication: None,
+            draft: false,
+            publish_at: None,
             dir: PathBuf::from(format!("content/{slug}")),
             articles,
             hash: ContentHash::of(&all),
@@ -233,12 +325,12 @@ mod tests {
             issue("a", vec![article("x", "1"), article("y", "1")]),
             issue("b", vec![article("z", "1")]),
         ];
-        let r = store.record_issues(&v1, t1).await.unwrap();
+        let r = store.record_issues(&v1, Tz::UTC, t1).await.unwrap();
         assert_eq!(r.new, vec!["a", "b"]);
         assert!(r.changed.is_empty());
 
         // Same content again: nothing written.
-        let r = store.record_issues(&v1, t2).await.unwrap();
+        let r = store.record_issues(&v1, Tz::UTC, t2).await.unwrap();
         assert_eq!((r.new.len(), r.changed.len(), r.unchanged), (0, 0, 2));
 
         // Article y edited, x removed, w added: first_seen kept for y.
@@ -246,7 +338,7 @@ mod tests {
             issue("a", vec![article("y", "2"), article("w", "1")]),
             issue("b", vec![article("z", "1")]),
         ];
-        let r = store.record_issues(&v2, t2).await.unwrap();
+        let r = store.record_issues(&v2, Tz::UTC, t2).await.unwrap();
         assert_eq!(r.changed, vec!["a"]);
         let seen = store.article_first_seen("a").await.unwrap();
         assert_eq!(
@@ -266,5 +358,61 @@ mod tests {
             ),
             (stamp(t1).as_str(), stamp(t2).as_str(), 2)
         );
+    }
+
+    #[tokio::test]
+    async fn held_and_draft_issues_are_recorded_but_not_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("g.db")).await.unwrap();
+        let ny = chrono_tz::America::New_York;
+        let t1 = Utc.with_ymd_and_hms(2026, 12, 2, 12, 0, 0).unwrap();
+        let mut held = issue("held", vec![article("x", "1")]);
+        held.publish_at = Some(crate::content::PublishAt::Local(
+            NaiveDate::from_ymd_opt(2026, 12, 20)
+                .and_then(|d| d.and_hms_opt(8, 0, 0))
+                .unwrap(),
+        ));
+        let mut draft = issue("draft", vec![article("y", "1")]);
+        draft.draft = true;
+        let out = issue("out", vec![article("z", "1")]);
+        let all = vec![held.clone(), draft.clone(), out];
+
+        let r = store.record_issues(&all, ny, t1).await.unwrap();
+        assert_eq!(r.new.len(), 3);
+        assert!(r.released.is_empty());
+        let public: Vec<String> = store
+            .issue_records()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.slug)
+            .collect();
+        assert_eq!(public, ["out"]);
+        assert_eq!(store.issue_record("held").await.unwrap(), None);
+        assert_eq!(store.issue_record("draft").await.unwrap(), None);
+        let admin = store.all_issue_records().await.unwrap();
+        assert_eq!(admin.len(), 3);
+        let h = admin.iter().find(|r| r.slug == "held").unwrap();
+        // 08:00 EST is 13:00 UTC.
+        assert_eq!(
+            (h.draft, h.release_at.as_deref(), h.released()),
+            (false, Some("2026-12-20T13:00:00Z"), false)
+        );
+        assert!(admin.iter().any(|r| r.slug == "draft" && r.draft));
+
+        // Same files, the moment passed: released now, first seen kept.
+        let t2 = Utc.with_ymd_and_hms(2026, 12, 20, 13, 0, 5).unwrap();
+        let r = store.record_issues(&all, ny, t2).await.unwrap();
+        assert_eq!((r.released, r.unchanged), (vec!["held".to_string()], 3));
+        let h = store.issue_record("held").await.unwrap().unwrap();
+        assert_eq!(
+            (h.released_at.as_deref(), h.first_seen_at.as_str()),
+            (Some(stamp(t2).as_str()), stamp(t1).as_str())
+        );
+
+        // A released issue turned into a draft is taken back.
+        held.draft = true;
+        store.record_issues(&[held], ny, t2).await.unwrap();
+        assert_eq!(store.issue_record("held").await.unwrap(), None);
     }
 }

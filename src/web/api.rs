@@ -561,9 +561,10 @@ async fn export_subscribers(State(state): State<AppState>) -> Result<Response, A
         .into_response())
 }
 
-/// Every recorded issue, newest first, with its delivery counts.
+/// Every recorded issue, newest first, with its delivery counts; drafts
+/// and held issues too (`status`, and `release_at`: when it goes out).
 async fn list_issues(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let records = state.store.issue_records().await?;
+    let records = state.store.all_issue_records().await?;
     let mut counts: HashMap<String, _> = state
         .store
         .delivery_counts(None)
@@ -576,6 +577,13 @@ async fn list_issues(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
         .filter_map(|r| {
             // An issue recorded between the two reads shows up next time.
             let c = counts.remove(&r.slug)?;
+            let status = if r.draft {
+                "draft"
+            } else if r.released() {
+                "out"
+            } else {
+                "held"
+            };
             Some(json!({
                 "slug": r.slug,
                 "title": r.title,
@@ -583,6 +591,10 @@ async fn list_issues(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
                 "articles": r.article_count,
                 "first_seen_at": r.first_seen_at,
                 "updated_at": r.updated_at,
+                "status": status,
+                "draft": r.draft,
+                "release_at": r.release_at,
+                "released_at": r.released_at,
                 "mail_state": c.mail_state,
                 "mail_note": c.note,
                 "published_at": c.published_at,

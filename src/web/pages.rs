@@ -176,11 +176,29 @@ impl Pages {
         }
     }
 
+    /// The one set of template rules `gazette check` and `serve` share:
+    /// every file that does not compile (pages and digest), then the digest
+    /// rendered against a sample issue (what `/issues/SLUG` shows) and every
+    /// page against sample values. A missing `mail.from` is not a template
+    /// problem (only sending needs it).
     fn build(config: &Config) -> Result<Pages, Vec<String>> {
         let strings =
             |errors: Vec<TemplateError>| errors.iter().map(ToString::to_string).collect::<Vec<_>>();
-        let templates = PageTemplates::load(config).map_err(strings)?;
-        let renderer = Renderer::load(config).map_err(|e| vec![e.to_string()])?;
+        let (renderer, templates) = match (
+            Renderer::load_all(config).map_err(strings),
+            PageTemplates::load(config).map_err(strings),
+        ) {
+            (Ok(r), Ok(t)) => (r, t),
+            (r, t) => {
+                let mut errors = r.err().unwrap_or_default();
+                errors.extend(t.err().unwrap_or_default());
+                return Err(errors);
+            }
+        };
+        match renderer.check() {
+            Ok(()) | Err(crate::mail::RenderError::Sender(_)) => {}
+            Err(e) => return Err(vec![e.to_string()]),
+        }
         let site = Site::new(config);
         let pages = Pages {
             templates,

@@ -6,6 +6,7 @@ use tempfile::TempDir;
 use url::Url;
 
 use super::*;
+use crate::content::nesting;
 
 fn opts() -> ScanOptions {
     ScanOptions {
@@ -599,4 +600,237 @@ fn one_folder_reads_and_parses_like_the_whole_tree() {
         let tree = read_issue_folder(tmp.path(), slug, &opts()).unwrap();
         assert!(tree.folders.is_empty(), "{slug:?}");
     }
+}
+
+#[test]
+fn issue_toml_draft_and_publish_at() {
+    let tmp = tree_with_good_issue();
+    let toml = |extra: &str| format!("title = \"Spring 2024\"\ndate = 2024-03-01\n{extra}");
+    let local = |h, m, s| date(2024, 3, 2).and_hms_opt(h, m, s).unwrap();
+    let cases: &[(&str, bool, Option<PublishAt>)] = &[
+        ("", false, None),
+        ("draft = true\n", true, None),
+        ("draft = false\n", false, None),
+        (
+            "publish_at = 2024-03-02T08:30:00\n",
+            false,
+            Some(PublishAt::Local(local(8, 30, 0))),
+        ),
+        // TOML 1.1: seconds may be left out; a space for the T.
+        (
+            "publish_at = 2024-03-02 08:30\n",
+            false,
+            Some(PublishAt::Local(local(8, 30, 0))),
+        ),
+        (
+            "publish_at = \"2024-03-02T08:30:15\"\n",
+            false,
+            Some(PublishAt::Local(local(8, 30, 15))),
+        ),
+        // A day alone: its start.
+        (
+            "publish_at = 2024-03-02\n",
+            false,
+            Some(PublishAt::Local(local(0, 0, 0))),
+        ),
+        (
+            "publish_at = 2024-03-02T08:30:00+01:00\n",
+            false,
+            Some(PublishAt::Exact(
+                chrono::FixedOffset::east_opt(3600)
+                    .unwrap()
+                    .from_local_datetime(&local(8, 30, 0))
+                    .unwrap(),
+            )),
+        ),
+    ];
+    for (extra, draft, publish_at) in cases {
+        write(tmp.path(), "2024-03/issue.toml", toml(extra));
+        let ingest = ingest(tmp.path());
+        assert_good_ones_ingested(&ingest);
+        assert!(ingest.problems.is_empty(), "{extra}: {:?}", ingest.problems);
+        let issue = &ingest.issues[0];
+        assert_eq!(
+            (issue.draft, issue.publish_at),
+            (*draft, *publish_at),
+            "{extra}"
+        );
+    }
+}
+
+#[test]
+fn bad_draft_or_publish_at_is_a_problem_with_its_line_and_skips_the_issue() {
+    let tmp = tree_with_good_issue();
+    let cases = [
+        (
+            "publish_at = \"tomorrow\"",
+            "publish_at = \"tomorrow\" is not a date-time",
+        ),
+        ("publish_at = 08:30:00", "is not a date-time"),
+        ("publish_at = 20241201", "is not a date-time"),
+        ("publish_at = \"2024-02-30T08:00:00\"", "is not a date-time"),
+        (
+            "draft = \"yes\"",
+            "draft must be true or false, not \"yes\"",
+        ),
+        ("draft = 1", "draft must be true or false"),
+    ];
+    for (line, message) in cases {
+        let path = write(
+            tmp.path(),
+            "2024-03/issue.toml",
+            format!("title = \"Spring 2024\"\n\ndate = 2024-03-01\n{line}\n"),
+        );
+        let ingest = ingest(tmp.path());
+        assert!(ingest.issues.is_empty(), "{line}");
+        let p = only_problem(&ingest, &path);
+        assert_eq!(p.line, Some(4), "{line}: {p}");
+        assert!(
+            p.message.contains(message) && p.message.contains("the issue is skipped"),
+            "{line}: {p}"
+        );
+    }
+}
+
+/// Runs `f` on a thread and fails the test if it takes more than 20 s (a
+/// read that blocks for ever would otherwise hang the whole test run).
+fn within_20s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the read did not finish: it blocked")
+}
+
+#[test]
+fn only_regular_files_are_read_and_links_stay_inside() {
+    let tmp = tree_with_good_issue();
+    let dir = tmp.path().join("2024-03");
+    let fifo =
+        std::ffi::CString::new(dir.join("pipe.md").into_os_string().into_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only creates a file.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    fs::create_dir(dir.join("folder.md")).unwrap();
+    let outside = TempDir::new().unwrap();
+    write(outside.path(), "secret.md", md("title = \"SECRET\""));
+    std::os::unix::fs::symlink(outside.path().join("secret.md"), dir.join("out.md")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), tmp.path().join("2024-09")).unwrap();
+    std::os::unix::fs::symlink(dir.join("nothing.md"), dir.join("dangling.md")).unwrap();
+    write(tmp.path(), "2024-05/real.md", md("title = \"Inside\""));
+    std::os::unix::fs::symlink("../2024-05/real.md", dir.join("linked.md")).unwrap();
+
+    let root = tmp.path().to_path_buf();
+    let got = within_20s(move || ingest(&root));
+    let problems: Vec<String> = got.problems.iter().map(ToString::to_string).collect();
+    let has = |end: &str, what: &str| problems.iter().any(|p| p.contains(end) && p.contains(what));
+    assert!(
+        has("pipe.md", "is a named pipe (FIFO), not a regular file"),
+        "{problems:#?}"
+    );
+    assert!(
+        has("folder.md", "is a folder, not a regular file"),
+        "{problems:#?}"
+    );
+    assert!(
+        has("out.md", "leads out of the content folder"),
+        "{problems:#?}"
+    );
+    assert!(
+        has("2024-09", "leads out of the content folder"),
+        "{problems:#?}"
+    );
+    assert!(
+        has("dangling.md", "symbolic link to nothing"),
+        "{problems:#?}"
+    );
+    assert!(
+        !problems.iter().any(|p| p.contains("SECRET")),
+        "{problems:#?}"
+    );
+    let issue = got.issues.iter().find(|i| i.slug == "2024-03").unwrap();
+    assert!(
+        issue
+            .articles
+            .iter()
+            .any(|a| a.slug == "linked" && a.title == "Inside"),
+        "a link inside the content folder is followed"
+    );
+
+    // The web version reads one folder the same way.
+    let root = tmp.path().to_path_buf();
+    let tree = within_20s(move || read_issue_folder(&root, "2024-03", &opts()).unwrap());
+    assert!(
+        tree.problems
+            .iter()
+            .any(|p| p.message.contains("named pipe"))
+    );
+    let root = tmp.path().to_path_buf();
+    let tree = within_20s(move || read_issue_folder(&root, "2024-09", &opts()).unwrap());
+    assert!(tree.folders.is_empty(), "a folder outside is not read");
+}
+
+#[test]
+fn control_characters_and_deep_nesting_are_problems_and_the_articles_stay() {
+    let tmp = TempDir::new().unwrap();
+    write(
+        tmp.path(),
+        "x/issue.toml",
+        "title = \"Issue\\u0007\"\ndate = 2024-03-01\nsummary = \"S\\u009b\"\n",
+    );
+    write(
+        tmp.path(),
+        "x/a.md",
+        format!(
+            "+++\ntitle = \"T\"\nsection = \"S\\u001b\"\ndateline = \"D\\u0000\"\nsummary = \"Y\\u0085z\"\n+++\nBody\u{7}.\n\n{}deep\n",
+            "<div>".repeat(100)
+        ),
+    );
+    write(
+        tmp.path(),
+        "x/b.txt",
+        format!(
+            "Clip\n\nMarch 1, 2024\n\nFrom the March issue of P\n\n{}",
+            "para\n\n".repeat(nesting::MAX_ELEMENTS + 5)
+        ),
+    );
+    let got = ingest(tmp.path());
+    let problems: Vec<String> = got.problems.iter().map(ToString::to_string).collect();
+    let expected = [
+        "issue.toml:1: title has the control character U+0007",
+        "issue.toml:3: summary has the control character U+009B",
+        "a.md:3: section has the control character U+001B",
+        "a.md:4: dateline has the control character U+0000",
+        "a.md:7: control character U+0007 (1 in the file)",
+        "a.md:9: markup nested more than 64 elements deep from here: 36 tag(s) dropped",
+        &format!(
+            "b.txt:{}: more than 20000 paragraphs",
+            7 + 2 * nesting::MAX_ELEMENTS
+        ),
+    ];
+    for e in expected {
+        assert!(
+            problems.iter().any(|p| p.contains(e)),
+            "{e:?} in {problems:#?}"
+        );
+    }
+    assert_eq!(got.issues.len(), 1);
+    let issue = &got.issues[0];
+    assert_eq!(
+        (issue.title.as_str(), issue.summary.as_deref()),
+        ("Issue", Some("S"))
+    );
+    let by_slug = |slug: &str| issue.articles.iter().find(|a| a.slug == slug).unwrap();
+    let a = by_slug("a");
+    assert_eq!(a.section.as_deref(), Some("S"));
+    assert_eq!(a.dateline.as_deref(), Some("D"));
+    assert_eq!(a.summary, "Y z");
+    assert!(
+        a.html.contains("Body.") && a.html.contains("deep"),
+        "{}",
+        a.html
+    );
+    let b = by_slug("b");
+    assert_eq!(b.html.matches("<p>").count(), nesting::MAX_ELEMENTS);
+    assert_eq!(b.html.matches("para").count(), nesting::MAX_ELEMENTS + 5);
 }
