@@ -508,7 +508,7 @@ fn an_ascii_digest_keeps_the_unsubscribe_url_whole_in_the_raw_message() {
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(files.len(), 1, "{files:?}");
-    mimecheck(&files);
+    mimecheck(&files, Kind::Bulk);
     let raw = std::fs::read_to_string(&files[0]).unwrap();
     let mail = common::mail::read_mail(&files[0]);
     let token = common::mail::link_token(&mail.text, "unsubscribe").expect("an unsubscribe link");

@@ -1125,7 +1125,7 @@ fn the_confirmation_link_is_whole_on_one_line_of_the_raw_message() {
     assert_eq!(status, StatusCode::OK);
     let files = outbox(&site, "signup-");
     assert_eq!(files.len(), 1);
-    mimecheck(&files);
+    mimecheck(&files, Kind::Personal);
     let raw = std::fs::read_to_string(&files[0]).unwrap();
     let token = link_token(&read_mail(&files[0]).text, "confirm").expect("a confirm link");
     let url = format!("{BASE}/confirm/{token}");
