@@ -84,6 +84,14 @@ enum Command {
     },
     /// Delivery counts per issue; with SLUG, what did not go out and why.
     Deliveries { slug: Option<String> },
+    /// Copy the database to OUT.db, consistently, also while `serve` runs
+    /// (SQLite's VACUUM INTO, then an integrity check). OUT.db must not exist.
+    Backup {
+        /// Where to write the copy (relative to the current folder); it
+        /// must not exist.
+        #[arg(value_name = "OUT.db")]
+        out: PathBuf,
+    },
     /// The daemon: a cycle now and on `[schedule] cron`, and the HTTP server
     /// on `[http] listen` (feeds, pages, admin API, /healthz, /metrics).
     /// SIGTERM or SIGINT stop it gracefully.
@@ -285,6 +293,7 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         Command::Run { wait } => cmd::mail::run(&config, cli.json, Duration::from_secs(wait)),
         Command::Deliveries { slug } => cmd::mail::deliveries(&config, slug.as_deref(), cli.json),
         Command::Serve => cmd::serve::serve(config),
+        Command::Backup { out } => cmd::backup::backup(&config, &out, cli.json),
         Command::Issues {
             command: IssuesCommand::Send { slug, to, wait },
         } => cmd::mail::issues_send(

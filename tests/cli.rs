@@ -439,11 +439,15 @@ fn a_second_run_waits_for_the_first_or_says_why_it_gave_up() {
     let a = site
         .command(&["--json", "run"])
         .stdout(std::process::Stdio::piped())
+        // Captured (the one that waits says so), shown by expect_code on failure.
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let b = site
         .command(&["--json", "run"])
         .stdout(std::process::Stdio::piped())
+        // Captured (the one that waits says so), shown by expect_code on failure.
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
@@ -454,6 +458,72 @@ fn a_second_run_waits_for_the_first_or_says_why_it_gave_up() {
     let new =
         va["new_issues"].as_array().unwrap().len() + vb["new_issues"].as_array().unwrap().len();
     assert_eq!(new, 2, "each issue is new exactly once: {va} {vb}");
+}
+
+#[test]
+fn backup_copies_the_live_database_and_never_replaces_a_file() {
+    let site = Site::new();
+    site.write(
+        "config.toml",
+        &format!(
+            "{}\n[mail]\nfrom = \"The Test Ledger <ledger@example.org>\"\nskip_older_than = \"100000d\"\n",
+            common::CONFIG
+        ),
+    );
+    site.write(
+        "subscribers.csv",
+        "email,name,status\nann@example.org,Ann Lee,active\nbob@example.org,,pending\n",
+    );
+    expect_code(
+        &site.gazette(&["subscribers", "import", "subscribers.csv"]),
+        0,
+    );
+    // Nothing to copy yet in a site that has never run: said, not created.
+    let empty = Site::empty();
+    let out = empty.gazette(&["backup", "copy.db"]);
+    expect_code(&out, 1);
+    assert!(stderr(&out).contains("no database"), "{}", stderr(&out));
+    assert!(!empty.path("gazette.db").exists() && !empty.path("copy.db").exists());
+
+    // While the daemon holds the database open and has run its first cycle.
+    let server = site.serve();
+    let out = site.gazette(&["--json", "backup", "backups/copy.db"]);
+    expect_code(&out, 0);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let copy = site.path("backups/copy.db");
+    assert_eq!(
+        report["bytes"].as_u64(),
+        Some(std::fs::metadata(&copy).unwrap().len())
+    );
+    // A second backup to the same name is refused and leaves the first whole.
+    let before = std::fs::read(&copy).unwrap();
+    let out = site.gazette(&["backup", "backups/copy.db"]);
+    expect_code(&out, 1);
+    assert!(stderr(&out).contains("exists already"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&copy).unwrap(), before);
+    let (status, _, log) = server.terminate();
+    assert!(status.success(), "{log}");
+
+    // The copy is a whole gazette database: the same subscribers and issues.
+    let on = |db: &std::path::Path, args: &[&str]| {
+        let url = format!("sqlite://{}", db.display());
+        let out = site.gazette_env(args, &[("GAZETTE_DATABASE_URL", &url)]);
+        expect_code(&out, 0);
+        stdout(&out)
+    };
+    let live = site.path("gazette.db");
+    for args in [
+        &["--json", "subscribers", "list"][..],
+        &["--json", "issues", "list"],
+        &["--json", "deliveries"],
+    ] {
+        let (a, b) = (on(&live, args), on(&copy, args));
+        assert_eq!(a, b, "{args:?}");
+        assert!(
+            a.contains("ann@example.org") || a.contains("2026-winter"),
+            "{a}"
+        );
+    }
 }
 
 /// A database file truncated to 0 bytes is refused with what to do, not

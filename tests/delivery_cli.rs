@@ -5,10 +5,9 @@ mod common;
 
 use std::collections::HashMap;
 
+use common::mail::{Kind, mimecheck};
 use common::smtp::{SmtpServer, SmtpSink};
 use common::{Site, expect_code, stderr, stdout};
-
-const MIMECHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/checks/mimecheck.py");
 
 /// A site whose issues are always recent enough to mail (the fixture's dates
 /// are fixed; the tests must not depend on the day they run).
@@ -42,25 +41,6 @@ fn json(out: &std::process::Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(out), stderr(out)))
 }
 
-fn mimecheck(files: &[std::path::PathBuf]) {
-    assert!(
-        std::path::Path::new(MIMECHECK).is_file(),
-        "{MIMECHECK} is missing"
-    );
-    for chunk in files.chunks(500) {
-        let out = std::process::Command::new("python3")
-            .arg(MIMECHECK)
-            .args(chunk)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && !text.contains("ERROR"),
-            "mimecheck:\n{text}"
-        );
-    }
-}
-
 #[test]
 fn the_file_outbox_gets_one_digest_per_active_subscriber_once() {
     let site = site_with(
@@ -86,7 +66,7 @@ fn the_file_outbox_gets_one_digest_per_active_subscriber_once() {
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(files.len(), 4, "{files:?}");
-    mimecheck(&files);
+    mimecheck(&files, Kind::Bulk);
     let all: String = files
         .iter()
         .map(|f| std::fs::read_to_string(f).unwrap())
@@ -225,7 +205,7 @@ fn a_thousand_subscribers_over_smtp_each_get_one_message_that_passes_mimecheck()
         std::fs::write(&path, &raw[start..]).unwrap();
         files.push(path);
     }
-    mimecheck(&files);
+    mimecheck(&files, Kind::Bulk);
 }
 
 #[test]
@@ -283,11 +263,15 @@ fn two_runs_at_once_never_send_a_message_twice() {
     let a = site
         .command(&["run"])
         .stdout(std::process::Stdio::null())
+        // Captured (the one that waits says so), shown by expect_code on failure.
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let b = site
         .command(&["run"])
         .stdout(std::process::Stdio::null())
+        // Captured (the one that waits says so), shown by expect_code on failure.
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
@@ -529,7 +513,7 @@ fn an_ascii_digest_keeps_the_unsubscribe_url_whole_in_the_raw_message() {
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(files.len(), 1, "{files:?}");
-    mimecheck(&files);
+    mimecheck(&files, Kind::Bulk);
     let raw = std::fs::read_to_string(&files[0]).unwrap();
     let mail = common::mail::read_mail(&files[0]);
     let token = common::mail::link_token(&mail.text, "unsubscribe").expect("an unsubscribe link");

@@ -6,17 +6,15 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::mail::{BASE, Mail, link_token, read_mail};
+use common::mail::{BASE, Kind, Mail, link_token, mimecheck, read_mail};
 use common::serve::{Opts, Server, StatusCode};
 use common::smtp::SmtpServer;
 use common::{Site, expect_code, stderr, stdout};
 use mail_parser::MessageParser;
 use serde_json::Value;
-
-const MIMECHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/checks/mimecheck.py");
 
 /// A site that mails (file outbox unless `mail` says otherwise), with fixture
 /// issues always recent enough to mail, and a generous sign-up limit
@@ -109,20 +107,6 @@ fn outbox(site: &Site, prefix: &str) -> Vec<PathBuf> {
     });
     files.sort();
     files
-}
-
-fn mimecheck(files: &[PathBuf]) {
-    assert!(Path::new(MIMECHECK).is_file(), "{MIMECHECK} is missing");
-    let out = std::process::Command::new(common::python())
-        .arg(MIMECHECK)
-        .args(files)
-        .output()
-        .expect("mimecheck");
-    let text = stdout(&out);
-    assert!(
-        out.status.success() && !text.contains("ERROR"),
-        "mimecheck:\n{text}"
-    );
 }
 
 /// A page must be HTML from the templates: the language, the viewport, the
@@ -318,7 +302,7 @@ fn subscribe_confirm_over_real_smtp_and_the_next_issue_arrives() {
     assert_eq!(received.len(), 1, "{received:?}");
     assert_eq!(received[0].rcpt, ["Ann@example.org"]);
     let confirmation = mail.messages_dir().join("1.eml");
-    mimecheck(std::slice::from_ref(&confirmation));
+    mimecheck(std::slice::from_ref(&confirmation), Kind::Personal);
     let m = read_mail(&confirmation);
     assert_eq!(m.content_type, "multipart/alternative");
     assert_eq!(
@@ -483,7 +467,7 @@ fn the_answer_to_subscribe_never_tells_who_is_on_the_list() {
         .map(|p| read_mail(p))
         .collect();
     assert_eq!(mails.len(), 6);
-    mimecheck(&outbox(&site, "signup-"));
+    mimecheck(&outbox(&site, "signup-"), Kind::Personal);
     let to = |m: &Mail| m.header("To").unwrap_or_default().to_ascii_lowercase();
     for m in &mails {
         let confirm = link_token(&m.text, "confirm");
@@ -811,7 +795,7 @@ fn preferences_change_the_name_and_the_next_digest_is_plain_text() {
     ] {
         assert!(m.header(h).is_some(), "{h} missing");
     }
-    mimecheck(&[ann]);
+    mimecheck(&[ann], Kind::Bulk);
     // The other subscriber still gets both parts.
     let bob = read_mail(&site.path(&format!(
         "outbox/2026-12-late_{}.eml",
@@ -1141,7 +1125,7 @@ fn the_confirmation_link_is_whole_on_one_line_of_the_raw_message() {
     assert_eq!(status, StatusCode::OK);
     let files = outbox(&site, "signup-");
     assert_eq!(files.len(), 1);
-    mimecheck(&files);
+    mimecheck(&files, Kind::Personal);
     let raw = std::fs::read_to_string(&files[0]).unwrap();
     let token = link_token(&read_mail(&files[0]).text, "confirm").expect("a confirm link");
     let url = format!("{BASE}/confirm/{token}");

@@ -463,8 +463,6 @@ fn dateline(first_paragraph: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
 
     fn date(y: i32, m: u32, d: u32) -> NaiveDate {
@@ -479,33 +477,84 @@ mod tests {
         parse(Path::new("dir/bad.txt"), text).unwrap_err()
     }
 
-    #[test]
-    fn seed_clipping() {
-        let seed = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/seed/us-mexico-collusion-against-immigrants.txt");
-        let Ok(text) = std::fs::read_to_string(&seed) else {
-            eprintln!("skipped: {} is not here", seed.display());
-            return;
-        };
-        let c = parse(&seed, &text).unwrap();
-        assert_eq!(c.title, "U.S.-Mexico collusion against immigrants");
-        assert_eq!(c.date, date(2021, 11, 19));
-        assert_eq!(c.issue_name, "November-December 2021");
-        assert_eq!(c.publication, "News & Letters");
-        assert_eq!(c.authors, ["Eugene Walker"]);
-        assert_eq!(c.dateline.as_deref(), Some("Mexico"));
-        let last = c.sections.last().and_then(|s| s.last()).unwrap();
-        assert!(last.ends_with("education.\u{201d}"), "{last}");
-        assert!(!c.html.contains("Leave a Reply") && !c.html.contains("Required fields"));
-        assert!(
-            c.html.starts_with("<p>Mexico—Once again"),
-            "{}",
-            &c.html[..40]
+    /// An article as saved from a web page, kept in the repository so the
+    /// test always runs: header lines, a three-name by-line, a "Place—"
+    /// dateline, a paragraph wrapped over two lines, a section break and a
+    /// comment-form trailer to drop.
+    const WEB_CLIPPING: &str = include_str!("testdata/the-night-the-ferry-stopped.txt");
+
+    fn assert_web_clipping(c: &Clipping) {
+        assert_eq!(c.title, "The night the river ferry stopped");
+        assert_eq!(c.date, date(2025, 3, 14));
+        assert_eq!(c.issue_name, "Spring 2025");
+        assert_eq!(c.publication, "The Lantern Quarterly");
+        assert_eq!(c.from_line, 6);
+        assert_eq!(c.authors, ["Mira Osei", "Jonas Feld", "Inês Duarte"]);
+        assert_eq!(c.dateline.as_deref(), Some("Vellmouth"));
+        let first = "Vellmouth—For the first time in forty years, the ferry that joins \
+            the two halves of Vellmouth did not sail on a weekday. Its crew of eleven, with \
+            the ticket office and the mechanics from the slipway, walked off at six in the \
+            morning after the operator said the night sailings would end in April and two \
+            deckhand posts with them.";
+        let quote = "“We are not asking for more,” said the pilot, Rosa Keane. \
+            “We are asking that the last boat home & the people on it still count.”";
+        assert_eq!(
+            c.sections,
+            [
+                vec![
+                    first.to_string(),
+                    "Commuters who had crossed by boat all their lives stood on the quay in \
+                     the rain, reading the notice taped to the gate."
+                        .to_string(),
+                    quote.to_string(),
+                ],
+                vec![
+                    "By noon the council had called both sides to the town hall <main chamber>, \
+                     the first such meeting since the bridge tolls were raised."
+                        .to_string(),
+                    "The crews say they will sail again on Monday if the night timetable stays."
+                        .to_string(),
+                ],
+            ]
         );
-        assert!(c.html.contains("<hr>"));
-        assert_eq!(c.sections.len(), 4);
-        assert!(c.summary.starts_with("Mexico—Once again") && c.summary.ends_with('…'));
-        assert!(c.summary.chars().count() <= 300);
+        assert_eq!(
+            c.html,
+            format!(
+                "<p>{first}</p>\n\
+                 <p>Commuters who had crossed by boat all their lives stood on the quay in the \
+                 rain, reading the notice taped to the gate.</p>\n\
+                 <p>“We are not asking for more,” said the pilot, Rosa Keane. “We are asking \
+                 that the last boat home &amp; the people on it still count.”</p>\n\
+                 <hr>\n\
+                 <p>By noon the council had called both sides to the town hall \
+                 &lt;main chamber&gt;, the first such meeting since the bridge tolls were \
+                 raised.</p>\n\
+                 <p>The crews say they will sail again on Monday if the night timetable \
+                 stays.</p>"
+            )
+        );
+        assert_eq!(
+            c.summary,
+            "Vellmouth—For the first time in forty years, the ferry that joins the two halves \
+             of Vellmouth did not sail on a weekday. Its crew of eleven, with the ticket office \
+             and the mechanics from the slipway, walked off at six in the morning after the \
+             operator said the night sailings would end in April and…"
+        );
+    }
+
+    #[test]
+    fn web_clipping() {
+        assert!(
+            !WEB_CLIPPING.contains('\r'),
+            "the fixture is stored with LF"
+        );
+        assert_web_clipping(&parse_ok(WEB_CLIPPING));
+    }
+
+    #[test]
+    fn web_clipping_with_crlf_and_a_bom_and_no_final_newline() {
+        let crlf = format!("\u{feff}{}", WEB_CLIPPING.trim_end().replace('\n', "\r\n"));
+        assert_web_clipping(&parse_ok(&crlf));
     }
 
     /// CRLF, a BOM, no final newline, several blank lines between header lines,

@@ -4,6 +4,7 @@
 //! compiled into the binary, so a new version upgrades the file on open.
 
 mod admin;
+mod backup;
 mod deliveries;
 mod issues;
 mod lock;
@@ -21,6 +22,7 @@ use sqlx::sqlite::{
 pub use admin::{
     CheckedAdd, Erasure, SubscriberEdit, SubscriberPage, SubscriberQuery, SubscriberRecord,
 };
+pub use backup::{Backup, BackupError};
 pub use deliveries::{
     Attempt, Claimed, DeliveryProblem, IssueDeliveries, Published, backoff, ledger_time,
 };

@@ -120,3 +120,41 @@ pub fn link_path(text: &str, kind: &str) -> String {
         link_token(text, kind).unwrap_or_else(|| panic!("no {BASE}/{kind}/ link in:\n{text}"));
     format!("/{kind}/{token}")
 }
+
+/// What a message is, for `tests/support/mimecheck.py`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    /// A digest to the list: the unsubscribe headers (RFC 2369, RFC 8058) are required.
+    Bulk,
+    /// A message to one person (a sign-up confirmation): checked only if present.
+    Personal,
+}
+
+/// Holds each file to `tests/support/mimecheck.py` (Python's stdlib `email`
+/// parser, independent of the crates gazette uses); panics with its report
+/// on any problem. Returns the report.
+#[track_caller]
+pub fn mimecheck(files: &[PathBuf], kind: Kind) -> String {
+    assert!(!files.is_empty(), "no message to check");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/mimecheck.py");
+    let mut report = String::new();
+    // A few hundred paths at a time stay well under the argument limit.
+    for chunk in files.chunks(400) {
+        let mut command = std::process::Command::new(super::python());
+        command.arg(&script);
+        if kind == Kind::Bulk {
+            command.arg("--bulk");
+        }
+        let out = command
+            .args(chunk)
+            .output()
+            .unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
+        let text = format!("{}{}", super::stdout(&out), super::stderr(&out));
+        assert!(
+            out.status.success() && !text.contains("ERROR"),
+            "mimecheck:\n{text}"
+        );
+        report.push_str(&text);
+    }
+    report
+}

@@ -21,12 +21,28 @@ import argparse
 import asyncio
 import itertools
 import json
+import logging
 import os
 import re
 import sys
+import warnings
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, TLSSetupException
+
+# --auth without TLS is what the AUTH tests ask for on 127.0.0.1, and
+# aiosmtpd's own use of its deprecated Session.login_data is not ours: say
+# nothing of either, so a passing test prints nothing that looks like a
+# failure. Every other warning and error still reaches stderr.
+EXPECTED = (
+    "Requiring AUTH while not requiring TLS",
+    "auth_required == True but auth_require_tls == False",
+    "Session.login_data is deprecated",
+)
+warnings.filterwarnings("ignore", message=EXPECTED[0], category=UserWarning)
+logging.getLogger("mail.log").addFilter(
+    lambda record: not record.getMessage().startswith(EXPECTED)
+)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("out")
@@ -61,6 +77,15 @@ log = open(os.path.join(a.out, "log.jsonl"), "a", buffering=1)
 
 
 class Handler:
+    async def handle_exception(self, error):
+        # A client that refuses the test certificate aborts the STARTTLS
+        # handshake; the tests do that on purpose, so it is no traceback.
+        # Anything else is logged in full, as aiosmtpd would.
+        if isinstance(error, TLSSetupException):
+            return "421 4.7.0 TLS handshake failed"
+        logging.getLogger("mail.log").error("SMTP session exception", exc_info=error)
+        return "500 Error: (%s) %s" % (type(error).__name__, error)
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         n = seen[address] = seen.get(address, 0) + 1
         if bounce_re and bounce_re.search(address):
