@@ -265,17 +265,6 @@ fn run(site: &Site) -> String {
     stdout(&out)
 }
 
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn subscribe_confirm_over_real_smtp_and_the_next_issue_arrives() {
     let mail = SmtpServer::start(&[]);
@@ -377,7 +366,22 @@ fn subscribe_confirm_over_real_smtp_and_the_next_issue_arrives() {
         summary.contains("Published 2026-12-late to 1 active subscriber"),
         "{summary}"
     );
-    wait_for("the digest", || mail.received().len() == 2);
+    // On a timeout, say what the ledger and the server saw: a bare
+    // "timed out" under a loaded CI machine tells nobody anything.
+    let waited = Instant::now();
+    while mail.received().len() < 2 {
+        if waited.elapsed() > Duration::from_secs(30) {
+            let d = site.gazette(&["deliveries", "2026-12-late"]);
+            panic!(
+                "timed out: the digest\nrun said: {summary}\nthe server got: {:?}\ndeliveries: {}{}",
+                mail.received(),
+                stdout(&d),
+                String::from_utf8_lossy(&d.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(mail.received().len(), 2, "{:?}", mail.received());
     let digest = read_mail(&mail.messages_dir().join("2.eml"));
     assert_eq!(mail.received()[1].rcpt, ["Ann@example.org"]);
     assert!(
@@ -630,6 +634,12 @@ fn one_click_from_a_real_digest_unsubscribes_that_subscriber_only() {
         "outbox/2026-winter_{}.eml",
         ids["ann@example.org"]
     ));
+    // Ready means the start cycle finished; if that cycle failed, say why.
+    assert!(
+        digest.exists(),
+        "no digest after the start cycle; serve's log:\n{}",
+        std::fs::read_to_string(&server.log).unwrap_or_default()
+    );
     let m = read_mail(&digest);
     assert_eq!(
         m.header("List-Unsubscribe-Post").as_deref(),
