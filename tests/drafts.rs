@@ -108,6 +108,16 @@ fn sent(site: &Site, slug: &str) -> u64 {
         .unwrap_or_else(|| panic!("no sent count: {v}"))
 }
 
+/// Runs gazette with `args`, expects exit `code` and `text` in its stdout;
+/// returns the stdout for further checks.
+fn says(site: &Site, args: &[&str], code: i32, text: &str) -> String {
+    let out = site.gazette(args);
+    expect_code(&out, code);
+    let said = stdout(&out);
+    assert!(said.contains(text), "{args:?} should say {text:?}:\n{said}");
+    said
+}
+
 #[test]
 fn a_draft_is_checked_but_not_published_anywhere() {
     let site = site();
@@ -122,22 +132,10 @@ fn a_draft_is_checked_but_not_published_anywhere() {
     expect_code(&out, 0);
     // check reads it: a broken article in a draft is reported.
     site.write("content/december/broken.md", "+++\ntitle = 3\n+++\nx\n");
-    let out = site.gazette(&["check"]);
-    expect_code(&out, 1);
-    assert!(
-        stdout(&out).contains("content/december/broken.md"),
-        "{}",
-        stdout(&out)
-    );
+    says(&site, &["check"], 1, "content/december/broken.md");
     std::fs::remove_file(site.path("content/december/broken.md")).unwrap();
 
-    let out = site.gazette(&["run"]);
-    expect_code(&out, 0);
-    assert!(
-        stdout(&out).contains("1 draft (draft = true)"),
-        "{}",
-        stdout(&out)
-    );
+    says(&site, &["run"], 0, "1 draft (draft = true)");
     assert!(mailed(&site, "december").is_empty());
     assert!(
         !feeds(&site).contains("December (DRAFT"),
@@ -196,13 +194,7 @@ fn a_draft_is_checked_but_not_published_anywhere() {
         "content/december/issue.toml",
         &format!("title = \"December\"\ndate = {}\n", day_from_today(-1)),
     );
-    let out = site.gazette(&["run"]);
-    expect_code(&out, 0);
-    assert!(
-        stdout(&out).contains("Published december to 2"),
-        "{}",
-        stdout(&out)
-    );
+    says(&site, &["run"], 0, "Published december to 2");
     assert_eq!(mailed(&site, "december").len(), 2);
     assert!(feeds(&site).contains("Notes for december"));
 }
@@ -212,13 +204,7 @@ fn an_issue_dated_ahead_is_held_until_its_day() {
     let site = site();
     let date = day_from_today(18);
     add_issue(&site, "december", "December", &date, "");
-    let out = site.gazette(&["run"]);
-    expect_code(&out, 0);
-    assert!(
-        stdout(&out).contains("1 issue held; the next goes out at"),
-        "{}",
-        stdout(&out)
-    );
+    says(&site, &["run"], 0, "1 issue held; the next goes out at");
     assert!(mailed(&site, "december").is_empty());
     assert!(!feeds(&site).contains("Notes for december"));
     // `feeds build` (no database) leaves it out too.
@@ -286,13 +272,7 @@ fn a_moment_that_passed_while_the_daemon_was_down_is_published_once_at_start() {
     server.cycle();
     let (code, _, log) = server.terminate();
     assert!(code.success(), "{log}");
-    let out = site.gazette(&["run"]);
-    expect_code(&out, 0);
-    assert!(
-        stdout(&out).contains("Mail: nothing due"),
-        "{}",
-        stdout(&out)
-    );
+    says(&site, &["run"], 0, "Mail: nothing due");
     assert_eq!(mailed(&site, "flash").len(), 2);
     assert_eq!(sent(&site, "flash"), 2);
     assert_eq!(listed(&site, "flash")["status"], "out");

@@ -29,25 +29,10 @@ impl SmtpServer {
     }
 
     pub fn start_on(port: u16, args: &[&str]) -> SmtpServer {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_server.py");
-        let mut child = Command::new(super::python())
-            .arg(script)
-            .arg(dir.path())
-            .args(["--port", &port.to_string()])
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start smtp_server.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read ready line");
-        let port = line
-            .trim()
-            .strip_prefix("ready ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("smtp_server.py did not start: {line:?}"));
+        let port_arg = port.to_string();
+        let mut all = vec!["--port", port_arg.as_str()];
+        all.extend_from_slice(args);
+        let (child, port, dir) = start_script("smtp_server.py", &all);
         SmtpServer { child, port, dir }
     }
 
@@ -177,24 +162,7 @@ pub struct HostileSmtp {
 
 impl HostileSmtp {
     pub fn start(args: &[&str]) -> HostileSmtp {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/hostile_smtp.py");
-        let mut child = Command::new(super::python())
-            .arg(script)
-            .arg(dir.path())
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start hostile_smtp.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read ready line");
-        let port = line
-            .trim()
-            .strip_prefix("ready ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("hostile_smtp.py did not start: {line:?}"));
+        let (child, port, dir) = start_script("hostile_smtp.py", args);
         HostileSmtp { child, port, dir }
     }
 
@@ -280,4 +248,28 @@ pub fn test_ca(dir: &std::path::Path) -> (String, String, String) {
     ]);
     let p = |f: &str| dir.join(f).display().to_string();
     (p("ca.pem"), p("server.pem"), p("server.key"))
+}
+
+/// Starts `tests/support/SCRIPT DIR ARGS...` and waits for its `ready PORT`
+/// line: both test servers announce themselves this way once they listen.
+fn start_script(script: &str, args: &[&str]) -> (Child, u16, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = format!("{}/tests/support/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new(super::python())
+        .arg(&path)
+        .arg(dir.path())
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {script}: {e}"));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read ready line");
+    let port = line
+        .trim()
+        .strip_prefix("ready ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{script} did not start: {line:?}"));
+    (child, port, dir)
 }
