@@ -9,30 +9,34 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use crate::subscribers::Status;
 
-/// 200 when the database can be written; 503 otherwise.
+/// 200 when the database answers and can be written; 503 otherwise.
 ///
 /// A read (`SELECT 1`) also answers on a database that is read-only (a
 /// file the service user cannot write, a read-only mount), where every
-/// cycle then fails; so does `BEGIN IMMEDIATE` in WAL mode. So the probe is
-/// a write that matches no row, in a transaction rolled back: SQLite
-/// refuses it on a read-only database, and it changes nothing on a good
-/// one. Another writer holding the lock past the busy timeout shows the
-/// database is writable: 200. A failed
-/// cycle does not turn this to 503 (an SMTP outage must not take the
-/// pages and feeds out of a load balancer): alert on
-/// `gazette_last_cycle_success` in `/metrics` for that.
+/// cycle then fails. So the probe also asks the OS whether the database
+/// file (and its WAL) may be written, which it refuses in both cases.
+/// It takes no SQLite lock on purpose: a probe that took the write lock
+/// (`BEGIN IMMEDIATE`, or a write that matches no row) made a cycle's
+/// transaction that was upgrading from a read fail at once with
+/// SQLITE_BUSY ("database is locked"), whatever the busy timeout, since
+/// SQLite refuses such an upgrade instead of waiting. A failed cycle does
+/// not turn this to 503 (an SMTP outage must not take the pages and feeds
+/// out of a load balancer): alert on `gazette_last_cycle_success` in
+/// `/metrics` for that.
 pub async fn healthz(State(state): State<AppState>) -> Response {
-    let probe = async {
-        let mut tx = state.store.pool().begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("UPDATE meta SET value = value WHERE 0")
-            .execute(&mut *tx)
-            .await?;
-        tx.rollback().await
+    let answers = sqlx::query("SELECT 1").execute(state.store.pool()).await;
+    let problem = match answers {
+        Err(e) => Some(e.to_string()),
+        Ok(_) => {
+            let db = state.store.path().to_path_buf();
+            tokio::task::spawn_blocking(move || writable(&db).err())
+                .await
+                .unwrap_or_else(|e| Some(e.to_string()))
+        }
     };
-    match probe.await {
-        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
-        Err(e) if is_busy(&e) => (StatusCode::OK, "ok\n").into_response(),
-        Err(e) => {
+    match problem {
+        None => (StatusCode::OK, "ok\n").into_response(),
+        Some(e) => {
             tracing::error!(error = %e, "health check: the database cannot be written");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -43,12 +47,31 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// SQLITE_BUSY, any extended code: another connection holds the lock.
-fn is_busy(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .and_then(|d| d.code())
-        .and_then(|c| c.parse::<i32>().ok())
-        .is_some_and(|c| c & 0xff == 5)
+/// Asks the OS whether this process may write the database file, and its
+/// `-wal` file when present, with `access(2)`. It does not open them: closing
+/// any descriptor of a database file drops every POSIX lock this process
+/// holds on it, SQLite's included.
+fn writable(db: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal = std::path::PathBuf::from(wal);
+    for path in [db, wal.as_path()] {
+        if path == wal && !wal.exists() {
+            continue;
+        }
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+        if unsafe { libc::access(c.as_ptr(), libc::W_OK) } != 0 {
+            return Err(format!(
+                "{}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The Prometheus text format, version 0.0.4.
