@@ -1,0 +1,167 @@
+//! The typed result of loading: [`Config`] and one struct per section, with
+//! defaults applied and every value checked. Paths are absolute.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+/// `[publication]`: who publishes, and where the public site lives.
+#[derive(Debug, Clone)]
+pub struct Publication {
+    pub title: String,
+    pub description: String,
+    /// Absolute http(s) URL, always ending with '/'.
+    pub base_url: Url,
+    /// BCP 47 language tag, e.g. "en".
+    pub language: String,
+    pub timezone: chrono_tz::Tz,
+}
+
+impl Publication {
+    /// Absolute URL of a site path such as `feeds/atom.xml` (no leading '/').
+    pub fn url(&self, path: &str) -> String {
+        match self.base_url.join(path.trim_start_matches('/')) {
+            Ok(u) => u.to_string(),
+            Err(_) => format!("{}{}", self.base_url, path.trim_start_matches('/')),
+        }
+    }
+}
+
+/// The whole, checked configuration. Paths are absolute (resolved against the
+/// folder of config.toml).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file this came from.
+    pub path: PathBuf,
+    pub publication: Publication,
+    pub content: ContentConfig,
+    pub feeds: FeedsConfig,
+    pub database: DatabaseConfig,
+    pub schedule: ScheduleConfig,
+    pub mail: MailConfig,
+    pub http: HttpConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ContentConfig {
+    pub dir: PathBuf,
+    /// Article files larger than this are reported and skipped.
+    pub max_article_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct FeedsConfig {
+    pub dir: PathBuf,
+    /// How many of the newest articles the feeds carry.
+    pub items: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// As written (for messages).
+    pub url: String,
+    /// The SQLite file.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScheduleConfig {
+    /// Standard 5-field crontab, Sunday = 0; checked at load.
+    pub cron: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    File,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    Starttls,
+    Tls,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DigestBody {
+    Full,
+    Summary,
+}
+
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// Required once mail is sent; checked then.
+    pub from: Option<String>,
+    pub reply_to: Option<String>,
+    pub transport: Transport,
+    pub outbox: PathBuf,
+    /// A template; the default names the issue title.
+    pub subject: String,
+    pub rate_per_second: f64,
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub skip_older_than: Duration,
+    /// First retry delay after a 4xx or a dropped connection; doubles each time.
+    pub retry_base: Duration,
+    pub digest: DigestBody,
+    /// Whether addresses with a non-ASCII local part (`zoë@…`) may enter the
+    /// list: only when the relay offers SMTPUTF8 (RFC 6531). Off by default.
+    pub smtputf8: bool,
+    pub smtp: SmtpConfig,
+    /// `[mail.dkim]`: sign every message when set.
+    pub dkim: Option<DkimSettings>,
+}
+
+/// `[mail.dkim]`: the key was read and checked at load.
+#[derive(Debug, Clone)]
+pub struct DkimSettings {
+    /// DNS selector: the public key is the TXT record `{selector}._domainkey.{domain}`.
+    pub selector: String,
+    /// The signing domain (`d=`); defaults to the domain of `mail.from`.
+    pub domain: String,
+    pub key_file: PathBuf,
+    pub key: crate::mail::dkim::DkimKey,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub username: Option<String>,
+    /// The NAME of the environment variable holding the password.
+    pub password_env: Option<String>,
+    /// Extra trusted root certificate (PEM), e.g. a private CA's.
+    pub ca_file: Option<PathBuf>,
+    /// The most the server may take for a whole reply (and to connect, or
+    /// to take one write); default 30 s.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// `HOST:PORT`; a host name is resolved when `serve` starts.
+    pub listen: String,
+    /// The NAME of the environment variable holding the admin API token.
+    pub admin_token_env: Option<String>,
+    /// `POST /subscribe` per client address: this many at once...
+    pub subscribe_burst: u32,
+    /// ...then this many a minute.
+    pub subscribe_per_minute: u32,
+    /// A request's head must arrive within this (also the keep-alive idle limit).
+    pub header_timeout: Duration,
+    /// The longest wait for the next piece of a request body.
+    pub body_timeout: Duration,
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<crate::web::proxy::IpNet>,
+}
+
+pub const DEFAULT_SUBJECT: &str = "{{ issue.title }} | {{ publication.title }}";
