@@ -261,7 +261,7 @@ fn init_tracing(format: LogFormat, default_level: &str) {
 }
 
 fn load_config(path: &std::path::Path) -> Result<Config> {
-    Config::load(path)
+    let config = Config::load(path)
         .map_err(|e| match e {
             gazette::config::ConfigError::Read { path, source }
                 if source.kind() == std::io::ErrorKind::NotFound =>
@@ -273,10 +273,20 @@ fn load_config(path: &std::path::Path) -> Result<Config> {
             }
             e => anyhow::anyhow!("{e}"),
         })
-        .context(format!(
-            "the configuration {} is not usable (see README.md, \"Configuration\")",
-            path.display()
-        ))
+        .with_context(|| not_usable(path))?;
+    // The key is mail's to read, but a bad one stops every command before it
+    // starts, like any other config mistake.
+    if let Some(dkim) = &config.mail.dkim {
+        gazette::mail::dkim::DkimKey::load(dkim).with_context(|| not_usable(path))?;
+    }
+    Ok(config)
+}
+
+fn not_usable(path: &std::path::Path) -> String {
+    format!(
+        "the configuration {} is not usable (see README.md, \"Configuration\")",
+        path.display()
+    )
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -370,6 +370,60 @@ fn every_config_mistake_is_reported_in_one_run() {
     }
 }
 
+/// A bad DKIM key file refuses `check`, `run` and `serve` before they do
+/// anything, naming the key, its line and the file.
+#[test]
+fn a_bad_dkim_key_file_is_refused_before_anything_is_done() {
+    let site = Site::new();
+    // CONFIG is 9 lines: key_file is on line 14.
+    site.write(
+        "config.toml",
+        &format!(
+            "{}[mail]\nfrom = \"Ledger <news@example.org>\"\n[mail.dkim]\nselector = \"s1\"\nkey_file = \"keys/dkim.pem\"\n",
+            common::CONFIG
+        ),
+    );
+    let key = site.path("keys/dkim.pem").display().to_string();
+    let refused = |want: &str| {
+        for args in [&["check"][..], &["run"], &["serve"]] {
+            // serve listens on a free port if it does not refuse, and is stopped.
+            let mut child = site
+                .command(args)
+                .env("GAZETTE_HTTP_LISTEN", "127.0.0.1:0")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("run gazette");
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while child.try_wait().unwrap().is_none() {
+                if std::time::Instant::now() > deadline {
+                    child.kill().unwrap();
+                    panic!("gazette {args:?} did not refuse the key file");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let out = child.wait_with_output().unwrap();
+            expect_code(&out, 1);
+            let e = stderr(&out);
+            assert!(
+                e.contains(&format!("config.toml:14: mail.dkim.key_file: {want}")),
+                "{args:?}: {e}"
+            );
+            assert!(e.contains(&key), "{args:?}: {e}");
+        }
+    };
+    refused("cannot read");
+    site.write(
+        "keys/dkim.pem",
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    );
+    refused(&format!("{key}: not a PKCS#8 private key"));
+    assert!(
+        !site.path("gazette.db").exists() && !site.path("feeds").exists(),
+        "nothing done with a bad key"
+    );
+}
+
 #[test]
 fn env_overrides_reach_the_feeds() {
     let site = Site::new();

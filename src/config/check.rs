@@ -268,8 +268,9 @@ fn secret_name(key: &str, value: Option<&str>, problems: &mut Problems<'_>) {
     }
 }
 
-/// `[mail.dkim]`: all or nothing; the key file is read and parsed now so that
-/// a bad key is reported by `gazette check`, not by the first send.
+/// `[mail.dkim]`: all or nothing. The key file is only named here: reading
+/// and parsing key material is `mail::dkim`'s job (the CLI does it right
+/// after loading, so a bad key still stops every command before it starts).
 fn dkim(
     d: RawDkim,
     from: Option<&str>,
@@ -314,7 +315,7 @@ fn dkim(
             None
         }
     };
-    let key = match d.key_file {
+    let key_file = match d.key_file {
         None => {
             problems.bad(
                 "mail.dkim.key_file",
@@ -322,32 +323,14 @@ fn dkim(
             );
             None
         }
-        Some(f) => {
-            let path = root.join(f);
-            match std::fs::read_to_string(&path) {
-                Err(e) => {
-                    problems.bad(
-                        "mail.dkim.key_file",
-                        format!("cannot read {}: {e}", path.display()),
-                    );
-                    None
-                }
-                Ok(text) => match crate::mail::dkim::parse_key(&text) {
-                    Ok(key) => Some((path, key)),
-                    Err(e) => {
-                        problems.bad("mail.dkim.key_file", format!("{}: {e}", path.display()));
-                        None
-                    }
-                },
-            }
-        }
+        Some(f) => Some(root.join(f)),
     };
-    let (selector, domain, (key_file, key)) = (selector?, domain?, key?);
+    let (selector, domain, key_file) = (selector?, domain?, key_file?);
     Some(DkimSettings {
         selector,
         domain,
         key_file,
-        key,
+        key_file_origin: problems.origin("mail.dkim.key_file"),
     })
 }
 

@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+use super::problems::Origin;
+
 /// `[publication]`: who publishes, and where the public site lives.
 #[derive(Debug, Clone)]
 pub struct Publication {
@@ -118,15 +120,18 @@ pub struct MailConfig {
     pub dkim: Option<DkimSettings>,
 }
 
-/// `[mail.dkim]`: the key was read and checked at load.
+/// `[mail.dkim]`: checked at load without reading the key; the key file is
+/// mail's to read and parse (`mail::dkim::DkimKey::load`).
 #[derive(Debug, Clone)]
 pub struct DkimSettings {
     /// DNS selector: the public key is the TXT record `{selector}._domainkey.{domain}`.
     pub selector: String,
     /// The signing domain (`d=`); defaults to the domain of `mail.from`.
     pub domain: String,
+    /// Absolute (resolved against the folder of config.toml).
     pub key_file: PathBuf,
-    pub key: crate::mail::dkim::DkimKey,
+    /// Where `key_file` was set, so a bad key file is named like a bad key.
+    pub key_file_origin: Origin,
 }
 
 #[derive(Debug, Clone)]

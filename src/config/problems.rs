@@ -139,6 +139,11 @@ impl<'a> Problems<'a> {
         })
     }
 
+    /// Where `key` was set (file line, variable, or missing).
+    pub fn origin(&self, key: &str) -> Origin {
+        self.at.origin(key)
+    }
+
     /// `Ok` when nothing was wrong; else every problem, file order first,
     /// then overrides, then what is missing.
     pub fn finish(mut self) -> Result<(), ConfigError> {

@@ -1,11 +1,21 @@
 //! DKIM keys for `[mail.dkim]`: read the formats people actually have and hand
 //! lettre the ones it takes (RSA as PKCS#1 PEM, Ed25519 as the base64 seed).
 //!
+//! The key file named by `[mail.dkim]` is read here, not by config (which
+//! only checks the settings): [`DkimKey::load`] reads and parses it, and its
+//! errors say where `mail.dkim.key_file` was set and which file it names, so a
+//! bad key reads like any other config mistake. The CLI calls it right after
+//! loading the config, so every command refuses a bad key before it starts;
+//! [`signer`] (used by `Sender::from_config`) then gets the key read then.
+//!
 //! OpenSSL 3 writes PKCS#8 (`BEGIN PRIVATE KEY`) by default for both RSA and
 //! Ed25519, so PKCS#8 is unwrapped here (a few lines of DER) instead of asking
 //! admins to convert.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -14,6 +24,8 @@ use lettre::message::dkim::{
     DkimSigningKey,
 };
 use lettre::message::header::HeaderName;
+
+use crate::config::{DkimSettings, Origin};
 
 /// Headers covered by the signature. RFC 8058 requires List-Unsubscribe and
 /// List-Unsubscribe-Post to be signed for one-click unsubscribe.
@@ -47,7 +59,59 @@ impl fmt::Debug for DkimKey {
     }
 }
 
+/// A key file that cannot be used, named like a config mistake: where
+/// `mail.dkim.key_file` was set, and the file it names.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("{origin}: mail.dkim.key_file: cannot read {}: {source}", path.display())]
+    Read {
+        origin: Origin,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin}: mail.dkim.key_file: {}: {problem}", path.display())]
+    Key {
+        origin: Origin,
+        path: PathBuf,
+        problem: String,
+    },
+    /// lettre refused a key that parsed (not expected: parsing asks lettre).
+    #[error("mail.dkim.key_file {}: cannot sign with it: {message}", path.display())]
+    Sign { path: PathBuf, message: String },
+}
+
 impl DkimKey {
+    /// Read and parse the key file `[mail.dkim]` names, once per process:
+    /// later calls for the same file get the key read first. The CLI loads
+    /// it when a command starts; a `serve` that runs for weeks then keeps
+    /// signing with that key even if the file is replaced, half-written or
+    /// removed meanwhile (re-reading it per cycle would fail every message
+    /// of that cycle instead). A new key takes effect at the next start.
+    pub fn load(settings: &DkimSettings) -> Result<DkimKey, KeyFileError> {
+        static LOADED: Mutex<BTreeMap<PathBuf, DkimKey>> = Mutex::new(BTreeMap::new());
+        let mut loaded = LOADED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(key) = loaded.get(&settings.key_file) {
+            return Ok(key.clone());
+        }
+        let key = DkimKey::read(settings)?;
+        loaded.insert(settings.key_file.clone(), key.clone());
+        Ok(key)
+    }
+
+    fn read(settings: &DkimSettings) -> Result<DkimKey, KeyFileError> {
+        let path = &settings.key_file;
+        let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Read {
+            origin: settings.key_file_origin.clone(),
+            path: path.clone(),
+            source,
+        })?;
+        parse_key(&text).map_err(|problem| KeyFileError::Key {
+            origin: settings.key_file_origin.clone(),
+            path: path.clone(),
+            problem,
+        })
+    }
+
     pub fn signing_key(&self) -> Result<DkimSigningKey, String> {
         let alg = match self.algorithm {
             DkimAlgorithm::Rsa => DkimSigningAlgorithm::Rsa,
@@ -72,6 +136,17 @@ pub fn signing_config(selector: &str, domain: &str, key: &DkimKey) -> Result<Dki
             body: DkimCanonicalizationType::Relaxed,
         },
     ))
+}
+
+/// The signing configuration for `[mail.dkim]`: its key file read and parsed.
+pub fn signer(settings: &DkimSettings) -> Result<DkimConfig, KeyFileError> {
+    let key = DkimKey::load(settings)?;
+    signing_config(&settings.selector, &settings.domain, &key).map_err(|message| {
+        KeyFileError::Sign {
+            path: settings.key_file.clone(),
+            message,
+        }
+    })
 }
 
 const HINT: &str = "expected an RSA private key (PEM, PKCS#1 or PKCS#8) or an Ed25519 key (PKCS#8 PEM or the base64 32-byte seed)";
@@ -252,6 +327,76 @@ pub(crate) mod tests {
         assert!(!format!("{key:?}").contains(&key.material));
         // lettre's own form: the base64 seed.
         assert_eq!(parse_key(&key.material).unwrap(), key);
+    }
+
+    /// `[mail.dkim]` from a config.toml in `dir`, as the loader checked it.
+    fn settings(dir: &std::path::Path, dkim: &str) -> DkimSettings {
+        let path = dir.join("config.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[publication]\ntitle = \"T\"\nbase_url = \"https://example.org/\"\n[mail]\nfrom = \"Ledger <news@Example.org>\"\n[mail.dkim]\n{dkim}"
+            ),
+        )
+        .unwrap();
+        let config = crate::config::Config::load_with_env(&path, &[]).unwrap();
+        config.mail.dkim.unwrap()
+    }
+
+    #[test]
+    fn the_key_file_is_read_relative_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("keys")).unwrap();
+        openssl_key(
+            &dir.path().join("keys"),
+            &["genpkey", "-algorithm", "ed25519"],
+            "dkim.pem",
+        );
+        let d = settings(
+            dir.path(),
+            "selector = \"s1\"\nkey_file = \"keys/dkim.pem\"\n",
+        );
+        let key = DkimKey::load(&d).unwrap();
+        assert_eq!(key.algorithm, DkimAlgorithm::Ed25519);
+        assert!(!format!("{key:?}").contains("BEGIN"));
+        assert!(signer(&d).is_ok());
+        // Read once per process: a file replaced or removed later does not
+        // stop a running serve from signing with the key it started with.
+        std::fs::write(&d.key_file, "not a key").unwrap();
+        assert_eq!(DkimKey::load(&d).unwrap(), key);
+        std::fs::remove_file(&d.key_file).unwrap();
+        assert!(signer(&d).is_ok());
+        assert!(DkimKey::read(&d).is_err());
+    }
+
+    #[test]
+    fn key_file_problems_name_the_key_its_line_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = settings(
+            dir.path(),
+            "selector = \"s1\"\nkey_file = \"missing.pem\"\n",
+        );
+        let e = DkimKey::load(&d).unwrap_err().to_string();
+        assert!(
+            e.contains("config.toml:8: mail.dkim.key_file: cannot read")
+                && e.contains(&dir.path().join("missing.pem").display().to_string()),
+            "{e}"
+        );
+        assert_eq!(signer(&d).unwrap_err().to_string(), e);
+
+        std::fs::write(
+            dir.path().join("bad.pem"),
+            "-----BEGIN RSA PRIVATE KEY-----\nMAA=\n-----END RSA PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let d = settings(dir.path(), "selector = \"s1\"\nkey_file = \"bad.pem\"\n");
+        let e = DkimKey::load(&d).unwrap_err().to_string();
+        let bad = dir.path().join("bad.pem").display().to_string();
+        assert!(
+            e.contains(&format!("config.toml:8: mail.dkim.key_file: {bad}: "))
+                && e.contains("not a valid Rsa private key"),
+            "{e}"
+        );
     }
 
     #[test]

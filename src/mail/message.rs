@@ -25,7 +25,7 @@ use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use crate::config::Config;
 use crate::subscribers::SubscriberEmail;
 
-use super::dkim::signing_config;
+use super::dkim::signer;
 use super::render::{Recipient, RenderError};
 
 /// A finished message for one recipient.
@@ -128,12 +128,7 @@ impl Sender {
         );
         let dkim = match &config.mail.dkim {
             None => None,
-            Some(d) => Some(signing_config(&d.selector, &d.domain, &d.key).map_err(|e| {
-                format!(
-                    "mail.dkim.key_file {}: cannot sign with it: {e}",
-                    d.key_file.display()
-                )
-            })?),
+            Some(d) => Some(signer(d).map_err(|e| e.to_string())?),
         };
         Ok(Sender {
             from,
