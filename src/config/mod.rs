@@ -31,11 +31,12 @@ pub use model::{
     HttpConfig, MailConfig, Publication, ScheduleConfig, Security, SmtpConfig, Transport,
 };
 pub use problems::{ConfigError, KeyProblem, Origin};
+pub use raw::OverrideError;
 pub use raw::{
     RawConfig, RawContent, RawDatabase, RawDkim, RawFeeds, RawHttp, RawMail, RawPublication,
     RawSchedule, RawSmtp,
 };
-pub use values::{parse_cron, parse_duration};
+pub use values::{BaseUrlError, CronError, DurationError, parse_cron, parse_duration};
 
 use problems::{Locator, Problems};
 

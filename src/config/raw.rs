@@ -213,10 +213,10 @@ pub(super) fn read(path: &Path, text: &str, env: &[(String, String)]) -> Result<
                 raw.merge(over);
                 from_env.insert(format!("{section}.{key}"), var.clone());
             }
-            Err(message) => problems.push(KeyProblem {
+            Err(e) => problems.push(KeyProblem {
                 origin: Origin::Env(var.clone()),
                 key: format!("{section}.{key}"),
-                message,
+                message: e.to_string(),
             }),
         }
     }
@@ -268,7 +268,7 @@ fn split_env_key(rest: &str) -> Option<(String, String)> {
 /// Deserialize one override as if the file had `[section] key = value`. The
 /// value is read as TOML when it is a TOML value (numbers, booleans), else as
 /// a string.
-fn env_override(section: &str, key: &str, value: &str) -> Result<RawConfig, String> {
+fn env_override(section: &str, key: &str, value: &str) -> Result<RawConfig, OverrideError> {
     let as_string = toml::Value::String(value.to_string()).to_string();
     let mut last = String::new();
     for literal in [value, as_string.as_str()] {
@@ -278,8 +278,14 @@ fn env_override(section: &str, key: &str, value: &str) -> Result<RawConfig, Stri
             Err(e) => last = e.message().to_string(),
         }
     }
-    Err(key_message(&last))
+    Err(OverrideError(key_message(&last)))
 }
+
+/// An override that is not a value of its key's type, or names no key:
+/// toml's message, in a config file's words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct OverrideError(String);
 
 /// Deserialize every key of `table` (at `path`) on its own into `raw`, so that
 /// a bad key costs that key only; `bad(dotted key, span, message)` gets each

@@ -18,18 +18,36 @@ pub(super) fn is_host_port(s: &str) -> bool {
     })
 }
 
-pub(super) fn parse_base_url(s: &str) -> Result<Url, String> {
-    let mut url = Url::parse(s).map_err(|e| {
-        format!("{s:?} is not an absolute URL ({e}); write it like \"https://example.org/\"")
+/// Why `publication.base_url` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BaseUrlError {
+    #[error("{input:?} is not an absolute URL ({source}); write it like \"https://example.org/\"")]
+    NotAbsolute {
+        input: String,
+        source: url::ParseError,
+    },
+    #[error("{0:?} must be an http or https URL")]
+    NotHttp(String),
+    #[error("{0:?} has no host")]
+    NoHost(String),
+    #[error("{0:?} must not have a query or fragment")]
+    QueryOrFragment(String),
+}
+
+/// An absolute http(s) URL without query or fragment, its path ending in '/'.
+pub(super) fn parse_base_url(s: &str) -> Result<Url, BaseUrlError> {
+    let mut url = Url::parse(s).map_err(|source| BaseUrlError::NotAbsolute {
+        input: s.to_string(),
+        source,
     })?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("{s:?} must be an http or https URL"));
+        return Err(BaseUrlError::NotHttp(s.to_string()));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{s:?} has no host"));
+        return Err(BaseUrlError::NoHost(s.to_string()));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("{s:?} must not have a query or fragment"));
+        return Err(BaseUrlError::QueryOrFragment(s.to_string()));
     }
     if !url.path().ends_with('/') {
         let p = format!("{}/", url.path());
@@ -50,38 +68,69 @@ pub(super) fn sqlite_path(url: &str) -> Option<PathBuf> {
     Some(PathBuf::from(rest))
 }
 
-/// Standard 5-field crontab (Sunday = 0); seconds or a 6th field are refused
-/// so that "every minute" can't be mistaken for "every second".
-pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
-    let fields = expr.split_whitespace().count();
-    if fields != 5 && !expr.trim_start().starts_with('@') {
-        return Err(format!(
-            "{expr:?} has {fields} fields; use the standard 5 (minute hour day-of-month month day-of-week), e.g. \"*/15 * * * *\""
-        ));
-    }
-    croner::Cron::from_str(expr)
-        .map_err(|e| format!("{expr:?} is not a valid cron expression: {e}"))
+/// Why a cron expression was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CronError {
+    #[error(
+        "{expr:?} has {fields} fields; use the standard 5 (minute hour day-of-month month day-of-week), e.g. \"*/15 * * * *\""
+    )]
+    Fields { expr: String, fields: usize },
+    #[error("{expr:?} is not a valid cron expression: {source}")]
+    Invalid {
+        expr: String,
+        source: croner::errors::CronError,
+    },
 }
 
-pub(super) fn check_cron(expr: &str) -> Result<(), String> {
+/// Standard 5-field crontab (Sunday = 0); seconds or a 6th field are refused
+/// so that "every minute" can't be mistaken for "every second".
+pub fn parse_cron(expr: &str) -> Result<croner::Cron, CronError> {
+    let fields = expr.split_whitespace().count();
+    if fields != 5 && !expr.trim_start().starts_with('@') {
+        return Err(CronError::Fields {
+            expr: expr.to_string(),
+            fields,
+        });
+    }
+    croner::Cron::from_str(expr).map_err(|source| CronError::Invalid {
+        expr: expr.to_string(),
+        source,
+    })
+}
+
+pub(super) fn check_cron(expr: &str) -> Result<(), CronError> {
     parse_cron(expr).map(|_| ())
 }
 
+/// Why a duration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("{0:?} is not a duration such as \"30d\", \"12h\", \"5m\" or \"2w\"")]
+    NotANumber(String),
+    #[error("{input:?}: unknown unit {unit:?}; use d, h, m, s or w")]
+    UnknownUnit { input: String, unit: String },
+}
+
 /// "30d", "12h", "90m", "45s", "2w" or a bare number of days.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| {
-        format!("{s:?} is not a duration such as \"30d\", \"12h\", \"5m\" or \"2w\"")
-    })?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| DurationError::NotANumber(s.to_string()))?;
     let secs = match unit.trim() {
         "" | "d" | "day" | "days" => 86_400,
         "h" | "hour" | "hours" => 3_600,
         "m" | "min" | "minutes" => 60,
         "s" | "sec" | "seconds" => 1,
         "w" | "week" | "weeks" => 7 * 86_400,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use d, h, m, s or w")),
+        _ => {
+            return Err(DurationError::UnknownUnit {
+                input: s.to_string(),
+                unit: unit.to_string(),
+            });
+        }
     };
     Ok(Duration::from_secs(n.saturating_mul(secs)))
 }
@@ -127,4 +176,83 @@ pub(super) fn is_env_name(s: &str) -> bool {
     !s.is_empty()
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !s.starts_with(|c: char| c.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cron_is_standard_with_sunday_zero() {
+        use chrono::{Datelike, TimeZone};
+        let cron = parse_cron("0 9 * * 0").unwrap();
+        let from = chrono::Utc.with_ymd_and_hms(2026, 11, 27, 0, 0, 0).unwrap(); // a Friday
+        let next = cron.find_next_occurrence(&from, false).unwrap();
+        assert_eq!(next.weekday(), chrono::Weekday::Sun);
+        assert!(parse_cron("*/15 * * * *").is_ok());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 86400)
+        );
+        assert_eq!(
+            parse_duration("12h").unwrap(),
+            Duration::from_secs(12 * 3600)
+        );
+        assert_eq!(
+            parse_duration("2w").unwrap(),
+            Duration::from_secs(14 * 86400)
+        );
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7 * 86400));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("3y").is_err());
+    }
+
+    /// The typed errors say what the strings said before them.
+    #[test]
+    fn errors_keep_their_words() {
+        assert_eq!(
+            parse_duration("soon").unwrap_err().to_string(),
+            "\"soon\" is not a duration such as \"30d\", \"12h\", \"5m\" or \"2w\""
+        );
+        assert_eq!(
+            parse_duration("3y").unwrap_err().to_string(),
+            "\"3y\": unknown unit \"y\"; use d, h, m, s or w"
+        );
+        assert_eq!(
+            parse_cron("* * * *").unwrap_err().to_string(),
+            "\"* * * *\" has 4 fields; use the standard 5 (minute hour day-of-month month day-of-week), e.g. \"*/15 * * * *\""
+        );
+        assert!(
+            parse_cron("61 * * * *")
+                .unwrap_err()
+                .to_string()
+                .starts_with("\"61 * * * *\" is not a valid cron expression: ")
+        );
+        assert_eq!(
+            parse_base_url("ftp://example.org/")
+                .unwrap_err()
+                .to_string(),
+            "\"ftp://example.org/\" must be an http or https URL"
+        );
+        assert_eq!(
+            parse_base_url("https://example.org/?a=1")
+                .unwrap_err()
+                .to_string(),
+            "\"https://example.org/?a=1\" must not have a query or fragment"
+        );
+        assert_eq!(
+            parse_base_url("example.org/news").unwrap_err().to_string(),
+            "\"example.org/news\" is not an absolute URL (relative URL without a base); write it like \"https://example.org/\""
+        );
+        assert_eq!(
+            parse_base_url("https://example.org/paper")
+                .unwrap()
+                .as_str(),
+            "https://example.org/paper/"
+        );
+    }
 }

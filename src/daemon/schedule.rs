@@ -43,7 +43,7 @@ impl Schedule {
     /// `expr` must already have passed `config::parse_cron`.
     pub fn new(expr: &str, tz: Tz) -> Result<Schedule, String> {
         Ok(Schedule {
-            cron: crate::config::parse_cron(expr)?,
+            cron: crate::config::parse_cron(expr).map_err(|e| e.to_string())?,
             tz,
         })
     }

@@ -21,7 +21,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use lettre::message::dkim::{
     DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
-    DkimSigningKey,
+    DkimSigningKey, DkimSigningKeyError,
 };
 use lettre::message::header::HeaderName;
 
@@ -73,11 +73,40 @@ pub enum KeyFileError {
     Key {
         origin: Origin,
         path: PathBuf,
-        problem: String,
+        problem: Box<KeyError>,
     },
     /// lettre refused a key that parsed (not expected: parsing asks lettre).
-    #[error("mail.dkim.key_file {}: cannot sign with it: {message}", path.display())]
-    Sign { path: PathBuf, message: String },
+    #[error("mail.dkim.key_file {}: cannot sign with it: {reason}", path.display())]
+    Sign {
+        path: PathBuf,
+        reason: DkimSigningKeyError,
+    },
+}
+
+/// Why a key file's text is not a key gazette can sign with.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("the key is encrypted; store it without a passphrase")]
+    Encrypted,
+    #[error("not a PKCS#8 private key; {}", HINT)]
+    NotPkcs8,
+    #[error("a malformed Ed25519 key")]
+    MalformedEd25519,
+    #[error("an unsupported key type; {}", HINT)]
+    Unsupported,
+    #[error("not a private key; {}", HINT)]
+    NotAKey,
+    /// lettre's reason is kept out of the error chain: its own causes
+    /// (ASN.1 details) would only add noise to the message.
+    #[error("not a valid {algorithm:?} private key ({reason})")]
+    Invalid {
+        algorithm: DkimAlgorithm,
+        reason: DkimSigningKeyError,
+    },
+    #[error("no `{0}` line")]
+    NoPemEnd(String),
+    #[error("the PEM body is not base64 ({reason})")]
+    NotBase64 { reason: base64::DecodeError },
 }
 
 impl DkimKey {
@@ -108,21 +137,25 @@ impl DkimKey {
         parse_key(&text).map_err(|problem| KeyFileError::Key {
             origin: settings.key_file_origin.clone(),
             path: path.clone(),
-            problem,
+            problem: Box::new(problem),
         })
     }
 
-    pub fn signing_key(&self) -> Result<DkimSigningKey, String> {
+    pub fn signing_key(&self) -> Result<DkimSigningKey, DkimSigningKeyError> {
         let alg = match self.algorithm {
             DkimAlgorithm::Rsa => DkimSigningAlgorithm::Rsa,
             DkimAlgorithm::Ed25519 => DkimSigningAlgorithm::Ed25519,
         };
-        DkimSigningKey::new(&self.material, alg).map_err(|e| e.to_string())
+        DkimSigningKey::new(&self.material, alg)
     }
 }
 
 /// lettre's signing configuration: relaxed/relaxed over [`SIGNED_HEADERS`].
-pub fn signing_config(selector: &str, domain: &str, key: &DkimKey) -> Result<DkimConfig, String> {
+pub fn signing_config(
+    selector: &str,
+    domain: &str,
+    key: &DkimKey,
+) -> Result<DkimConfig, DkimSigningKeyError> {
     Ok(DkimConfig::new(
         selector.to_string(),
         domain.to_string(),
@@ -141,10 +174,10 @@ pub fn signing_config(selector: &str, domain: &str, key: &DkimKey) -> Result<Dki
 /// The signing configuration for `[mail.dkim]`: its key file read and parsed.
 pub fn signer(settings: &DkimSettings) -> Result<DkimConfig, KeyFileError> {
     let key = DkimKey::load(settings)?;
-    signing_config(&settings.selector, &settings.domain, &key).map_err(|message| {
+    signing_config(&settings.selector, &settings.domain, &key).map_err(|reason| {
         KeyFileError::Sign {
             path: settings.key_file.clone(),
-            message,
+            reason,
         }
     })
 }
@@ -152,56 +185,56 @@ pub fn signer(settings: &DkimSettings) -> Result<DkimConfig, KeyFileError> {
 const HINT: &str = "expected an RSA private key (PEM, PKCS#1 or PKCS#8) or an Ed25519 key (PKCS#8 PEM or the base64 32-byte seed)";
 
 /// Read a private key file's text.
-pub fn parse_key(text: &str) -> Result<DkimKey, String> {
+pub fn parse_key(text: &str) -> Result<DkimKey, KeyError> {
     let text = text.trim();
     if text.contains("-----BEGIN RSA PRIVATE KEY-----") {
         return checked(DkimAlgorithm::Rsa, text.to_string());
     }
     if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
-        return Err("the key is encrypted; store it without a passphrase".into());
+        return Err(KeyError::Encrypted);
     }
     if let Some(der) = pem_body(text, "PRIVATE KEY") {
         let der = der?;
-        let (oid, key) = pkcs8(&der).ok_or_else(|| format!("not a PKCS#8 private key; {HINT}"))?;
+        let (oid, key) = pkcs8(&der).ok_or(KeyError::NotPkcs8)?;
         return match oid {
             OID_RSA => checked(DkimAlgorithm::Rsa, pem("RSA PRIVATE KEY", key)),
             OID_ED25519 => {
                 // CurvePrivateKey ::= OCTET STRING (the 32-byte seed)
-                let (tag, seed, _) = tlv(key).ok_or("a malformed Ed25519 key")?;
+                let (tag, seed, _) = tlv(key).ok_or(KeyError::MalformedEd25519)?;
                 if tag != 0x04 || seed.len() != 32 {
-                    return Err("a malformed Ed25519 key".into());
+                    return Err(KeyError::MalformedEd25519);
                 }
                 checked(DkimAlgorithm::Ed25519, STANDARD.encode(seed))
             }
-            _ => Err(format!("an unsupported key type; {HINT}")),
+            _ => Err(KeyError::Unsupported),
         };
     }
     if text.starts_with("-----BEGIN") {
-        return Err(format!("not a private key; {HINT}"));
+        return Err(KeyError::NotAKey);
     }
     match STANDARD.decode(text.as_bytes()) {
         Ok(seed) if seed.len() == 32 => checked(DkimAlgorithm::Ed25519, text.to_string()),
-        _ => Err(format!("not a private key; {HINT}")),
+        _ => Err(KeyError::NotAKey),
     }
 }
 
-fn checked(algorithm: DkimAlgorithm, material: String) -> Result<DkimKey, String> {
+fn checked(algorithm: DkimAlgorithm, material: String) -> Result<DkimKey, KeyError> {
     let key = DkimKey {
         algorithm,
         material,
     };
     key.signing_key()
-        .map_err(|e| format!("not a valid {algorithm:?} private key ({e})"))?;
+        .map_err(|reason| KeyError::Invalid { algorithm, reason })?;
     Ok(key)
 }
 
 /// The decoded body of the first `-----BEGIN {label}-----` block, if there is one.
-fn pem_body(text: &str, label: &str) -> Option<Result<Vec<u8>, String>> {
+fn pem_body(text: &str, label: &str) -> Option<Result<Vec<u8>, KeyError>> {
     let begin = format!("-----BEGIN {label}-----");
     let end = format!("-----END {label}-----");
     let start = text.find(&begin)? + begin.len();
     let Some(len) = text[start..].find(&end) else {
-        return Some(Err(format!("no `{end}` line")));
+        return Some(Err(KeyError::NoPemEnd(end)));
     };
     let b64: String = text[start..start + len]
         .chars()
@@ -210,7 +243,7 @@ fn pem_body(text: &str, label: &str) -> Option<Result<Vec<u8>, String>> {
     Some(
         STANDARD
             .decode(b64.as_bytes())
-            .map_err(|e| format!("the PEM body is not base64 ({e})")),
+            .map_err(|reason| KeyError::NotBase64 { reason }),
     )
 }
 
@@ -413,5 +446,31 @@ pub(crate) mod tests {
         ] {
             assert!(parse_key(bad).is_err(), "{bad:?}");
         }
+        // The words people see.
+        for (bad, says) in [
+            ("hello", format!("not a private key; {HINT}")),
+            (
+                "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMAA=\n-----END ENCRYPTED PRIVATE KEY-----",
+                "the key is encrypted; store it without a passphrase".into(),
+            ),
+            (
+                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----",
+                format!("not a PKCS#8 private key; {HINT}"),
+            ),
+            (
+                "-----BEGIN PRIVATE KEY-----\nMAA=\n",
+                "no `-----END PRIVATE KEY-----` line".into(),
+            ),
+        ] {
+            assert_eq!(parse_key(bad).unwrap_err().to_string(), says, "{bad:?}");
+        }
+        let e = parse_key("-----BEGIN RSA PRIVATE KEY-----\nMAA=\n-----END RSA PRIVATE KEY-----")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("not a valid Rsa private key ("), "{e}");
+        let e = parse_key("-----BEGIN PRIVATE KEY-----\n!!!\n-----END PRIVATE KEY-----")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("the PEM body is not base64 ("), "{e}");
     }
 }
