@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 use gazette::config::Config;
 use gazette::content::Issue;
 use gazette::cycle::{self, plural};
+use gazette::import::{self, SkipReason};
 use gazette::mail::{Recipient, Renderer};
 use gazette::release::{self, Release};
 use gazette::store::{CheckedAdd, IssueRecord, RemoveOutcome, Store, StoreError};
@@ -861,53 +862,43 @@ fn subscribers_list(config: &Config, status: Option<Status>, json: bool) -> Resu
 fn subscribers_import(config: &Config, file: &Path, json: bool) -> Result<ExitCode> {
     let shown = file.display();
     let input = std::fs::read(file).with_context(|| format!("cannot read {shown}"))?;
-    let parsed = match subscriber_csv::read(&input, config.mail.smtputf8) {
-        Ok(p) => p,
+    // A file that cannot be read does not create the database.
+    let list = match import::read(&input, config.mail.smtputf8) {
+        Ok(f) => f,
         Err(e) => bail!("{shown}:{}: {e}; nothing was imported", e.line()),
     };
-    for w in &parsed.warnings {
+    let outcome = with_store(config, async |store| {
+        Ok(list.import(store, chrono::Utc::now()).await?)
+    })?;
+    for w in &outcome.warnings {
         eprintln!("{shown}:{}: warning: {}", w.line, w.reason);
     }
-    for s in &parsed.skipped {
+    // The rows the file got wrong, then the ones the list refused.
+    let (erased, bad): (Vec<_>, Vec<_>) = outcome
+        .skipped
+        .iter()
+        .partition(|s| matches!(s.reason, SkipReason::Erased(_)));
+    for s in bad.iter().chain(&erased) {
         eprintln!("{shown}:{}: {}", s.line, s.reason);
     }
-    let lines: Vec<u64> = parsed.rows.iter().map(|(line, _)| *line).collect();
-    let rows: Vec<SubscriberRow> = parsed.rows.into_iter().map(|(_, r)| r).collect();
-    let report = with_store(config, async |store| {
-        Ok(store.import_subscribers(&rows, chrono::Utc::now()).await?)
-    })?;
-    let erased = subscriber_csv::erased_notes(&report.erased, &lines, &rows);
-    for e in &erased {
-        eprintln!("{shown}:{}: {}", e.line, e.reason);
-    }
-    let mut skipped = parsed.skipped;
-    skipped.extend(erased.iter().cloned());
-    skipped.sort_by_key(|n| n.line);
+    let skipped = outcome.skipped.len();
     if json {
-        let notes = |v: &[subscriber_csv::LineNote]| -> Vec<serde_json::Value> {
-            v.iter()
-                .map(|n| serde_json::json!({"line": n.line, "reason": n.reason}))
-                .collect()
-        };
-        println!(
-            "{}",
-            serde_json::json!({"file": file, "imported": report.imported, "already_subscribed": report.already_subscribed,
-                "erased": erased.len(), "skipped": notes(&skipped), "warnings": notes(&parsed.warnings)})
-        );
+        let mut v = serde_json::to_value(&outcome)?;
+        v["file"] = serde_json::json!(file);
+        println!("{v}");
     } else {
         println!(
-            "{shown}: imported {}, already subscribed {} (left as is), skipped {}{}.",
-            report.imported,
-            report.already_subscribed,
-            skipped.len(),
-            match (skipped.len(), erased.len()) {
+            "{shown}: imported {}, already subscribed {} (left as is), skipped {skipped}{}.",
+            outcome.imported,
+            outcome.already_subscribed,
+            match (skipped, erased.len()) {
                 (0, _) => String::new(),
                 (_, 0) => " (listed above)".to_string(),
                 (_, n) => format!(" (listed above; {n} erased at the person's request)"),
             }
         );
     }
-    Ok(if skipped.is_empty() {
+    Ok(if skipped == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
