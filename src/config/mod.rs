@@ -3,16 +3,16 @@
 //! Loading happens in three layers so that every error can say *where*, and
 //! every mistake is collected before the file is refused (one run shows them
 //! all, not one per edit):
-//! 1. [`raw`]: the file is parsed into a spanned table; each key is then
+//! 1. `raw.rs`: the file is parsed into a spanned table; each key is then
 //!    deserialized into [`RawConfig`] (all fields optional, unknown keys
 //!    rejected) on its own, so an unknown key or a wrong type costs that key
 //!    only and is named with its line;
 //!    each environment override is deserialized on its own, so a bad one is
 //!    reported with the variable's name; then it replaces the file's value;
-//! 2. [`check`]: one checker per section applies defaults and checks values
+//! 2. `check.rs`: one checker per section applies defaults and checks values
 //!    (URLs, cron, time zone, ranges), each pushing onto one shared
-//!    [`problems`] list that names the key and the line it came from;
-//! 3. [`model`]: the typed result, [`Config`] and its section structs, handed
+//!    `problems.rs` list that names the key and the line it came from;
+//! 3. `model.rs`: the typed result, [`Config`] and its section structs, handed
 //!    out only when the list is empty.
 //!
 //! Adding a key is one line in its `raw_section!` plus its check in its

@@ -6,7 +6,8 @@
 //! errors say where `mail.dkim.key_file` was set and which file it names, so a
 //! bad key reads like any other config mistake. The CLI calls it right after
 //! loading the config, so every command refuses a bad key before it starts;
-//! [`signer`] (used by `Sender::from_config`) then gets the key read then.
+//! [`signer`] (used by `Sender::from_config`) gets that same key, read
+//! once per process.
 //!
 //! OpenSSL 3 writes PKCS#8 (`BEGIN PRIVATE KEY`) by default for both RSA and
 //! Ed25519, so PKCS#8 is unwrapped here (a few lines of DER) instead of asking
