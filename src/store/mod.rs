@@ -11,6 +11,7 @@ mod roster;
 mod signup;
 mod subscribers;
 mod suppression;
+mod time;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -21,9 +22,7 @@ use sqlx::sqlite::{
 };
 
 pub use backup::{Backup, BackupError};
-pub use deliveries::{
-    Attempt, Claimed, DeliveryProblem, IssueDeliveries, Published, backoff, ledger_time,
-};
+pub use deliveries::{Attempt, Claimed, DeliveryProblem, IssueDeliveries, Published, backoff};
 pub use issues::{IssueRecord, RecordReport};
 pub use lock::{LockError, RunLock};
 pub use roster::{
@@ -33,6 +32,7 @@ pub use signup::{
     CONFIRM_TTL, Confirmation, Preferences, PreferencesChange, SIGNUP_MAILS_PER_DAY, Signup,
 };
 pub use subscribers::{AddOutcome, ImportReport, RemoveOutcome, StatusCounts};
+pub use time::ledger_time;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations");
 

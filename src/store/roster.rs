@@ -16,10 +16,9 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::deliveries::ledger_time;
-use super::issues::stamp;
 use super::subscribers::{add_on, set_status_on};
 use super::suppression;
+use super::time::{ledger_time, stamp};
 use super::{AddOutcome, Store, StoreError};
 use crate::subscribers::{
     Status, Subscriber, SubscriberEmail, SubscriberName, SubscriberRow, Token,

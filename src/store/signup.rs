@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::issues::stamp;
+use super::time::stamp;
 use super::{Store, StoreError};
 use crate::subscribers::{MailFormat, Status, SubscriberEmail, SubscriberName, Token};
 

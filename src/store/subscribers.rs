@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::issues::stamp;
+use super::time::stamp;
 use super::{Store, StoreError};
 use crate::subscribers::{
     Status, Subscriber, SubscriberEmail, SubscriberName, SubscriberRow, Token,
