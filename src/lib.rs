@@ -10,6 +10,7 @@ pub mod cycles;
 pub mod daemon;
 pub mod delivery;
 pub mod feeds;
+pub mod import;
 pub mod mail;
 pub mod release;
 pub mod store;
