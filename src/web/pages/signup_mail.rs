@@ -1,0 +1,228 @@
+//! The mails a sign-up sends: the confirmation link, or, for an address
+//! that is active already, a notice with its settings links. Composed from
+//! the page templates (`confirm.*`, `already-subscribed.*`) and sent at
+//! once, one connection per mail.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use minijinja::context;
+
+use super::Pages;
+use crate::config::Config;
+use crate::delivery::transport::{Outcome, Transport, Wire};
+use crate::mail::{Outgoing, TemplateError};
+use crate::store::{CONFIRM_TTL, Preferences};
+
+/// How long a sign-up waits for its mail to be handed over before
+/// answering anyway (the answer is the same either way).
+const MAIL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The two mails a sign-up can send.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum SignupMail<'a> {
+    /// The link to confirm with.
+    Confirm { url: &'a str },
+    /// The address is active already: its settings and unsubscribe links.
+    Already,
+}
+
+impl SignupMail<'_> {
+    fn name(self) -> &'static str {
+        match self {
+            SignupMail::Confirm { .. } => "confirmation",
+            SignupMail::Already => "already subscribed",
+        }
+    }
+}
+
+impl Pages {
+    /// The subject, text and HTML of a sign-up mail to `p`.
+    pub(super) fn signup_bodies(
+        &self,
+        mail: SignupMail<'_>,
+        p: &Preferences,
+    ) -> Result<(String, String, String), TemplateError> {
+        let title = &self.site.title;
+        let (stem, subject, ctx) = match mail {
+            SignupMail::Confirm { url } => (
+                "confirm",
+                format!("Confirm your subscription to {title}"),
+                context! {
+                    confirm_url => url,
+                    confirm_days => CONFIRM_TTL.as_secs() / 86_400,
+                },
+            ),
+            SignupMail::Already => (
+                "already-subscribed",
+                format!("You are subscribed to {title}"),
+                context! {
+                    preferences_url => self.site.url(&format!("preferences/{}", p.token)),
+                    unsubscribe_url => self.site.url(&format!("unsubscribe/{}", p.token)),
+                },
+            ),
+        };
+        let ctx = context! {
+            publication => self.publication.clone(),
+            email => p.email.as_str(),
+            name => p.name.as_ref().map(|n| n.as_str()),
+            ..ctx
+        };
+        let text = self.templates.render(&format!("{stem}.txt"), &ctx)?;
+        let html = self.templates.render(&format!("{stem}.html"), &ctx)?;
+        Ok((subject, text, html))
+    }
+
+    /// Build and send one sign-up mail; failures are logged, not shown (the
+    /// answer must be the same for every address).
+    pub(super) async fn send_signup_mail(
+        &self,
+        config: &Config,
+        mail: SignupMail<'_>,
+        p: &Preferences,
+    ) {
+        let kind = mail.name();
+        let outgoing = match self.signup_message(mail, p) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(subscriber = p.id, error = %e, "cannot build the sign-up mail");
+                return;
+            }
+        };
+        // One connection per sign-up mail, closed after it: sign-ups are
+        // rare and rate-limited, and an SMTP connection kept open between
+        // them would mostly sit idle until the server drops it.
+        let transport = match Transport::from_config(&config.mail) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot send the sign-up mail");
+                return;
+            }
+        };
+        let stem = format!(
+            "signup-{}",
+            outgoing
+                .message_id
+                .trim_start_matches("<signup.")
+                .split('@')
+                .next()
+                .unwrap_or("mail")
+        );
+        let wire = Wire {
+            envelope_from: &outgoing.envelope_from,
+            to: &outgoing.to,
+            bytes: &outgoing.bytes,
+            file_stem: &stem,
+        };
+        match tokio::time::timeout(MAIL_TIMEOUT, transport.send(wire)).await {
+            Ok(Outcome::Sent { .. }) => {
+                tracing::info!(subscriber = p.id, kind, "sign-up mail sent");
+            }
+            Ok(Outcome::Retry { reply, .. } | Outcome::Failed { reply, .. }) => {
+                tracing::warn!(
+                    subscriber = p.id,
+                    kind,
+                    reply = %without_address(&reply, p.email.as_str()),
+                    "sign-up mail not accepted"
+                );
+            }
+            Err(_) => {
+                tracing::warn!(subscriber = p.id, kind, "sign-up mail: no answer in time");
+            }
+        }
+        transport.close().await;
+    }
+
+    fn signup_message(&self, mail: SignupMail<'_>, p: &Preferences) -> Result<Outgoing, String> {
+        let sender = self.sender.as_ref().map_err(Clone::clone)?;
+        let (subject, text, html) = self.signup_bodies(mail, p).map_err(|e| e.to_string())?;
+        crate::mail::message::notice(
+            sender,
+            p.email.as_str(),
+            p.name.as_ref().map(|n| n.as_str()),
+            &subject,
+            text,
+            html,
+            Utc::now(),
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// A server's reply with the recipient's address taken out (any case):
+/// refusals quote it ("550 5.1.1 <ann@example.org>: no such user"), and
+/// the log keeps only the subscriber's id. Sign-up addresses are ASCII, so
+/// positions in the lowercased copy are positions in the reply.
+fn without_address(reply: &str, address: &str) -> String {
+    let needle = address.to_ascii_lowercase();
+    if needle.is_empty() {
+        return reply.to_string();
+    }
+    let lower = reply.to_ascii_lowercase();
+    let mut out = String::with_capacity(reply.len());
+    let mut from = 0;
+    while let Some(at) = lower[from..].find(&needle) {
+        out.push_str(&reply[from..from + at]);
+        out.push_str("(the address)");
+        from += at + needle.len();
+    }
+    out.push_str(&reply[from..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::subscribers::{MailFormat, SubscriberEmail, SubscriberName, Token};
+    use crate::web::pages::tests::pages;
+
+    #[test]
+    fn sign_up_mails_carry_their_links_in_both_parts() {
+        let (_d, pages) = pages();
+        let p = Preferences {
+            id: 7,
+            email: SubscriberEmail::parse("ann@example.org").unwrap(),
+            name: SubscriberName::parse("Ann <b>Lee</b>").unwrap(),
+            status: crate::subscribers::Status::Active,
+            format: MailFormat::Html,
+            token: Token::generate().unwrap(),
+        };
+        let url = "https://news.example.org/ledger/confirm/abc_DEF-123";
+        let (subject, text, html) = pages
+            .signup_bodies(SignupMail::Confirm { url }, &p)
+            .unwrap();
+        assert_eq!(subject, "Confirm your subscription to The <Test> Ledger");
+        assert!(
+            text.contains(url) && text.contains("Dear Ann <b>Lee</b>,"),
+            "{text}"
+        );
+        assert!(html.contains(&format!("href=\"{url}\"")), "{html}");
+        assert!(html.contains("Dear Ann &lt;b&gt;Lee&lt;/b&gt;,"), "{html}");
+
+        let (_, text, html) = pages.signup_bodies(SignupMail::Already, &p).unwrap();
+        let prefs = format!("https://news.example.org/ledger/preferences/{}", p.token);
+        assert!(text.contains(&prefs) && html.contains(&prefs));
+        assert!(!text.contains("/confirm/") && !html.contains("/confirm/"));
+
+        let m = pages.signup_message(SignupMail::Already, &p).unwrap();
+        let raw = String::from_utf8(m.bytes).unwrap();
+        assert!(raw.contains("Auto-Submitted: auto-generated"));
+        assert!(!raw.contains("List-Unsubscribe"), "not list mail");
+        assert!(m.message_id.starts_with("<signup.") && m.message_id.ends_with("@example.org>"));
+    }
+
+    #[test]
+    fn replies_lose_the_address_in_any_case() {
+        assert_eq!(
+            without_address(
+                "550 5.1.1 <Ann.Lee@Example.org>: no such user (ann.lee@example.org)",
+                "Ann.Lee@example.org"
+            ),
+            "550 5.1.1 <(the address)>: no such user ((the address))"
+        );
+        assert_eq!(
+            without_address("451 4.3.0 try later – ü", "x@example.org"),
+            "451 4.3.0 try later – ü"
+        );
+    }
+}
