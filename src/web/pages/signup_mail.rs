@@ -10,7 +10,7 @@ use minijinja::context;
 
 use super::Pages;
 use crate::config::Config;
-use crate::delivery::transport::{Outcome, Transport, Wire};
+use crate::delivery::notice::{Notice, NoticeOutcome};
 use crate::mail::{Outgoing, TemplateError};
 use crate::store::{CONFIRM_TTL, Preferences};
 
@@ -89,16 +89,6 @@ impl Pages {
                 return;
             }
         };
-        // One connection per sign-up mail, closed after it: sign-ups are
-        // rare and rate-limited, and an SMTP connection kept open between
-        // them would mostly sit idle until the server drops it.
-        let transport = match Transport::from_config(&config.mail) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot send the sign-up mail");
-                return;
-            }
-        };
         let stem = format!(
             "signup-{}",
             outgoing
@@ -108,17 +98,15 @@ impl Pages {
                 .next()
                 .unwrap_or("mail")
         );
-        let wire = Wire {
-            envelope_from: &outgoing.envelope_from,
-            to: &outgoing.to,
-            bytes: &outgoing.bytes,
+        let notice = Notice {
+            message: &outgoing,
             file_stem: &stem,
         };
-        match tokio::time::timeout(MAIL_TIMEOUT, transport.send(wire)).await {
-            Ok(Outcome::Sent { .. }) => {
+        match notice.send(&config.mail, Some(MAIL_TIMEOUT)).await {
+            Ok(NoticeOutcome::Sent { .. }) => {
                 tracing::info!(subscriber = p.id, kind, "sign-up mail sent");
             }
-            Ok(Outcome::Retry { reply, .. } | Outcome::Failed { reply, .. }) => {
+            Ok(NoticeOutcome::NotAccepted { reply }) => {
                 tracing::warn!(
                     subscriber = p.id,
                     kind,
@@ -126,11 +114,13 @@ impl Pages {
                     "sign-up mail not accepted"
                 );
             }
-            Err(_) => {
+            Ok(NoticeOutcome::NoAnswer) => {
                 tracing::warn!(subscriber = p.id, kind, "sign-up mail: no answer in time");
             }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot send the sign-up mail");
+            }
         }
-        transport.close().await;
     }
 
     fn signup_message(&self, mail: SignupMail<'_>, p: &Preferences) -> Result<Outgoing, String> {
