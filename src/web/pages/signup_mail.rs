@@ -11,7 +11,7 @@ use minijinja::context;
 use super::Pages;
 use crate::config::Config;
 use crate::delivery::notice::{Notice, NoticeOutcome};
-use crate::mail::{Outgoing, TemplateError};
+use crate::mail::{Outgoing, RenderError, TemplateError};
 use crate::store::{CONFIRM_TTL, Preferences};
 
 /// How long a sign-up waits for its mail to be handed over before
@@ -123,10 +123,17 @@ impl Pages {
         }
     }
 
-    fn signup_message(&self, mail: SignupMail<'_>, p: &Preferences) -> Result<Outgoing, String> {
-        let sender = self.sender.as_ref().map_err(Clone::clone)?;
-        let (subject, text, html) = self.signup_bodies(mail, p).map_err(|e| e.to_string())?;
-        crate::mail::message::notice(
+    fn signup_message(
+        &self,
+        mail: SignupMail<'_>,
+        p: &Preferences,
+    ) -> Result<Outgoing, SignupMailError> {
+        let sender = self
+            .sender
+            .as_ref()
+            .map_err(|why| SignupMailError::Sender(why.clone()))?;
+        let (subject, text, html) = self.signup_bodies(mail, p)?;
+        let message = crate::mail::message::notice(
             sender,
             p.email.as_str(),
             p.name.as_ref().map(|n| n.as_str()),
@@ -134,9 +141,22 @@ impl Pages {
             text,
             html,
             Utc::now(),
-        )
-        .map_err(|e| e.to_string())
+        )?;
+        Ok(message)
     }
+}
+
+/// Why a sign-up mail could not be built (logged; the reader sees the
+/// same page either way).
+#[derive(Debug, thiserror::Error)]
+enum SignupMailError {
+    /// `mail.from` (or `mail.reply_to`) cannot be used: the config's words.
+    #[error("{0}")]
+    Sender(String),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Message(#[from] RenderError),
 }
 
 /// A server's reply with the recipient's address taken out (any case):
@@ -199,6 +219,34 @@ mod tests {
         assert!(raw.contains("Auto-Submitted: auto-generated"));
         assert!(!raw.contains("List-Unsubscribe"), "not list mail");
         assert!(m.message_id.starts_with("<signup.") && m.message_id.ends_with("@example.org>"));
+    }
+
+    #[test]
+    fn without_a_sender_the_mail_is_not_built_and_the_config_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "[publication]\ntitle = \"Ledger\"\nbase_url = \"https://news.example.org/\"\n",
+        )
+        .unwrap();
+        let config = crate::config::Config::load_with_env(&path, &[]).unwrap();
+        let pages = Pages::load(&config).unwrap();
+        let p = Preferences {
+            id: 7,
+            email: SubscriberEmail::parse("ann@example.org").unwrap(),
+            name: None,
+            status: crate::subscribers::Status::Pending,
+            format: MailFormat::Html,
+            token: Token::generate().unwrap(),
+        };
+        let e = pages.signup_message(SignupMail::Already, &p).unwrap_err();
+        assert!(matches!(e, SignupMailError::Sender(_)), "{e:?}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("mail.from is not set in {}", path.display())),
+            "{e}"
+        );
     }
 
     #[test]
