@@ -110,7 +110,7 @@ impl Pages {
                 tracing::warn!(
                     subscriber = p.id,
                     kind,
-                    reply = %without_address(&reply, p.email.as_str()),
+                    reply = %loggable_reply(&reply, p, &outgoing),
                     "sign-up mail not accepted"
                 );
             }
@@ -159,11 +159,29 @@ enum SignupMailError {
     Message(#[from] RenderError),
 }
 
-/// A server's reply with the recipient's address taken out (any case):
-/// refusals quote it ("550 5.1.1 <ann@example.org>: no such user"), and
-/// the log keeps only the subscriber's id. Sign-up addresses are ASCII, so
-/// positions in the lowercased copy are positions in the reply.
-fn without_address(reply: &str, address: &str) -> String {
+/// A sign-up mail's refusal as the log may keep it: without the address,
+/// neither as the list has it (`bücher.example`) nor as it went on the wire
+/// (`xn--bcher-kva.example`).
+fn loggable_reply(reply: &str, p: &Preferences, sent: &Outgoing) -> String {
+    without_address(reply, &[p.email.as_str(), &sent.to])
+}
+
+/// A server's reply with the recipient's address taken out (any case, in
+/// each of its `forms`): refusals quote it ("550 5.1.1 <ann@example.org>:
+/// no such user"), and the log keeps only the subscriber's id. A server
+/// quotes the address it was given, the wire form (an IDN domain as its
+/// A-label), so that form goes with the stored one. ASCII lowercasing
+/// keeps every byte in place, so positions in the lowercased copy are
+/// positions in the reply.
+fn without_address(reply: &str, forms: &[&str]) -> String {
+    let mut out = reply.to_string();
+    for form in forms {
+        out = without_one(&out, form);
+    }
+    out
+}
+
+fn without_one(reply: &str, address: &str) -> String {
     let needle = address.to_ascii_lowercase();
     if needle.is_empty() {
         return reply.to_string();
@@ -250,16 +268,36 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_quoting_an_idn_address_in_its_wire_form_loses_it_too() {
+        let (_d, pages) = pages();
+        let p = Preferences {
+            id: 7,
+            email: SubscriberEmail::parse("Ann@Bücher.example").unwrap(),
+            name: None,
+            status: crate::subscribers::Status::Pending,
+            format: MailFormat::Html,
+            token: Token::generate().unwrap(),
+        };
+        let sent = pages.signup_message(SignupMail::Already, &p).unwrap();
+        assert_eq!(sent.to, "Ann@xn--bcher-kva.example");
+        let reply = "550 5.1.1 <ann@XN--BCHER-KVA.example>: no such user here (Ann@bücher.example)";
+        assert_eq!(
+            loggable_reply(reply, &p, &sent),
+            "550 5.1.1 <(the address)>: no such user here ((the address))"
+        );
+    }
+
+    #[test]
     fn replies_lose_the_address_in_any_case() {
         assert_eq!(
             without_address(
                 "550 5.1.1 <Ann.Lee@Example.org>: no such user (ann.lee@example.org)",
-                "Ann.Lee@example.org"
+                &["Ann.Lee@example.org"]
             ),
             "550 5.1.1 <(the address)>: no such user ((the address))"
         );
         assert_eq!(
-            without_address("451 4.3.0 try later – ü", "x@example.org"),
+            without_address("451 4.3.0 try later – ü", &["x@example.org"]),
             "451 4.3.0 try later – ü"
         );
     }
