@@ -9,6 +9,7 @@ pub mod cycle;
 pub mod daemon;
 pub mod delivery;
 pub mod feeds;
+pub mod import;
 pub mod mail;
 pub mod release;
 pub mod store;

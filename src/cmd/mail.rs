@@ -79,7 +79,7 @@ fn lock(config: &Config, wait: Duration) -> Result<RunLock> {
 
 pub fn run(config: &Config, json: bool, wait: Duration) -> Result<ExitCode> {
     let _lock = lock(config, wait)?;
-    let rt = super::super::runtime()?;
+    let rt = super::runtime()?;
     let stop = stop_on_signal(&rt);
     let bar = progress(json);
     let (report, waiting) = rt.block_on(async {
@@ -149,9 +149,9 @@ pub fn issues_send(
     json: bool,
     wait: Duration,
 ) -> Result<ExitCode> {
-    let ingest = crate::ingest_for(config, slug)?;
-    let issue = crate::find_issue(&ingest.issues, slug)?;
-    let rt = super::super::runtime()?;
+    let ingest = super::issues::ingest_for(config, slug)?;
+    let issue = super::issues::find_issue(&ingest.issues, slug)?;
+    let rt = super::runtime()?;
     if let Some(to) = to {
         let email = SubscriberEmail::parse(to)
             .map_err(|e| anyhow::anyhow!("{to:?} is not a usable address: {e}"))?;
@@ -284,7 +284,7 @@ pub fn deliveries(config: &Config, slug: Option<&str>, json: bool) -> Result<Exi
             config.database.path.display()
         );
     }
-    let (counts, problems) = crate::with_store(config, async |store| {
+    let (counts, problems) = super::with_store(config, async |store| {
         let counts = store.delivery_counts(slug).await?;
         let problems = match slug {
             Some(s) => store.delivery_problems(s).await?,
