@@ -377,7 +377,7 @@ pub(super) fn http(h: RawHttp, problems: &mut Problems<'_>) -> HttpConfig {
     for p in h.trusted_proxies.iter().flatten() {
         match crate::web::proxy::IpNet::parse(p) {
             Ok(net) => trusted_proxies.push(net),
-            Err(msg) => problems.bad("http.trusted_proxies", msg),
+            Err(e) => problems.bad("http.trusted_proxies", e),
         }
     }
     let subscribe_burst = h.subscribe_burst.unwrap_or(5);
