@@ -16,7 +16,7 @@ use gazette::delivery::send::{Progress, Quiet};
 use gazette::delivery::transport::{Outcome, Transport, Wire};
 use gazette::mail::{Recipient, Renderer};
 use gazette::release::{self, Release};
-use gazette::store::{Published, RunLock, Store};
+use gazette::store::{DeliveryStatus, Published, RunLock, Store};
 use gazette::subscribers::SubscriberEmail;
 
 /// A progress bar with rate and ETA, on a terminal only.
@@ -328,7 +328,7 @@ pub fn deliveries(config: &Config, slug: Option<&str>, json: bool) -> Result<Exi
                 "SUBSCRIBER", "STATUS", "ATTEMPTS"
             );
             for p in &problems {
-                let next = if p.status == "queued" {
+                let next = if p.status == DeliveryStatus::Queued {
                     format!(" (next try {})", p.next_attempt_at)
                 } else {
                     String::new()

@@ -12,15 +12,151 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use sqlx::Row;
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, column, corrupt};
 use crate::subscribers::MailFormat;
 
 /// Ledger time stamps: one fixed format, so text order is time order.
 pub fn ledger_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Where one delivery row stands. The database keeps the text
+/// ([`DeliveryStatus::as_str`]); reading an unknown text is
+/// [`StoreError::Corrupt`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    /// Waiting for its `next_attempt_at`.
+    Queued,
+    /// Claimed by a sender; its outcome is not recorded yet.
+    Sending,
+    Sent,
+    Failed,
+    /// Failed, and the subscriber was marked bounced.
+    Bounced,
+    /// Never sent: the subscriber left (or was erased) first.
+    Cancelled,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 6] = [
+        DeliveryStatus::Queued,
+        DeliveryStatus::Sending,
+        DeliveryStatus::Sent,
+        DeliveryStatus::Failed,
+        DeliveryStatus::Bounced,
+        DeliveryStatus::Cancelled,
+    ];
+
+    /// The text the `deliveries.status` column holds.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Queued => "queued",
+            DeliveryStatus::Sending => "sending",
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Bounced => "bounced",
+            DeliveryStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeliveryStatus> {
+        DeliveryStatus::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for DeliveryStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so table columns (`{:<9}`) line up.
+        f.pad(self.as_str())
+    }
+}
+
+/// Whether an issue has been mailed: `issues.mail_state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailState {
+    /// Recorded, not yet published nor skipped.
+    #[default]
+    Unpublished,
+    /// Its recipients are fixed: one ledger row each.
+    Published,
+    /// Too old when released; mailed only on `gazette issues send`.
+    Skipped,
+}
+
+impl MailState {
+    pub const ALL: [MailState; 3] = [
+        MailState::Unpublished,
+        MailState::Published,
+        MailState::Skipped,
+    ];
+
+    /// The text the `issues.mail_state` column holds.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailState::Unpublished => "unpublished",
+            MailState::Published => "published",
+            MailState::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MailState> {
+        MailState::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for MailState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A released issue that is neither published nor skipped yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnpublishedIssue {
+    pub slug: String,
+    pub issue_date: NaiveDate,
+    /// When a cycle let it out (its age for `mail.skip_older_than` is
+    /// measured from here).
+    pub released_at: DateTime<Utc>,
+}
+
+/// An issue's `mail_state` column, parsed.
+fn mail_state(r: &sqlx::sqlite::SqliteRow, slug: &str) -> Result<MailState, StoreError> {
+    let text: String = column(r, "issues", &slug, "mail_state")?;
+    MailState::parse(&text).ok_or_else(|| {
+        corrupt(
+            "issues",
+            &slug,
+            "mail_state",
+            &format!("unknown state {text:?}"),
+        )
+    })
+}
+
+/// A delivery's `status` column, parsed.
+fn delivery_status(
+    r: &sqlx::sqlite::SqliteRow,
+    id: &dyn std::fmt::Display,
+) -> Result<DeliveryStatus, StoreError> {
+    let text: String = column(r, "deliveries", id, "status")?;
+    DeliveryStatus::parse(&text).ok_or_else(|| {
+        corrupt(
+            "deliveries",
+            id,
+            "status",
+            &format!("unknown status {text:?}"),
+        )
+    })
+}
+
+/// A count from an aggregate column.
+fn count(r: &sqlx::sqlite::SqliteRow, slug: &str, name: &str) -> Result<u64, StoreError> {
+    let n: i64 = column(r, "issues", &slug, name)?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 /// What publishing an issue did.
@@ -73,7 +209,7 @@ pub enum Attempt {
 pub struct IssueDeliveries {
     pub slug: String,
     pub title: String,
-    pub mail_state: String,
+    pub mail_state: MailState,
     pub published_at: Option<String>,
     pub note: Option<String>,
     pub queued: u64,
@@ -88,7 +224,7 @@ pub struct IssueDeliveries {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DeliveryProblem {
     pub email: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: u32,
     pub last_reply: Option<String>,
     pub next_attempt_at: String,
@@ -117,8 +253,8 @@ impl Store {
         let Some(row) = row else {
             return Ok(Published::Unknown);
         };
-        let issue_id: i64 = row.get("id");
-        if row.get::<String, _>("mail_state") == "published" {
+        let issue_id: i64 = column(&row, "issues", &slug, "id")?;
+        if mail_state(&row, slug)? == MailState::Published {
             return Ok(Published::Already);
         }
         sqlx::query("UPDATE issues SET mail_state = 'published', published_at = $1, mail_note = NULL WHERE id = $2")
@@ -141,12 +277,35 @@ impl Store {
         })
     }
 
-    /// Released issues neither published nor skipped yet: (slug, issue
-    /// date, released at), oldest first. Drafts and held issues wait.
-    pub async fn unpublished_issues(&self) -> Result<Vec<(String, String, String)>, StoreError> {
-        Ok(sqlx::query_as("SELECT slug, issue_date, released_at FROM issues WHERE mail_state = 'unpublished' AND released_at IS NOT NULL ORDER BY issue_date, slug")
+    /// Released issues neither published nor skipped yet, oldest first.
+    /// Drafts and held issues wait.
+    pub async fn unpublished_issues(&self) -> Result<Vec<UnpublishedIssue>, StoreError> {
+        let rows = sqlx::query("SELECT slug, issue_date, released_at FROM issues WHERE mail_state = 'unpublished' AND released_at IS NOT NULL ORDER BY issue_date, slug")
             .fetch_all(&self.pool)
-            .await?)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let slug: String = column(r, "issues", &"?", "slug")?;
+                let date: String = column(r, "issues", &slug, "issue_date")?;
+                let released: String = column(r, "issues", &slug, "released_at")?;
+                Ok(UnpublishedIssue {
+                    issue_date: NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|e| {
+                        corrupt("issues", &slug, "issue_date", &format!("{date:?}: {e}"))
+                    })?,
+                    released_at: DateTime::parse_from_rfc3339(&released)
+                        .map(|t| t.with_timezone(&Utc))
+                        .map_err(|e| {
+                            corrupt(
+                                "issues",
+                                &slug,
+                                "released_at",
+                                &format!("{released:?}: {e}"),
+                            )
+                        })?,
+                    slug,
+                })
+            })
+            .collect()
     }
 
     /// Slugs of issues with rows due now (they need composing).
@@ -258,23 +417,27 @@ impl Store {
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
-        let mut claimed: Vec<Claimed> = rows
-            .into_iter()
-            .map(|r| Claimed {
-                delivery_id: r.get("id"),
-                issue_slug: r.get("slug"),
-                subscriber_id: r.get("subscriber_id"),
-                email: r.get("email"),
-                name: r.get("name"),
-                token: r.get("token"),
-                format: if r.get::<bool, _>("text_only") {
-                    MailFormat::Text
-                } else {
-                    MailFormat::Html
-                },
-                attempts: r.get::<i64, _>("attempts") as u32,
+        let mut claimed = rows
+            .iter()
+            .map(|r| {
+                let id: i64 = column(r, "deliveries", &"?", "id")?;
+                let attempts: i64 = column(r, "deliveries", &id, "attempts")?;
+                Ok(Claimed {
+                    delivery_id: id,
+                    issue_slug: column(r, "deliveries", &id, "slug")?,
+                    subscriber_id: column(r, "deliveries", &id, "subscriber_id")?,
+                    email: column(r, "deliveries", &id, "email")?,
+                    name: column(r, "deliveries", &id, "name")?,
+                    token: column(r, "deliveries", &id, "token")?,
+                    format: if column::<bool>(r, "deliveries", &id, "text_only")? {
+                        MailFormat::Text
+                    } else {
+                        MailFormat::Html
+                    },
+                    attempts: u32::try_from(attempts).unwrap_or(0),
+                })
             })
-            .collect();
+            .collect::<Result<Vec<Claimed>, StoreError>>()?;
         claimed.sort_by_key(|c| c.delivery_id);
         Ok(claimed)
     }
@@ -302,25 +465,25 @@ impl Store {
         let mut bounced = Vec::new();
         for (row, message_id, attempt) in results {
             let (status, reply, next) = match attempt {
-                Attempt::Sent { reply } => ("sent", reply, stamp.clone()),
+                Attempt::Sent { reply } => (DeliveryStatus::Sent, reply, stamp.clone()),
                 Attempt::Retry { reply } if row.attempts < max_attempts => {
                     let at = now
                         + chrono::Duration::from_std(backoff(retry_base, row.attempts))
                             .unwrap_or_default();
-                    ("queued", reply, ledger_time(at))
+                    (DeliveryStatus::Queued, reply, ledger_time(at))
                 }
-                Attempt::Retry { reply } => ("failed", reply, stamp.clone()),
-                Attempt::Failed { reply } => ("failed", reply, stamp.clone()),
-                Attempt::Bounced { reply } => ("bounced", reply, stamp.clone()),
+                Attempt::Retry { reply } => (DeliveryStatus::Failed, reply, stamp.clone()),
+                Attempt::Failed { reply } => (DeliveryStatus::Failed, reply, stamp.clone()),
+                Attempt::Bounced { reply } => (DeliveryStatus::Bounced, reply, stamp.clone()),
             };
-            if status == "bounced" {
+            if status == DeliveryStatus::Bounced {
                 bounced.push(row.subscriber_id);
             }
-            let sent_at = (status == "sent").then_some(stamp.as_str());
+            let sent_at = (status == DeliveryStatus::Sent).then_some(stamp.as_str());
             // Flat: six values per row (see the statement below).
             rows.extend([
                 serde_json::json!(row.delivery_id),
-                serde_json::json!(status),
+                serde_json::json!(status.as_str()),
                 serde_json::json!(reply),
                 serde_json::json!(next),
                 serde_json::json!(message_id),
@@ -400,28 +563,30 @@ impl Store {
         .bind(slug)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| IssueDeliveries {
-                slug: r.get("slug"),
-                title: r.get("title"),
-                mail_state: r.get("mail_state"),
-                published_at: r.get("published_at"),
-                note: r.get("mail_note"),
-                queued: r.get::<i64, _>("queued") as u64,
-                sending: r.get::<i64, _>("sending") as u64,
-                sent: r.get::<i64, _>("sent") as u64,
-                failed: r.get::<i64, _>("failed") as u64,
-                bounced: r.get::<i64, _>("bounced") as u64,
-                cancelled: r.get::<i64, _>("cancelled") as u64,
+        rows.iter()
+            .map(|r| {
+                let slug: String = column(r, "issues", &"?", "slug")?;
+                Ok(IssueDeliveries {
+                    title: column(r, "issues", &slug, "title")?,
+                    mail_state: mail_state(r, &slug)?,
+                    published_at: column(r, "issues", &slug, "published_at")?,
+                    note: column(r, "issues", &slug, "mail_note")?,
+                    queued: count(r, &slug, "queued")?,
+                    sending: count(r, &slug, "sending")?,
+                    sent: count(r, &slug, "sent")?,
+                    failed: count(r, &slug, "failed")?,
+                    bounced: count(r, &slug, "bounced")?,
+                    cancelled: count(r, &slug, "cancelled")?,
+                    slug,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Deliveries of one issue that are not `sent`, with the last reply.
     pub async fn delivery_problems(&self, slug: &str) -> Result<Vec<DeliveryProblem>, StoreError> {
         let rows = sqlx::query(
-            "SELECT s.email, d.status, d.attempts, d.last_reply, d.next_attempt_at, d.updated_at
+            "SELECT d.id, s.email, d.status, d.attempts, d.last_reply, d.next_attempt_at, d.updated_at
              FROM deliveries d JOIN issues i ON i.id = d.issue_id JOIN subscribers s ON s.id = d.subscriber_id
              WHERE i.slug = $1 AND d.status != 'sent'
              ORDER BY d.status, s.email",
@@ -429,17 +594,20 @@ impl Store {
         .bind(slug)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| DeliveryProblem {
-                email: r.get("email"),
-                status: r.get("status"),
-                attempts: r.get::<i64, _>("attempts") as u32,
-                last_reply: r.get("last_reply"),
-                next_attempt_at: r.get("next_attempt_at"),
-                updated_at: r.get("updated_at"),
+        rows.iter()
+            .map(|r| {
+                let id: i64 = column(r, "deliveries", &"?", "id")?;
+                let attempts: i64 = column(r, "deliveries", &id, "attempts")?;
+                Ok(DeliveryProblem {
+                    email: column(r, "deliveries", &id, "email")?,
+                    status: delivery_status(r, &id)?,
+                    attempts: u32::try_from(attempts).unwrap_or(0),
+                    last_reply: column(r, "deliveries", &id, "last_reply")?,
+                    next_attempt_at: column(r, "deliveries", &id, "next_attempt_at")?,
+                    updated_at: column(r, "deliveries", &id, "updated_at")?,
+                })
             })
-            .collect())
+            .collect()
     }
 }
 
@@ -657,9 +825,9 @@ mod tests {
         let problems = store.delivery_problems("i1").await.unwrap();
         let b = problems.iter().find(|p| p.email == "b@x.org").unwrap();
         assert_eq!(
-            (b.status.as_str(), b.last_reply.as_deref()),
+            (b.status, b.last_reply.as_deref()),
             (
-                "cancelled",
+                DeliveryStatus::Cancelled,
                 Some("not sent: the subscriber is unsubscribed")
             )
         );
@@ -682,6 +850,92 @@ mod tests {
             formats,
             [("a@x.org", MailFormat::Html), ("b@x.org", MailFormat::Text)]
         );
+    }
+
+    #[tokio::test]
+    async fn rows_come_back_typed_and_a_bad_stored_value_names_table_row_and_column() {
+        let (_d, store) = store_with(&[("a@x.org", "active")]).await;
+        sqlx::query("UPDATE issues SET released_at = '2026-11-27T12:00:00Z'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let unpublished = store.unpublished_issues().await.unwrap();
+        assert_eq!(
+            unpublished[0],
+            UnpublishedIssue {
+                slug: "i1".into(),
+                issue_date: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+                released_at: t(0),
+            }
+        );
+        store.publish_issue("i1", t(0)).await.unwrap();
+        let counts = store.delivery_counts(None).await.unwrap();
+        let states: Vec<_> = counts
+            .iter()
+            .map(|c| (c.slug.as_str(), c.mail_state))
+            .collect();
+        assert_eq!(
+            states,
+            [("i2", MailState::Unpublished), ("i1", MailState::Published)]
+        );
+        assert_eq!(
+            serde_json::to_value(&counts[1]).unwrap()["mail_state"],
+            "published"
+        );
+        let problems = store.delivery_problems("i1").await.unwrap();
+        assert_eq!(problems[0].status, DeliveryStatus::Queued);
+        assert_eq!(format!("[{:<8}]", problems[0].status), "[queued  ]");
+
+        // A hand-edited database: errors, not panics, saying where.
+        // (The CHECK constraints are off only for this connection.)
+        let mut conn = store.pool().acquire().await.unwrap();
+        sqlx::query("PRAGMA ignore_check_constraints = ON")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE deliveries SET status = 'lost'")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let e = store.delivery_problems("i1").await.unwrap_err().to_string();
+        assert!(
+            e.contains("deliveries row 1, column status: unknown status \"lost\""),
+            "{e}"
+        );
+        sqlx::query("UPDATE issues SET issue_date = 'someday' WHERE slug = 'i2'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE issues SET mail_state = 'mailed', title = x'ff' WHERE slug = 'i1'")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        drop(conn);
+        let e = store.unpublished_issues().await.unwrap_err().to_string();
+        assert!(e.contains("issues row i2, column issue_date"), "{e}");
+        let e = store.delivery_counts(None).await.unwrap_err().to_string();
+        assert!(e.contains("issues row i1, column title"), "{e}");
+        sqlx::query("UPDATE issues SET title = 'Issue 1' WHERE slug = 'i1'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let e = store.delivery_counts(None).await.unwrap_err().to_string();
+        assert!(
+            e.contains("issues row i1, column mail_state: unknown state \"mailed\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn statuses_read_back_what_they_write() {
+        for s in DeliveryStatus::ALL {
+            assert_eq!(DeliveryStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for m in MailState::ALL {
+            assert_eq!(MailState::parse(m.as_str()), Some(m));
+        }
+        assert_eq!(DeliveryStatus::parse("Sent"), None);
     }
 
     #[test]
