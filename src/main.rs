@@ -18,7 +18,9 @@ use gazette::mail::{Recipient, Renderer};
 use gazette::release::{self, Release};
 use gazette::store::{CheckedAdd, IssueRecord, RemoveOutcome, Store, StoreError};
 use gazette::subscribers::csv as subscriber_csv;
-use gazette::subscribers::{Status, Subscriber, SubscriberEmail, SubscriberName, SubscriberRow};
+use gazette::subscribers::{
+    Status, Subscriber, SubscriberEmail, SubscriberName, SubscriberRow, Token,
+};
 
 /// Big feeds and mail batches allocate and free tens of megabytes per cycle;
 /// mimalloc reuses those pages where glibc returns them to the OS and faults
@@ -990,10 +992,15 @@ fn issues_preview(
     let digest = renderer
         .prepare(issue)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (email, name) = (
+        SubscriberEmail::parse("preview@example.org")?,
+        SubscriberName::parse("Preview Reader")?,
+    );
+    let token = Token::placeholder("preview-token");
     let recipient = Recipient {
-        email: "preview@example.org",
-        name: Some("Preview Reader"),
-        token: "preview-token",
+        email: &email,
+        name: name.as_ref(),
+        token: &token,
     };
     let message = digest
         .message(&recipient)

@@ -28,7 +28,6 @@ impl Composer for Plain {
         Ok(Composed {
             message_id,
             envelope_from: "a@example.org".into(),
-            to: row.email.clone(),
             bytes: bytes.into_bytes(),
         })
     }
@@ -49,7 +48,7 @@ async fn ledger(subscribers: usize) -> (tempfile::TempDir, Store) {
         let email = format!("reader{n}@example.org");
         sqlx::query("INSERT INTO subscribers (email, email_key, status, token, created_at, updated_at) VALUES ($1, $1, 'active', $2, 'now', 'now')")
             .bind(&email)
-            .bind(format!("tok{n}"))
+            .bind(gazette::subscribers::Token::generate().unwrap().to_string())
             .execute(&mut *tx)
             .await
             .unwrap();

@@ -29,7 +29,7 @@ impl Composer for DigestComposer {
         };
         let recipient = Recipient {
             email: &row.email,
-            name: row.name.as_deref(),
+            name: row.name.as_ref(),
             token: &row.token,
         };
         let out = digest
@@ -38,7 +38,6 @@ impl Composer for DigestComposer {
         Ok(Composed {
             message_id: out.message_id,
             envelope_from: out.envelope_from,
-            to: out.to,
             bytes: out.bytes,
         })
     }

@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 
 use super::tls::{Security, Stream};
 use super::transport::Outcome;
+use crate::subscribers::SubscriberEmail;
 
 /// The longest reply line taken, CRLF included. RFC 5321 (4.5.3.1.5) allows
 /// 512 octets; real servers stay well below; 4 KiB leaves room for the odd
@@ -268,16 +269,16 @@ impl PlainSmtp {
         self.expect(conn, |c| c == 235).await.map(|_| ())
     }
 
+    /// One MAIL/RCPT/DATA exchange. `to` is the recipient's
+    /// [`SubscriberEmail::envelope`]; `utf8` when it (or `from`) needs SMTPUTF8.
     async fn transaction(
         &self,
         conn: &mut Conn,
         from: &str,
         to: &str,
+        utf8: bool,
         bytes: &[u8],
     ) -> Result<Reply, Fail> {
-        // The domain is already IDNA (ASCII); only a Unicode local part
-        // makes an address non-ASCII, and that needs SMTPUTF8 (RFC 6531 3.4).
-        let utf8 = !(from.is_ascii() && to.is_ascii());
         if utf8 && !conn.smtputf8 {
             return Err(Fail::Unsendable(format!(
                 "not sent: the address {to:?} needs SMTPUTF8, which {}:{} does not offer",
@@ -343,7 +344,24 @@ impl PlainSmtp {
     }
 
     /// Send one message; the outcome as the ledger wants it.
-    pub async fn send(&self, from: &str, to: &str, bytes: &[u8]) -> Outcome {
+    pub async fn send(&self, from: &str, to: &SubscriberEmail, bytes: &[u8]) -> Outcome {
+        // What can be mailed is SubscriberEmail's decision: its envelope form
+        // (IDNA domain) goes into RCPT TO as it is, and only a Unicode local
+        // part needs SMTPUTF8 (RFC 6531 3.4).
+        let utf8 = !from.is_ascii() || to.needs_smtputf8();
+        let to = match to.envelope() {
+            Ok(wire) => wire,
+            Err(e) => {
+                return Outcome::Failed {
+                    reply: format!(
+                        "not sent: the address {:?} cannot be mailed: {e}",
+                        to.as_str()
+                    ),
+                    bounce: false,
+                };
+            }
+        };
+        let to = to.as_str();
         let reused = self
             .idle
             .lock()
@@ -358,14 +376,14 @@ impl PlainSmtp {
                 Err(f) => return outcome(f),
             },
         };
-        let mut result = self.transaction(&mut conn, from, to, bytes).await;
+        let mut result = self.transaction(&mut conn, from, to, utf8, bytes).await;
         if was_reused && matches!(result, Err(Fail::Io(_))) {
             // The server closed an idle connection: once more on a new one.
             conn = match self.connect().await {
                 Ok(c) => c,
                 Err(f) => return outcome(f),
             };
-            result = self.transaction(&mut conn, from, to, bytes).await;
+            result = self.transaction(&mut conn, from, to, utf8, bytes).await;
         }
         match result {
             Ok(reply) => {

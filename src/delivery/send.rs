@@ -60,8 +60,6 @@ pub struct Composed {
     /// With angle brackets; stable per (issue, subscriber).
     pub message_id: String,
     pub envelope_from: String,
-    /// The envelope recipient as it goes on the wire (IDNA domain).
-    pub to: String,
     pub bytes: Vec<u8>,
 }
 
@@ -172,8 +170,11 @@ pub async fn send_due(
         if claimed.is_empty() {
             break;
         }
+        // Rows whose subscriber values do not parse were failed by the claim.
+        report.failed += claimed.failed;
+        progress.advance(claimed.failed);
         let mut tasks = JoinSet::new();
-        for row in claimed {
+        for row in claimed.rows {
             let (composer, transport, limiter, permits, halt_rx) = (
                 composer.clone(),
                 transport.clone(),
@@ -212,7 +213,7 @@ pub async fn send_due(
                 let stem = format!("{}/{}", row.issue_slug, row.subscriber_id);
                 let wire = Wire {
                     envelope_from: &composed.envelope_from,
-                    to: &composed.to,
+                    to: &row.email,
                     bytes: &composed.bytes,
                     file_stem: &stem,
                 };

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::plain_smtp::PlainSmtp;
 use super::tls::{Security as TlsMode, Tls, TlsConfigError};
 use crate::config::{MailConfig, Security, Transport as TransportKind};
+use crate::subscribers::SubscriberEmail;
 
 /// What became of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +28,9 @@ pub enum Outcome {
 #[derive(Debug, Clone, Copy)]
 pub struct Wire<'a> {
     pub envelope_from: &'a str,
-    pub to: &'a str,
+    /// The recipient: its [`SubscriberEmail::envelope`] form goes into
+    /// `RCPT TO`.
+    pub to: &'a SubscriberEmail,
     /// RFC 5322 message, CRLF line ends.
     pub bytes: &'a [u8],
     /// A stable name for the outbox file, e.g. the issue slug and a per-
@@ -126,7 +129,7 @@ impl Transport {
     }
 
     /// Hand one message over.
-    #[tracing::instrument(level = "debug", skip_all, fields(to = wire.to))]
+    #[tracing::instrument(level = "debug", skip_all, fields(to = wire.to.as_str()))]
     pub async fn send(&self, wire: Wire<'_>) -> Outcome {
         match self {
             Transport::File { dir } => write_eml(dir, wire).await,
@@ -207,7 +210,7 @@ mod tests {
         };
         let wire = Wire {
             envelope_from: "a@example.org",
-            to: "b@example.org",
+            to: &SubscriberEmail::parse("b@example.org").unwrap(),
             bytes: b"Subject: x\r\n\r\nhi\r\n",
             file_stem: "issue/1 2",
         };
@@ -234,7 +237,7 @@ mod tests {
         let t = Transport::from_config(&mail).unwrap();
         let wire = Wire {
             envelope_from: "a@example.org",
-            to: "b@example.org",
+            to: &SubscriberEmail::parse("b@example.org").unwrap(),
             bytes: b"Subject: x\r\n\r\nhi\r\n",
             file_stem: "x",
         };

@@ -16,14 +16,13 @@ use std::time::SystemTime;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
-use lettre::Address;
 use lettre::Message;
 use lettre::message::dkim::DkimConfig;
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 
 use crate::config::Config;
-use crate::subscribers::SubscriberEmail;
+use crate::subscribers::{SubscriberEmail, SubscriberName};
 
 use super::dkim::signing_config;
 use super::render::{Recipient, RenderError};
@@ -35,8 +34,9 @@ pub struct Outgoing {
     pub message_id: String,
     /// The envelope sender (MAIL FROM): the address of `mail.from`.
     pub envelope_from: String,
-    /// The envelope recipient (RCPT TO).
-    pub to: String,
+    /// The recipient: its [`SubscriberEmail::envelope`] form is in `To:`
+    /// and goes into `RCPT TO`.
+    pub to: SubscriberEmail,
     /// The whole message, CRLF line endings.
     pub bytes: Vec<u8>,
 }
@@ -167,13 +167,8 @@ pub(crate) fn build_message(
     unsubscribe_url: &str,
     parts: EncodedParts,
 ) -> Result<Outgoing, RenderError> {
-    let bad = |message: String| RenderError::Recipient {
-        email: r.email.to_string(),
-        message,
-    };
-    let addr = wire_address(r.email).map_err(bad)?;
-    let to = addr.to_string();
-    let message_id = message_id(issue_slug, r.token, sender.domain());
+    let addr = wire_address(r.email)?;
+    let message_id = message_id(issue_slug, r.token.as_str(), sender.domain());
     let list_unsubscribe = format!(
         "<{unsubscribe_url}>, <mailto:{}?subject=unsubscribe%20{}>",
         sender.mailto, r.token
@@ -216,7 +211,7 @@ pub(crate) fn build_message(
         None => b.singlepart(text),
     };
     let mut msg = built.map_err(|e| RenderError::Message {
-        to: to.clone(),
+        to: r.email.as_str().to_string(),
         message: e.to_string(),
     })?;
     if let Some(dkim) = &sender.dkim {
@@ -225,7 +220,7 @@ pub(crate) fn build_message(
     Ok(Outgoing {
         message_id,
         envelope_from: sender.from.email.to_string(),
-        to,
+        to: r.email.clone(),
         bytes: msg.formatted(),
     })
 }
@@ -237,28 +232,25 @@ pub(crate) fn build_message(
 /// auto-responders leave it alone. No list headers: it is not list mail.
 pub fn notice(
     sender: &Sender,
-    to_email: &str,
-    to_name: Option<&str>,
+    to_email: &SubscriberEmail,
+    to_name: Option<&SubscriberName>,
     subject: &str,
     text: String,
     html: String,
     date: DateTime<Utc>,
 ) -> Result<Outgoing, RenderError> {
     let failed = |message: String| RenderError::Message {
-        to: to_email.to_string(),
+        to: to_email.as_str().to_string(),
         message,
     };
-    let addr = wire_address(to_email).map_err(|message| RenderError::Recipient {
-        email: to_email.to_string(),
-        message,
-    })?;
+    let addr = wire_address(to_email)?;
     let mut id = [0u8; 16];
     getrandom::fill(&mut id).map_err(|e| failed(format!("no random bytes: {e}")))?;
     let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
     let message_id = format!("<signup.{hex}@{}>", sender.domain());
     let mut b = Message::builder()
         .from(sender.from.clone())
-        .to(Mailbox::new(to_name.map(str::to_string), addr.clone()))
+        .to(Mailbox::new(to_name.map(|n| n.as_str().to_string()), addr))
         .subject(subject.split_whitespace().collect::<Vec<_>>().join(" "))
         .date(SystemTime::from(date))
         .message_id(Some(message_id.clone()));
@@ -282,23 +274,20 @@ pub fn notice(
     Ok(Outgoing {
         message_id,
         envelope_from: sender.from.email.to_string(),
-        to: addr.to_string(),
+        to: to_email.clone(),
         bytes: msg.formatted(),
     })
 }
 
-/// The recipient as it goes on the wire, in `To:` and `RCPT TO`: the domain
-/// in its IDNA A-label form (`reader@xn--bcher-kva.example`), which every
-/// server and mail client takes; the local part as given (non-ASCII only
-/// for an address that needs SMTPUTF8, which the transport then asks for).
-fn wire_address(email: &str) -> Result<Address, String> {
-    let email =
-        SubscriberEmail::from_stored(email).map_err(|e| format!("not a valid address: {e}"))?;
-    let wire = email
-        .envelope()
-        .map_err(|e| format!("cannot be mailed: {e}"))?;
-    wire.parse()
-        .map_err(|e| format!("not a valid address {wire:?}: {e}"))
+/// The recipient for the `To:` header: [`SubscriberEmail::mailbox`] (the
+/// domain in its IDNA A-label form, which every server and mail client
+/// takes); an address read from an older row that has no wire form fails
+/// here, with the reason.
+fn wire_address(email: &SubscriberEmail) -> Result<lettre::Address, RenderError> {
+    email.mailbox().map_err(|e| RenderError::Recipient {
+        email: email.as_str().to_string(),
+        message: format!("cannot be mailed: {e}"),
+    })
 }
 
 /// A part whose body was encoded already (see [`EncodedParts`]): lettre

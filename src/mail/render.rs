@@ -24,7 +24,7 @@ use minijinja::{Value, context};
 use crate::config::{Config, DigestBody, Publication};
 use crate::content::text::push_escaped;
 use crate::content::{Article, ContentHash, Issue, SourceFormat};
-use crate::subscribers::MailFormat;
+use crate::subscribers::{MailFormat, SubscriberEmail, SubscriberName, Token};
 use crate::templates::{Inline, TemplateSet};
 pub use crate::templates::{TemplateError, templates_dir};
 
@@ -586,14 +586,15 @@ fn encode_pieces(pieces: &[Piece]) -> Vec<Piece> {
 // ---------------------------------------------------------------------------
 // The prepared digest
 
-/// One subscriber, as [`Digest::message`] needs them.
+/// One subscriber, as [`Digest::message`] needs them: parsed values, so
+/// nothing is checked again here (what can be mailed is
+/// [`SubscriberEmail`]'s decision).
 #[derive(Debug, Clone, Copy)]
 pub struct Recipient<'a> {
-    pub email: &'a str,
-    pub name: Option<&'a str>,
-    /// URL-safe (`[A-Za-z0-9_-]`): the last segment of the unsubscribe and
-    /// preferences URLs.
-    pub token: &'a str,
+    pub email: &'a SubscriberEmail,
+    pub name: Option<&'a SubscriberName>,
+    /// URL-safe: the last segment of the unsubscribe and preferences URLs.
+    pub token: &'a Token,
 }
 
 /// The two bodies of one message.
@@ -658,7 +659,7 @@ impl Digest {
 
     /// The HTML and text bodies for one recipient.
     pub fn parts(&self, r: &Recipient<'_>) -> Result<Parts, RenderError> {
-        let v = Values::new(self, r)?;
+        let v = Values::new(self, r);
         let variant = v.variant(self);
         Ok(Parts {
             html: fill(&variant.html, |slot, out| push_escaped(out, v.get(slot))),
@@ -685,7 +686,7 @@ impl Digest {
             .sender
             .as_ref()
             .map_err(|m| RenderError::Sender(m.clone()))?;
-        let v = Values::new(self, r)?;
+        let v = Values::new(self, r);
         let variant = v.variant(self);
         // 7bit when the filled body allows it (links stay whole on their
         // lines), else the pre-encoded quoted-printable pieces.
@@ -746,14 +747,16 @@ struct Values<'a> {
 }
 
 impl<'a> Values<'a> {
-    fn new(d: &Digest, r: &Recipient<'a>) -> Result<Values<'a>, RenderError> {
-        check_recipient(r)?;
-        Ok(Values {
-            name: r.name.map(clean_name).filter(|n| !n.is_empty()),
-            email: r.email.trim(),
-            unsubscribe: d.unsubscribe_url(r.token),
-            preferences: d.preferences_url(r.token),
-        })
+    fn new(d: &Digest, r: &Recipient<'a>) -> Values<'a> {
+        Values {
+            name: r
+                .name
+                .map(|n| clean_name(n.as_str()))
+                .filter(|n| !n.is_empty()),
+            email: r.email.as_str(),
+            unsubscribe: d.unsubscribe_url(r.token.as_str()),
+            preferences: d.preferences_url(r.token.as_str()),
+        }
     }
 
     fn variant<'d>(&self, d: &'d Digest) -> &'d Variant {
@@ -774,33 +777,9 @@ impl<'a> Values<'a> {
     }
 }
 
-fn check_recipient(r: &Recipient<'_>) -> Result<(), RenderError> {
-    let bad = |message: &str| {
-        Err(RenderError::Recipient {
-            email: r.email.to_string(),
-            message: message.into(),
-        })
-    };
-    // The same rule as everywhere an address is read: IDN domains are
-    // mailed as IDNA, a Unicode local part with SMTPUTF8 (the transport
-    // fails the delivery when the server cannot take it).
-    if let Err(e) = crate::subscribers::SubscriberEmail::from_stored(r.email) {
-        return bad(&format!("not a usable address: {e}"));
-    }
-    if r.token.is_empty()
-        || r.token.len() > 256
-        || !r
-            .token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return bad("the token must be URL-safe ([A-Za-z0-9_-], 1 to 256 characters)");
-    }
-    Ok(())
-}
-
-/// Control characters (CR, LF, tab...) become spaces, runs of spaces
-/// collapse, and the name is cut at [`MAX_NAME`] characters.
+/// Runs of spaces collapse (a [`SubscriberName`] holds no control
+/// characters; any that reach here become spaces too), and the name is cut
+/// at [`MAX_NAME`] characters.
 fn clean_name(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for word in s

@@ -15,7 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 
 use super::{Store, StoreError, column, corrupt};
-use crate::subscribers::MailFormat;
+use crate::subscribers::{MailFormat, SubscriberEmail, SubscriberName, Token};
 
 /// Ledger time stamps: one fixed format, so text order is time order.
 pub fn ledger_time(t: DateTime<Utc>) -> String {
@@ -170,19 +170,61 @@ pub enum Published {
     Unknown,
 }
 
-/// A row claimed for sending, with what the message needs.
+/// A row claimed for sending, with what the message needs, parsed: the
+/// address, name and token travel as their types to the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimed {
     pub delivery_id: i64,
     pub issue_slug: String,
     pub subscriber_id: i64,
-    pub email: String,
-    pub name: Option<String>,
-    pub token: String,
+    /// As [`SubscriberEmail::from_stored`] reads it: an older row whose
+    /// domain IDNA refuses is here, and its message fails with the reason.
+    pub email: SubscriberEmail,
+    pub name: Option<SubscriberName>,
+    pub token: Token,
     /// Multipart or plain text, as the subscriber chose.
     pub format: MailFormat,
     /// Including this one.
     pub attempts: u32,
+}
+
+/// What one claim took: rows ready to compose, and how many claimed rows
+/// held a subscriber value that does not parse (a hand-edited database).
+/// Those are failed at once, each with the reason as its reply, and the
+/// rest of the batch goes on, as a message that cannot be composed would.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claims {
+    pub rows: Vec<Claimed>,
+    pub failed: u64,
+}
+
+impl Claims {
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty() && self.failed == 0
+    }
+}
+
+/// The subscriber values of one claimed row, parsed with the rules for
+/// stored values; a bad one is [`StoreError::Corrupt`] naming the row.
+fn claimed_recipient(
+    r: &sqlx::sqlite::SqliteRow,
+    subscriber_id: i64,
+) -> Result<(SubscriberEmail, Option<SubscriberName>, Token), StoreError> {
+    let id = &subscriber_id;
+    let email: String = column(r, "subscribers", id, "email")?;
+    let name: Option<String> = column(r, "subscribers", id, "name")?;
+    let token: String = column(r, "subscribers", id, "token")?;
+    let email = SubscriberEmail::from_stored(&email)
+        .map_err(|e| corrupt("subscribers", id, "email", &format!("{email:?} {e}")))?;
+    let name = match name {
+        Some(n) => SubscriberName::from_stored(&n)
+            .map_err(|e| corrupt("subscribers", id, "name", &format!("{n:?} {e}")))?,
+        None => None,
+    };
+    // Never the token itself in a message: it is the subscriber's secret.
+    let token =
+        Token::parse(&token).map_err(|e| corrupt("subscribers", id, "token", &e.to_string()))?;
+    Ok((email, name, token))
 }
 
 /// The outcome of one attempt, as the ledger records it.
@@ -391,12 +433,10 @@ impl Store {
     }
 
     /// Claim up to `limit` due rows of active subscribers: they become
-    /// `sending` (attempts + 1) before anything is sent.
-    pub async fn claim_due(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<Claimed>, StoreError> {
+    /// `sending` (attempts + 1) before anything is sent. A row whose
+    /// subscriber values do not parse is failed here with the reason (see
+    /// [`Claims`]).
+    pub async fn claim_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Claims, StoreError> {
         let now = ledger_time(now);
         // One statement (a round trip to sqlx's SQLite thread each costs
         // more than the work): claim and return what the messages need.
@@ -417,29 +457,52 @@ impl Store {
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
-        let mut claimed = rows
-            .iter()
-            .map(|r| {
-                let id: i64 = column(r, "deliveries", &"?", "id")?;
-                let attempts: i64 = column(r, "deliveries", &id, "attempts")?;
-                Ok(Claimed {
-                    delivery_id: id,
-                    issue_slug: column(r, "deliveries", &id, "slug")?,
-                    subscriber_id: column(r, "deliveries", &id, "subscriber_id")?,
-                    email: column(r, "deliveries", &id, "email")?,
-                    name: column(r, "deliveries", &id, "name")?,
-                    token: column(r, "deliveries", &id, "token")?,
-                    format: if column::<bool>(r, "deliveries", &id, "text_only")? {
-                        MailFormat::Text
-                    } else {
-                        MailFormat::Html
-                    },
-                    attempts: u32::try_from(attempts).unwrap_or(0),
-                })
-            })
-            .collect::<Result<Vec<Claimed>, StoreError>>()?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        let mut bad = Vec::new();
+        for r in &rows {
+            let id: i64 = column(r, "deliveries", &"?", "id")?;
+            let attempts: i64 = column(r, "deliveries", &id, "attempts")?;
+            let subscriber_id: i64 = column(r, "deliveries", &id, "subscriber_id")?;
+            let (email, name, token) = match claimed_recipient(r, subscriber_id) {
+                Ok(values) => values,
+                Err(e) => {
+                    tracing::error!(delivery = id, error = %e, "a claimed row cannot be mailed");
+                    bad.push(serde_json::json!([id, format!("not sent: {e}")]));
+                    continue;
+                }
+            };
+            claimed.push(Claimed {
+                delivery_id: id,
+                issue_slug: column(r, "deliveries", &id, "slug")?,
+                subscriber_id,
+                email,
+                name,
+                token,
+                format: if column::<bool>(r, "deliveries", &id, "text_only")? {
+                    MailFormat::Text
+                } else {
+                    MailFormat::Html
+                },
+                attempts: u32::try_from(attempts).unwrap_or(0),
+            });
+        }
         claimed.sort_by_key(|c| c.delivery_id);
-        Ok(claimed)
+        let failed = bad.len() as u64;
+        if !bad.is_empty() {
+            sqlx::query(
+                "UPDATE deliveries SET status = 'failed', last_reply = j.value ->> 1, next_attempt_at = $1, updated_at = $1
+                 FROM json_each($2) AS j
+                 WHERE deliveries.id = j.value ->> 0 AND deliveries.status = 'sending'",
+            )
+            .bind(&now)
+            .bind(serde_json::Value::from(bad).to_string())
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(Claims {
+            rows: claimed,
+            failed,
+        })
     }
 
     /// Record outcomes, in one transaction. `results` are (claimed row,
@@ -627,14 +690,14 @@ mod tests {
         .execute(store.pool())
         .await
         .unwrap();
-        for (n, (email, status)) in subscribers.iter().enumerate() {
+        for (email, status) in subscribers {
             sqlx::query(
                 "INSERT INTO subscribers (email, email_key, status, token, created_at, updated_at) VALUES ($1, $2, $3, $4, 'now', 'now')",
             )
             .bind(email)
             .bind(email.to_lowercase())
             .bind(status)
-            .bind(format!("token{n}"))
+            .bind(Token::generate().unwrap().as_str().to_string())
             .execute(store.pool())
             .await
             .unwrap();
@@ -702,7 +765,7 @@ mod tests {
         ])
         .await;
         store.publish_issue("i1", t(0)).await.unwrap();
-        let claimed = store.claim_due(t(0), 10).await.unwrap();
+        let claimed = store.claim_due(t(0), 10).await.unwrap().rows;
         assert_eq!(claimed.len(), 4);
         assert!(
             claimed
@@ -710,7 +773,7 @@ mod tests {
                 .all(|c| c.attempts == 1 && c.issue_slug == "i1")
         );
         // Claimed rows are not claimed again.
-        assert!(store.claim_due(t(0), 10).await.unwrap().is_empty());
+        assert!(store.claim_due(t(0), 10).await.unwrap().rows.is_empty());
 
         let outcome = |c: &Claimed| match c.email.as_str() {
             "a@x.org" => Attempt::Sent {
@@ -751,13 +814,13 @@ mod tests {
         assert_eq!(st, "bounced");
 
         // The retry is not due before its backoff...
-        assert!(store.claim_due(t(0), 10).await.unwrap().is_empty());
+        assert!(store.claim_due(t(0), 10).await.unwrap().rows.is_empty());
         assert_eq!(
             store.next_due().await.unwrap().as_deref(),
             Some("2026-11-27T12:01:00.000Z")
         );
         // ...and fails for good when its attempts are used up.
-        let again = store.claim_due(t(1), 10).await.unwrap();
+        let again = store.claim_due(t(1), 10).await.unwrap().rows;
         assert_eq!((again.len(), again[0].attempts), (1, 2));
         let results = vec![(
             again[0].clone(),
@@ -793,11 +856,11 @@ mod tests {
     async fn a_crash_leaves_rows_sending_and_the_next_run_sends_them_again() {
         let (_d, store) = store_with(&[("a@x.org", "active"), ("b@x.org", "active")]).await;
         store.publish_issue("i1", t(0)).await.unwrap();
-        let claimed = store.claim_due(t(0), 1).await.unwrap();
+        let claimed = store.claim_due(t(0), 1).await.unwrap().rows;
         assert_eq!(claimed.len(), 1);
         // ... the process dies here ...
         assert_eq!(store.requeue_stale(t(5)).await.unwrap(), 1);
-        let all = store.claim_due(t(5), 10).await.unwrap();
+        let all = store.claim_due(t(5), 10).await.unwrap().rows;
         assert_eq!(all.len(), 2);
         assert_eq!(
             all.iter()
@@ -816,7 +879,7 @@ mod tests {
             .execute(store.pool())
             .await
             .unwrap();
-        let claimed = store.claim_due(t(0), 10).await.unwrap();
+        let claimed = store.claim_due(t(0), 10).await.unwrap().rows;
         assert_eq!(
             claimed.iter().map(|c| c.email.as_str()).collect::<Vec<_>>(),
             ["a@x.org"]
@@ -841,7 +904,7 @@ mod tests {
             .await
             .unwrap();
         store.publish_issue("i1", t(0)).await.unwrap();
-        let claimed = store.claim_due(t(0), 10).await.unwrap();
+        let claimed = store.claim_due(t(0), 10).await.unwrap().rows;
         let formats: Vec<_> = claimed
             .iter()
             .map(|c| (c.email.as_str(), c.format))
@@ -924,6 +987,57 @@ mod tests {
             e.contains("issues row i1, column mail_state: unknown state \"mailed\""),
             "{e}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_claimed_row_with_a_bad_stored_value_fails_alone_with_the_reason() {
+        let (_d, store) = store_with(&[
+            ("a@x.org", "active"),
+            ("b@x.org", "active"),
+            ("c@x.org", "active"),
+            ("d@bücher.example", "active"),
+        ])
+        .await;
+        // Hand edits: a token that is not one, an address with a space.
+        sqlx::query("UPDATE subscribers SET token = 'abc' WHERE email = 'b@x.org'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE subscribers SET email = 'c @x.org' WHERE email = 'c@x.org'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        store.publish_issue("i1", t(0)).await.unwrap();
+        let claims = store.claim_due(t(0), 10).await.unwrap();
+        assert_eq!(claims.failed, 2);
+        let good: Vec<_> = claims.rows.iter().map(|c| c.email.as_str()).collect();
+        assert_eq!(good, ["a@x.org", "d@bücher.example"]);
+        // Typed all the way: the wire form is decided by SubscriberEmail.
+        assert_eq!(
+            claims.rows[1].email.envelope().unwrap(),
+            "d@xn--bcher-kva.example"
+        );
+        let problems = store.delivery_problems("i1").await.unwrap();
+        let reply = |email: &str| {
+            let p = problems.iter().find(|p| p.email == email).unwrap();
+            assert_eq!((p.status, p.attempts), (DeliveryStatus::Failed, 1));
+            p.last_reply.clone().unwrap()
+        };
+        let b = reply("b@x.org");
+        assert!(
+            b.starts_with(
+                "not sent: the database holds a bad value (subscribers row 2, column token:"
+            ),
+            "{b}"
+        );
+        assert!(!b.contains("abc"), "the token stays secret: {b}");
+        let c = reply("c @x.org");
+        assert!(
+            c.contains("subscribers row 3, column email: \"c @x.org\" contains whitespace"),
+            "{c}"
+        );
+        // Nothing else is due; the failed rows are not claimed again.
+        assert!(store.claim_due(t(1), 10).await.unwrap().is_empty());
     }
 
     #[test]

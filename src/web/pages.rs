@@ -610,8 +610,8 @@ impl Pages {
         let (subject, text, html) = self.signup_bodies(mail, p).map_err(|e| e.to_string())?;
         crate::mail::message::notice(
             sender,
-            p.email.as_str(),
-            p.name.as_ref().map(|n| n.as_str()),
+            &p.email,
+            p.name.as_ref(),
             &subject,
             text,
             html,
