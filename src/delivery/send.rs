@@ -25,8 +25,9 @@ use chrono::Utc;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use super::Outcome;
 use super::ratelimit::RateLimiter;
-use super::transport::{Outcome, Transport, Wire};
+use super::transport::{Transport, Wire};
 use crate::store::{Attempt, Claimed, Store, StoreError};
 
 /// How often the send loop looks at the stop flag while messages are out.

@@ -3,7 +3,7 @@
 //! TCP), and TLS failures told in plain words.
 //!
 //! The client is the same for all three security modes, so the bounds on
-//! what a server may send (see `plain_smtp`), TCP_NODELAY and pipelining
+//! what a server may send (see `smtp_client`), TCP_NODELAY and pipelining
 //! hold on every transport.
 
 use std::io;

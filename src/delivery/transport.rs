@@ -6,23 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::plain_smtp::PlainSmtp;
+pub use super::Outcome;
+use super::smtp_client::SmtpClient;
 use super::tls::{Security as TlsMode, Tls, TlsConfigError};
 use crate::config::{MailConfig, Security, Transport as TransportKind};
 use crate::subscribers::SubscriberEmail;
-
-/// What became of one attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// The server took it (SMTP 250), or it is in the outbox.
-    Sent { reply: String },
-    /// Try again later: a 4xx reply (`answered`), or no answer at all
-    /// (refused, dropped, timed out). The message may or may not have arrived.
-    Retry { reply: String, answered: bool },
-    /// A 5xx reply: never retried. `bounce` when the reply says the mailbox
-    /// does not exist (enhanced status 5.1.x).
-    Failed { reply: String, bounce: bool },
-}
 
 /// One message ready for the wire.
 #[derive(Debug, Clone, Copy)]
@@ -57,9 +45,9 @@ pub enum Transport {
     File {
         dir: PathBuf,
     },
-    /// SMTP, plain or TLS: our own client (see `plain_smtp`).
+    /// SMTP, plain or TLS: our own client (see `smtp_client`).
     Smtp {
-        smtp: Arc<PlainSmtp>,
+        smtp: Arc<SmtpClient>,
         host: String,
     },
 }
@@ -105,7 +93,7 @@ impl Transport {
                     Security::Starttls => TlsMode::Starttls(tls()?),
                     Security::Tls => TlsMode::Implicit(tls()?),
                 };
-                let smtp = PlainSmtp::new(
+                let smtp = SmtpClient::new(
                     &s.host,
                     s.port,
                     security,
@@ -138,13 +126,6 @@ impl Transport {
             }
         }
     }
-}
-
-/// RFC 3463: 5.1.x is an addressing failure (no such mailbox, bad domain...).
-pub(super) fn is_bad_mailbox(reply: &str) -> bool {
-    reply
-        .split(|c: char| c.is_whitespace() || c == ':' || c == '(' || c == ')')
-        .any(|w| w.starts_with("5.1.") && w.len() > 4)
 }
 
 /// The outbox: one `.eml` per message, written whole (temp + rename) under a
@@ -189,18 +170,6 @@ async fn write_eml(dir: &Path, wire: Wire<'_>) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bad_mailbox_replies_are_bounces() {
-        assert!(is_bad_mailbox(
-            "permanent error (550): 5.1.1 <x@example.org>: Recipient address rejected"
-        ));
-        assert!(is_bad_mailbox("permanent error (550): 5.1.10 null MX"));
-        assert!(!is_bad_mailbox("permanent error (554): 5.7.1 spam"));
-        assert!(!is_bad_mailbox(
-            "permanent error (550): mailbox unavailable"
-        ));
-    }
 
     #[tokio::test]
     async fn the_outbox_replaces_a_message_written_twice() {

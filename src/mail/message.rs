@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::subscribers::{SubscriberEmail, SubscriberName};
 
 use super::dkim::signing_config;
-use super::render::{Recipient, RenderError};
+use super::{Recipient, RenderError};
 
 /// A finished message for one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]

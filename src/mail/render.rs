@@ -24,12 +24,13 @@ use minijinja::{Value, context};
 use crate::config::{Config, DigestBody, Publication};
 use crate::content::text::push_escaped;
 use crate::content::{Article, ContentHash, Issue, SourceFormat};
-use crate::subscribers::{MailFormat, SubscriberEmail, SubscriberName, Token};
+use crate::subscribers::MailFormat;
 use crate::templates::{Inline, TemplateSet};
 pub use crate::templates::{TemplateError, templates_dir};
 
 use super::message::{EncodedBody, EncodedParts, Outgoing, Sender, build_message};
 use super::qp;
+use super::{Recipient, RenderError};
 
 /// The editable defaults, compiled in. A file of the same name in the
 /// `templates/` folder beside config.toml replaces one.
@@ -52,23 +53,6 @@ const MAX_NAME: usize = 200;
 
 /// Width of the plain-text part (article bodies and wrapped lines).
 pub const TEXT_WIDTH: usize = 72;
-
-#[derive(Debug, thiserror::Error)]
-pub enum RenderError {
-    #[error("{0}")]
-    Template(#[from] TemplateError),
-    #[error("article {article}: cannot convert its HTML to text: {message}")]
-    Text { article: String, message: String },
-    #[error("cannot inline the CSS of {template}: {message}")]
-    Css { template: String, message: String },
-    /// `mail.from` / `mail.reply_to` / `[mail.dkim]` unusable for sending.
-    #[error("{0}")]
-    Sender(String),
-    #[error("recipient {email:?}: {message}")]
-    Recipient { email: String, message: String },
-    #[error("cannot build the message for {to}: {message}")]
-    Message { to: String, message: String },
-}
 
 /// What [`Renderer`] needs from the config, kept so a renderer outlives it.
 #[derive(Debug, Clone)]
@@ -585,17 +569,6 @@ fn encode_pieces(pieces: &[Piece]) -> Vec<Piece> {
 
 // ---------------------------------------------------------------------------
 // The prepared digest
-
-/// One subscriber, as [`Digest::message`] needs them: parsed values, so
-/// nothing is checked again here (what can be mailed is
-/// [`SubscriberEmail`]'s decision).
-#[derive(Debug, Clone, Copy)]
-pub struct Recipient<'a> {
-    pub email: &'a SubscriberEmail,
-    pub name: Option<&'a SubscriberName>,
-    /// URL-safe: the last segment of the unsubscribe and preferences URLs.
-    pub token: &'a Token,
-}
 
 /// The two bodies of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,6 +3,7 @@ use mail_parser::{MessageParser, MimeHeaders};
 
 use super::*;
 use crate::config::Config;
+use crate::subscribers::{SubscriberEmail, SubscriberName, Token};
 
 const CONFIG: &str = r#"[publication]
 title = "The Test Ledger"

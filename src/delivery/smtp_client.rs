@@ -24,7 +24,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufR
 use tokio::net::TcpStream;
 
 use super::tls::{Security, Stream};
-use super::transport::Outcome;
+use super::{Outcome, is_bad_mailbox};
 use crate::subscribers::SubscriberEmail;
 
 /// The longest reply line taken, CRLF included. RFC 5321 (4.5.3.1.5) allows
@@ -71,7 +71,7 @@ enum Fail {
     Unsendable(String),
 }
 
-pub struct PlainSmtp {
+pub struct SmtpClient {
     host: String,
     port: u16,
     security: Security,
@@ -88,7 +88,7 @@ const IDLE_LIMIT: Duration = Duration::from_secs(30);
 /// How long saying goodbye to all idle connections may take.
 const QUIT_LIMIT: Duration = Duration::from_secs(2);
 
-impl PlainSmtp {
+impl SmtpClient {
     pub fn new(
         host: &str,
         port: u16,
@@ -96,13 +96,13 @@ impl PlainSmtp {
         auth: Option<(String, String)>,
         max_idle: usize,
         timeout: Duration,
-    ) -> PlainSmtp {
+    ) -> SmtpClient {
         let hello = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .ok()
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "localhost".into());
-        PlainSmtp {
+        SmtpClient {
             host: host.to_string(),
             port,
             security,
@@ -114,7 +114,7 @@ impl PlainSmtp {
         }
     }
 
-    /// One whole reply within [`PlainSmtp::timeout`].
+    /// One whole reply within [`SmtpClient::timeout`].
     async fn read_reply(&self, conn: &mut BufReader<Stream>) -> Result<Reply, Fail> {
         match tokio::time::timeout(self.timeout, read_bounded_reply(conn)).await {
             Ok(reply) => reply,
@@ -508,7 +508,7 @@ fn outcome(f: Fail) -> Outcome {
             answered: true,
         },
         Fail::Reply(r) => {
-            let bounce = super::transport::is_bad_mailbox(&r.text);
+            let bounce = is_bad_mailbox(&r.text);
             Outcome::Failed {
                 reply: r.line(),
                 bounce,
