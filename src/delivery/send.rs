@@ -26,6 +26,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::Outcome;
+pub use super::compose::{ComposeError, Composed, Composer};
 use super::ratelimit::RateLimiter;
 use super::transport::{Transport, Wire};
 use crate::store::{Attempt, Claimed, Store, StoreError};
@@ -53,21 +54,6 @@ async fn halted(mut rx: tokio::sync::watch::Receiver<bool>) {
     if rx.wait_for(|h| *h).await.is_err() {
         std::future::pending::<()>().await;
     }
-}
-
-/// A message for one claimed row.
-#[derive(Debug, Clone)]
-pub struct Composed {
-    /// With angle brackets; stable per (issue, subscriber).
-    pub message_id: String,
-    pub envelope_from: String,
-    pub bytes: Vec<u8>,
-}
-
-/// Turns a claimed row into its message. Implemented by the mail renderer;
-/// an `Err` is recorded as a failed delivery with that reason.
-pub trait Composer: Send + Sync {
-    fn compose(&self, row: &Claimed) -> Result<Composed, String>;
 }
 
 #[derive(Debug, Clone)]

@@ -188,7 +188,7 @@ impl SmtpClient {
                 tokio::time::timeout(self.timeout, tls.handshake(tcp, self.port, true))
                     .await
                     .map_err(|_| handshake_timeout())?
-                    .map_err(Fail::Io)?
+                    .map_err(|e| Fail::Io(e.to_string()))?
             }
             Security::None | Security::Starttls(_) => Stream::Tcp(tcp),
         };
@@ -220,7 +220,7 @@ impl SmtpClient {
             let stream = tokio::time::timeout(self.timeout, tls.handshake(tcp, self.port, false))
                 .await
                 .map_err(|_| handshake_timeout())?
-                .map_err(Fail::Io)?;
+                .map_err(|e| Fail::Io(e.to_string()))?;
             conn = BufReader::new(stream);
             // RFC 3207: forget what was learned before TLS; ask again.
             ehlo = self.ehlo(&mut conn).await?;

@@ -11,6 +11,7 @@
 //! encoder for non-mailbox headers).
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use base64::Engine as _;
@@ -72,6 +73,25 @@ impl EncodedBody {
     }
 }
 
+/// Why mail cannot be sent with this config: `mail.from`, `mail.reply_to`
+/// or `[mail.dkim]`. Cloned into every [`RenderError::Sender`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SenderError {
+    #[error(
+        "mail.from is not set in {}: mail needs a sender such as from = \"{title} <news@example.org>\"",
+        config.display()
+    )]
+    NoFrom { config: PathBuf, title: String },
+    #[error("mail.from {value:?} is not a usable address: {reason}")]
+    From { value: String, reason: String },
+    #[error("mail.from {value:?}: the address must be ASCII (gazette does not use SMTPUTF8)")]
+    FromNotAscii { value: String },
+    #[error("mail.reply_to {value:?} is not a usable address: {reason}")]
+    ReplyTo { value: String, reason: String },
+    #[error("mail.dkim.key_file {}: cannot sign with it: {reason}", key_file.display())]
+    Dkim { key_file: PathBuf, reason: String },
+}
+
 /// What every message of a publication shares: From, Reply-To, List-Id, DKIM.
 pub struct Sender {
     from: Mailbox,
@@ -94,28 +114,30 @@ impl fmt::Debug for Sender {
 
 impl Sender {
     /// From `mail.from`, `mail.reply_to`, `[mail.dkim]` and the publication.
-    pub fn from_config(config: &Config) -> Result<Sender, String> {
-        let from_s = config.mail.from.as_deref().ok_or_else(|| {
-            format!(
-                "mail.from is not set in {}: mail needs a sender such as from = \"{} <news@example.org>\"",
-                config.path.display(),
-                config.publication.title
-            )
+    pub fn from_config(config: &Config) -> Result<Sender, SenderError> {
+        let from_s = config
+            .mail
+            .from
+            .as_deref()
+            .ok_or_else(|| SenderError::NoFrom {
+                config: config.path.clone(),
+                title: config.publication.title.clone(),
+            })?;
+        let from: Mailbox = from_s.parse().map_err(|e| SenderError::From {
+            value: from_s.to_string(),
+            reason: format!("{e}"),
         })?;
-        let from: Mailbox = from_s
-            .parse()
-            .map_err(|e| format!("mail.from {from_s:?} is not a usable address: {e}"))?;
         if !from.email.to_string().is_ascii() {
-            return Err(format!(
-                "mail.from {from_s:?}: the address must be ASCII (gazette does not use SMTPUTF8)"
-            ));
+            return Err(SenderError::FromNotAscii {
+                value: from_s.to_string(),
+            });
         }
         let reply_to = match config.mail.reply_to.as_deref() {
             None => None,
-            Some(s) => Some(
-                s.parse::<Mailbox>()
-                    .map_err(|e| format!("mail.reply_to {s:?} is not a usable address: {e}"))?,
-            ),
+            Some(s) => Some(s.parse::<Mailbox>().map_err(|e| SenderError::ReplyTo {
+                value: s.to_string(),
+                reason: format!("{e}"),
+            })?),
         };
         let domain = from.email.domain().to_ascii_lowercase();
         let title = &config.publication.title;
@@ -129,10 +151,10 @@ impl Sender {
         let dkim = match &config.mail.dkim {
             None => None,
             Some(d) => Some(signing_config(&d.selector, &d.domain, &d.key).map_err(|e| {
-                format!(
-                    "mail.dkim.key_file {}: cannot sign with it: {e}",
-                    d.key_file.display()
-                )
+                SenderError::Dkim {
+                    key_file: d.key_file.clone(),
+                    reason: e.to_string(),
+                }
             })?),
         };
         Ok(Sender {
@@ -465,6 +487,32 @@ mod tests {
         assert_eq!(id, message_id("2026-winter", "tok_123", "example.org"));
         assert_ne!(id, message_id("2026-winter", "tok_124", "example.org"));
         assert_eq!(id.len(), "<2026-winter.@example.org>".len() + 16);
+    }
+
+    #[test]
+    fn sender_errors_are_typed_and_say_which_setting() {
+        let sender = |mail: &str| {
+            let text = format!(
+                "[publication]\ntitle = \"T\"\nbase_url = \"https://x.org/\"\n[mail]\n{mail}"
+            );
+            let config =
+                Config::parse(std::path::Path::new("/site/config.toml"), &text, &[]).unwrap();
+            Sender::from_config(&config).err()
+        };
+        let e = sender("").unwrap();
+        assert!(matches!(e, SenderError::NoFrom { .. }));
+        assert_eq!(
+            e.to_string(),
+            "mail.from is not set in /site/config.toml: mail needs a sender such as from = \"T <news@example.org>\""
+        );
+        let e = sender("from = \"T <zoë@x.org>\"\n").unwrap();
+        assert_eq!(
+            e,
+            SenderError::FromNotAscii {
+                value: "T <zoë@x.org>".into()
+            }
+        );
+        assert_eq!(sender("from = \"a@x.org\"\n"), None);
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod message;
 mod qp;
 pub mod render;
 
-pub use message::{Outgoing, Sender};
+pub use message::{Outgoing, Sender, SenderError};
 pub use render::{Digest, Parts, Renderer, TemplateError};
 
 use crate::subscribers::{SubscriberEmail, SubscriberName, Token};
@@ -35,13 +35,18 @@ pub struct Recipient<'a> {
 pub enum RenderError {
     #[error("{0}")]
     Template(#[from] TemplateError),
-    #[error("article {article}: cannot convert its HTML to text: {message}")]
-    Text { article: String, message: String },
+    // (The cause is in the message, not a `source`: reports that print the
+    // chain would say it twice.)
+    #[error("article {article}: cannot convert its HTML to text: {error}")]
+    Text {
+        article: String,
+        error: render::TextError,
+    },
     #[error("cannot inline the CSS of {template}: {message}")]
     Css { template: String, message: String },
     /// `mail.from` / `mail.reply_to` / `[mail.dkim]` unusable for sending.
-    #[error("{0}")]
-    Sender(String),
+    #[error(transparent)]
+    Sender(#[from] SenderError),
     #[error("recipient {email:?}: {message}")]
     Recipient { email: String, message: String },
     #[error("cannot build the message for {to}: {message}")]

@@ -28,7 +28,7 @@ use crate::subscribers::MailFormat;
 use crate::templates::{Inline, TemplateSet};
 pub use crate::templates::{TemplateError, templates_dir};
 
-use super::message::{EncodedBody, EncodedParts, Outgoing, Sender, build_message};
+use super::message::{EncodedBody, EncodedParts, Outgoing, Sender, SenderError, build_message};
 use super::qp;
 use super::{Recipient, RenderError};
 
@@ -66,7 +66,7 @@ pub struct Renderer {
     templates: TemplateSet,
     settings: Arc<Settings>,
     /// `Err` when `mail.from` is missing or unusable: only sending needs it.
-    sender: Result<Arc<Sender>, String>,
+    sender: Result<Arc<Sender>, SenderError>,
 }
 
 impl fmt::Debug for Renderer {
@@ -118,13 +118,13 @@ impl Renderer {
         }
         match &self.sender {
             Ok(_) => Ok(()),
-            Err(m) => Err(RenderError::Sender(m.clone())),
+            Err(e) => Err(RenderError::Sender(e.clone())),
         }
     }
 
     /// Whether mail could be sent with this config (`mail.from` set and usable).
-    pub fn sender_problem(&self) -> Option<&str> {
-        self.sender.as_ref().err().map(String::as_str)
+    pub fn sender_problem(&self) -> Option<&SenderError> {
+        self.sender.as_ref().err()
     }
 
     /// Render and inline once for `issue`; the `Date` of every message is now.
@@ -302,9 +302,9 @@ impl Renderer {
 }
 
 fn article_value(a: &Article, issue_url: &str, mode: DigestBody) -> Result<Value, RenderError> {
-    let text = html_to_text(&a.html).map_err(|message| RenderError::Text {
+    let text = html_to_text(&a.html).map_err(|error| RenderError::Text {
         article: a.source.display().to_string(),
-        message,
+        error,
     })?;
     let (body_html, body_text) = match mode {
         DigestBody::Full => (a.html.clone(), text.clone()),
@@ -348,17 +348,21 @@ pub fn human_date(d: NaiveDate) -> String {
     d.format("%-d %B %Y").to_string()
 }
 
+/// html2text could not read an article's HTML.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct TextError(#[from] html2text::Error);
+
 /// Article HTML as plain text, wrapped at [`TEXT_WIDTH`]; links become
 /// numbered references with the URLs listed after the text (never broken).
-pub fn html_to_text(html: &str) -> Result<String, String> {
+pub fn html_to_text(html: &str) -> Result<String, TextError> {
     // Each quote level indents the text: deep (but bounded, see
     // content::nesting) quotes may need more than the width, and the text
     // is better too wide than missing.
     let text = html2text::config::plain()
         .no_link_wrapping()
         .allow_width_overflow()
-        .string_from_read(html.as_bytes(), TEXT_WIDTH)
-        .map_err(|e| e.to_string())?;
+        .string_from_read(html.as_bytes(), TEXT_WIDTH)?;
     Ok(text.trim_end().to_string())
 }
 
@@ -587,7 +591,7 @@ pub struct Digest {
     html_web: String,
     text_web: String,
     publication: Arc<Settings>,
-    sender: Result<Arc<Sender>, String>,
+    sender: Result<Arc<Sender>, SenderError>,
 }
 
 impl fmt::Debug for Digest {
@@ -658,7 +662,7 @@ impl Digest {
         let sender = self
             .sender
             .as_ref()
-            .map_err(|m| RenderError::Sender(m.clone()))?;
+            .map_err(|e| RenderError::Sender(e.clone()))?;
         let v = Values::new(self, r);
         let variant = v.variant(self);
         // 7bit when the filled body allows it (links stay whole on their

@@ -587,7 +587,9 @@ fn without_mail_from_there_is_a_web_version_but_no_message() {
     let mut config = site.config();
     config.mail.from = None;
     let r = Renderer::load(&config).unwrap();
-    assert!(r.sender_problem().unwrap().contains("mail.from"));
+    let problem = r.sender_problem().unwrap();
+    assert!(matches!(problem, SenderError::NoFrom { .. }), "{problem:?}");
+    assert!(problem.to_string().contains("mail.from is not set in"));
     let d = r.prepare(&issue()).unwrap();
     assert!(d.html_web().contains("Sample issue"));
     let e = d.message(&zoe()).unwrap_err().to_string();
