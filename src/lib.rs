@@ -6,9 +6,11 @@
 pub mod config;
 pub mod content;
 pub mod cycle;
+pub mod cycles;
 pub mod daemon;
 pub mod delivery;
 pub mod feeds;
+pub mod import;
 pub mod mail;
 pub mod release;
 pub mod store;

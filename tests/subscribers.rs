@@ -271,6 +271,10 @@ fn a_file_that_cannot_be_read_imports_nothing() {
         "{}",
         stderr(&out)
     );
+    assert!(
+        !site.path("gazette.db").exists(),
+        "a file that cannot be imported creates no database"
+    );
     assert_eq!(listed(&site), vec![]);
 }
 

@@ -18,7 +18,7 @@ pub fn backup(config: &Config, out: &Path, json: bool) -> Result<ExitCode> {
             db.display()
         );
     }
-    let rt = super::super::runtime()?;
+    let rt = super::runtime()?;
     let backup = rt.block_on(async {
         let store = Store::open(db).await?;
         let backup = store.backup(out).await;

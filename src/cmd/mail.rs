@@ -12,8 +12,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use gazette::config::Config;
 use gazette::cycle::{self, Control};
+use gazette::delivery::notice::{Notice, NoticeOutcome};
 use gazette::delivery::send::{Progress, Quiet};
-use gazette::delivery::transport::{Outcome, Transport, Wire};
 use gazette::mail::{Recipient, Renderer};
 use gazette::release::{self, Release};
 use gazette::store::{DeliveryStatus, Published, RunLock, Store};
@@ -79,7 +79,7 @@ fn lock(config: &Config, wait: Duration) -> Result<RunLock> {
 
 pub fn run(config: &Config, json: bool, wait: Duration) -> Result<ExitCode> {
     let _lock = lock(config, wait)?;
-    let rt = super::super::runtime()?;
+    let rt = super::runtime()?;
     let stop = stop_on_signal(&rt);
     let bar = progress(json);
     let (report, waiting) = rt.block_on(async {
@@ -149,9 +149,9 @@ pub fn issues_send(
     json: bool,
     wait: Duration,
 ) -> Result<ExitCode> {
-    let ingest = crate::ingest_for(config, slug)?;
-    let issue = crate::find_issue(&ingest.issues, slug)?;
-    let rt = super::super::runtime()?;
+    let ingest = super::issues::ingest_for(config, slug)?;
+    let issue = super::issues::find_issue(&ingest.issues, slug)?;
+    let rt = super::runtime()?;
     if let Some(to) = to {
         let email = SubscriberEmail::parse(to)
             .map_err(|e| anyhow::anyhow!("{to:?} is not a usable address: {e}"))?;
@@ -238,18 +238,16 @@ async fn send_test_copy(
         name: known.as_ref().and_then(|s| s.name.as_ref()),
         token: known.as_ref().map_or(&placeholder, |s| &s.token),
     })?;
-    let transport = Transport::from_config(&config.mail)?;
     let stem = format!("{}/test-copy", issue.slug);
-    let wire = Wire {
-        envelope_from: &out.envelope_from,
-        to: &out.to,
-        bytes: &out.bytes,
+    let notice = Notice {
+        message: &out,
         file_stem: &stem,
     };
-    let outcome = transport.send(wire).await;
-    let (ok, reply) = match &outcome {
-        Outcome::Sent { reply } => (true, reply.clone()),
-        Outcome::Retry { reply, .. } | Outcome::Failed { reply, .. } => (false, reply.clone()),
+    let (ok, reply) = match notice.send(&config.mail, None).await? {
+        NoticeOutcome::Sent { reply } => (true, reply),
+        NoticeOutcome::NotAccepted { reply } => (false, reply),
+        // Not given a time limit, the transport's own timeouts answer.
+        NoticeOutcome::NoAnswer => (false, "no answer".to_string()),
     };
     if json {
         println!(
@@ -280,7 +278,7 @@ pub fn deliveries(config: &Config, slug: Option<&str>, json: bool) -> Result<Exi
             config.database.path.display()
         );
     }
-    let (counts, problems) = crate::with_store(config, async |store| {
+    let (counts, problems) = super::with_store(config, async |store| {
         let counts = store.delivery_counts(slug).await?;
         let problems = match slug {
             Some(s) => store.delivery_problems(s).await?,

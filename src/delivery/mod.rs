@@ -2,13 +2,15 @@
 //!
 //! `mail` composes messages; this module decides who gets what and when,
 //! hands messages to a [`transport::Transport`], and records every outcome in
-//! the ledger (`store::deliveries`).
+//! the ledger (`store::deliveries`). One-off mails outside the ledger
+//! (sign-up mails, test copies) go through [`notice`].
 //!
 //! [`Outcome`] (what became of one attempt) and the reading of a refusal
 //! live here, beside the modules: the transport and the SMTP client both
 //! speak them, and neither imports the other for it.
 
 pub mod compose;
+pub mod notice;
 pub mod publish;
 pub mod ratelimit;
 pub mod send;

@@ -12,15 +12,11 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
+use super::time::{self, ledger_time};
 use super::{Store, StoreError, column, corrupt};
 use crate::subscribers::{MailFormat, SubscriberEmail, SubscriberName, Token};
-
-/// Ledger time stamps: one fixed format, so text order is time order.
-pub fn ledger_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
 
 /// Where one delivery row stands. The database keeps the text
 /// ([`DeliveryStatus::as_str`]); reading an unknown text is
@@ -334,16 +330,14 @@ impl Store {
                     issue_date: NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|e| {
                         corrupt("issues", &slug, "issue_date", &format!("{date:?}: {e}"))
                     })?,
-                    released_at: DateTime::parse_from_rfc3339(&released)
-                        .map(|t| t.with_timezone(&Utc))
-                        .map_err(|e| {
-                            corrupt(
-                                "issues",
-                                &slug,
-                                "released_at",
-                                &format!("{released:?}: {e}"),
-                            )
-                        })?,
+                    released_at: time::parse(&released).ok_or_else(|| {
+                        corrupt(
+                            "issues",
+                            &slug,
+                            "released_at",
+                            &format!("{released:?} is not a time"),
+                        )
+                    })?,
                     slug,
                 })
             })
@@ -369,9 +363,7 @@ impl Store {
                 .bind(slug)
                 .fetch_optional(&self.pool)
                 .await?;
-        Ok(r.and_then(|(t,)| t)
-            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-            .map(|t| t.with_timezone(&Utc)))
+        Ok(r.and_then(|(t,)| t).and_then(|t| time::parse(&t)))
     }
 
     /// Note that a new issue is not mailed automatically (too old when first seen).

@@ -1,8 +1,9 @@
 //! Recording what ingest saw: issues and articles with their content hashes.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use super::time::stamp;
 use super::{Store, StoreError, column};
 use crate::content::Issue;
 use crate::release::{self, Release};
@@ -55,10 +56,6 @@ macro_rules! select_records {
             $rest
         )
     };
-}
-
-pub(super) fn stamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// An [`IssueRecord`] from a row with its columns (the listing and the

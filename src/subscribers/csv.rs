@@ -47,7 +47,7 @@ pub struct CsvImport {
 }
 
 /// A line of the file and what is wrong with it. Shown as `FILE:LINE: reason`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LineNote {
     pub line: u64,
     pub reason: String,
@@ -391,24 +391,6 @@ pub fn read(data: &[u8], smtputf8: bool) -> Result<CsvImport, CsvError> {
         ));
     }
     Ok(out)
-}
-
-/// The skipped-row notes for rows an import left out because their
-/// addresses were erased at the person's request: `positions` index `rows`
-/// (as the store reports them), `lines` holds each row's line in the file.
-pub fn erased_notes(positions: &[usize], lines: &[u64], rows: &[SubscriberRow]) -> Vec<LineNote> {
-    positions
-        .iter()
-        .filter_map(|&i| {
-            Some(LineNote {
-                line: *lines.get(i)?,
-                reason: format!(
-                    "{} was erased at their request; it is not imported again",
-                    rows.get(i)?.email
-                ),
-            })
-        })
-        .collect()
 }
 
 /// Write rows as CSV with the header `email,name,status`.

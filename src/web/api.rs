@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
+use crate::import::{self, ImportError, ImportOptions, ImportOutcome};
 use crate::store::{CheckedAdd, StoreError, SubscriberEdit, SubscriberQuery, SubscriberRecord};
 use crate::subscribers::csv as subscriber_csv;
 use crate::subscribers::{Status, SubscriberEmail, SubscriberName, SubscriberRow};
@@ -457,7 +458,7 @@ async fn edit_subscriber(
     Ok(Json(record))
 }
 
-/// DELETE erases: the person asked to be forgotten (see `store/admin.rs`).
+/// DELETE erases: the person asked to be forgotten (see `store/roster.rs`).
 async fn erase_subscriber(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
@@ -483,13 +484,13 @@ fn is_csv(headers: &HeaderMap) -> bool {
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("text/csv"))
 }
 
-/// The CLI's import rules (`subscribers::csv`), all good rows in one
+/// `import::subscribers`, the CLI's import: all good rows in one
 /// transaction; bad and erased rows come back with their lines.
 async fn import_subscribers(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ImportOutcome>, ApiError> {
     if !is_csv(&headers) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -503,39 +504,27 @@ async fn import_subscribers(
             ApiError::new(r.status(), r.body_text())
         }
     })?;
-    let parsed = subscriber_csv::read(&body, state.config.mail.smtputf8).map_err(|e| {
-        ApiError::bad_request(format!("line {}: {e}; nothing was imported", e.line()))
-            .with("line", e.line())
-    })?;
-    let lines: Vec<u64> = parsed.rows.iter().map(|(line, _)| *line).collect();
-    let rows: Vec<SubscriberRow> = parsed.rows.into_iter().map(|(_, r)| r).collect();
-    let report = state
-        .store
-        .import_subscribers(&rows, chrono::Utc::now())
-        .await?;
-    let erased = subscriber_csv::erased_notes(&report.erased, &lines, &rows);
-    let mut skipped = parsed.skipped;
-    skipped.extend(erased.iter().cloned());
-    skipped.sort_by_key(|n| n.line);
-    let notes = |v: &[subscriber_csv::LineNote]| -> Vec<Value> {
-        v.iter()
-            .map(|n| json!({"line": n.line, "reason": n.reason}))
-            .collect()
+    let options = ImportOptions {
+        smtputf8: state.config.mail.smtputf8,
+        now: chrono::Utc::now(),
     };
+    let outcome = import::subscribers(&state.store, &body, options)
+        .await
+        .map_err(|e| match e {
+            ImportError::File(e) => {
+                ApiError::bad_request(format!("line {}: {e}; nothing was imported", e.line()))
+                    .with("line", e.line())
+            }
+            ImportError::Store(e) => e.into(),
+        })?;
     tracing::info!(
-        imported = report.imported,
-        already_subscribed = report.already_subscribed,
-        skipped = skipped.len(),
-        erased = erased.len(),
+        imported = outcome.imported,
+        already_subscribed = outcome.already_subscribed,
+        skipped = outcome.skipped.len(),
+        erased = outcome.erased(),
         "admin API: subscribers imported"
     );
-    Ok(Json(json!({
-        "imported": report.imported,
-        "already_subscribed": report.already_subscribed,
-        "erased": erased.len(),
-        "skipped": notes(&skipped),
-        "warnings": notes(&parsed.warnings),
-    })))
+    Ok(Json(outcome))
 }
 
 /// The same bytes as `gazette subscribers export`.
