@@ -23,7 +23,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::config::Config;
 use crate::content::{self, Ingest, Issue, Problem, ScanError, ScanOptions, SourceTree};
-use crate::delivery::compose::DigestComposer;
+use crate::delivery::compose::{DigestComposer, Unprepared};
 use crate::delivery::publish::{self, Decision};
 use crate::delivery::send::{self, Progress, SendOptions, SendReport};
 use crate::delivery::transport::{Transport, TransportError};
@@ -236,11 +236,12 @@ pub async fn send_mail(
                 let date = store.published_at(slug).await?.unwrap_or_else(Utc::now);
                 renderer
                     .prepare_at(issue, date)
-                    .map_err(|e| format!("cannot render issue {slug}: {e}"))
+                    .map_err(|e| Unprepared::Render {
+                        slug: slug.clone(),
+                        error: Arc::new(e),
+                    })
             }
-            None => Err(format!(
-                "issue {slug} is no longer in the content folder, or has a problem (see `gazette check`)"
-            )),
+            None => Err(Unprepared::Missing { slug: slug.clone() }),
         };
         if let Err(why) = &digest {
             tracing::error!("{why}");

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use common::smtp::SmtpServer;
 use gazette::config::Config;
-use gazette::delivery::send::{Composed, Composer, Quiet, SendOptions, SendReport, send_due};
+use gazette::delivery::send::{
+    ComposeError, Composed, Composer, Quiet, SendOptions, SendReport, send_due,
+};
 use gazette::delivery::transport::Transport;
 use gazette::store::{Claimed, Store};
 
@@ -19,7 +21,7 @@ use gazette::store::{Claimed, Store};
 struct Plain;
 
 impl Composer for Plain {
-    fn compose(&self, row: &Claimed) -> Result<Composed, String> {
+    fn compose(&self, row: &Claimed) -> Result<Composed, ComposeError> {
         let message_id = format!("<{}.{}@example.org>", row.issue_slug, row.subscriber_id);
         let bytes = format!(
             "From: a@example.org\r\nTo: {}\r\nSubject: {}\r\nMessage-ID: {message_id}\r\nDate: Fri, 27 Nov 2026 12:00:00 +0000\r\n\r\nHello.\r\n",
@@ -28,7 +30,6 @@ impl Composer for Plain {
         Ok(Composed {
             message_id,
             envelope_from: "a@example.org".into(),
-            to: row.email.clone(),
             bytes: bytes.into_bytes(),
         })
     }
@@ -49,7 +50,7 @@ async fn ledger(subscribers: usize) -> (tempfile::TempDir, Store) {
         let email = format!("reader{n}@example.org");
         sqlx::query("INSERT INTO subscribers (email, email_key, status, token, created_at, updated_at) VALUES ($1, $1, 'active', $2, 'now', 'now')")
             .bind(&email)
-            .bind(format!("tok{n}"))
+            .bind(gazette::subscribers::Token::generate().unwrap().to_string())
             .execute(&mut *tx)
             .await
             .unwrap();

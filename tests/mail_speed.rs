@@ -10,6 +10,7 @@ use chrono::NaiveDate;
 use gazette::config::Config;
 use gazette::content::{Article, ContentHash, Issue, SourceFormat};
 use gazette::mail::{Recipient, Renderer};
+use gazette::subscribers::{SubscriberEmail, SubscriberName, Token};
 
 /// An issue of `articles` articles of ~2.4 KB of HTML each.
 fn issue(articles: usize) -> Issue {
@@ -61,17 +62,18 @@ fn time(label: &str, renderer: &Renderer, issue: &Issue, n: usize) {
     let t = Instant::now();
     let digest = renderer.prepare(issue).unwrap();
     let prepare = t.elapsed();
-    let tokens: Vec<String> = (0..n)
-        .map(|i| format!("tok{i:08}abcdefghijklmnopqrstuv"))
+    let tokens: Vec<Token> = (0..n).map(|_| Token::generate().unwrap()).collect();
+    let emails: Vec<SubscriberEmail> = (0..n)
+        .map(|i| SubscriberEmail::parse(&format!("reader{i}@example.net")).unwrap())
         .collect();
-    let emails: Vec<String> = (0..n).map(|i| format!("reader{i}@example.net")).collect();
+    let name = SubscriberName::parse("Zoë Álvarez").unwrap();
     let mut bytes = 0;
     let t = Instant::now();
     for i in 0..n {
         let out = digest
             .message(&Recipient {
                 email: &emails[i],
-                name: Some("Zoë Álvarez"),
+                name: name.as_ref(),
                 token: &tokens[i],
             })
             .unwrap();

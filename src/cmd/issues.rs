@@ -13,6 +13,7 @@ use gazette::cycle;
 use gazette::mail::{Recipient, Renderer};
 use gazette::release::{self, Release};
 use gazette::store::IssueRecord;
+use gazette::subscribers::{SubscriberEmail, SubscriberName, Token};
 
 use super::with_store;
 
@@ -219,10 +220,15 @@ pub fn preview(config: &Config, slug: &str, out: Option<PathBuf>, json: bool) ->
     let digest = renderer
         .prepare(issue)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (email, name) = (
+        SubscriberEmail::parse("preview@example.org")?,
+        SubscriberName::parse("Preview Reader")?,
+    );
+    let token = Token::placeholder("preview-token");
     let recipient = Recipient {
-        email: "preview@example.org",
-        name: Some("Preview Reader"),
-        token: "preview-token",
+        email: &email,
+        name: name.as_ref(),
+        token: &token,
     };
     let message = digest
         .message(&recipient)

@@ -16,8 +16,8 @@ use gazette::delivery::notice::{Notice, NoticeOutcome};
 use gazette::delivery::send::{Progress, Quiet};
 use gazette::mail::{Recipient, Renderer};
 use gazette::release::{self, Release};
-use gazette::store::{Published, RunLock, Store};
-use gazette::subscribers::SubscriberEmail;
+use gazette::store::{DeliveryStatus, Published, RunLock, Store};
+use gazette::subscribers::{SubscriberEmail, Token};
 
 /// A progress bar with rate and ETA, on a terminal only.
 struct Bar(ProgressBar);
@@ -231,18 +231,12 @@ async fn send_test_copy(
     } else {
         None
     };
-    let name = known
-        .as_ref()
-        .and_then(|s| s.name.as_ref().map(|n| n.as_str().to_string()));
-    let token = known
-        .as_ref()
-        .map(|s| s.token.as_str().to_string())
-        .unwrap_or_else(|| "test-copy".into());
+    let placeholder = Token::placeholder("test-copy");
     let digest = Renderer::load(config)?.prepare(issue)?;
     let out = digest.message(&Recipient {
-        email: email.as_str(),
-        name: name.as_deref(),
-        token: &token,
+        email,
+        name: known.as_ref().and_then(|s| s.name.as_ref()),
+        token: known.as_ref().map_or(&placeholder, |s| &s.token),
     })?;
     let stem = format!("{}/test-copy", issue.slug);
     let notice = Notice {
@@ -326,7 +320,7 @@ pub fn deliveries(config: &Config, slug: Option<&str>, json: bool) -> Result<Exi
                 "SUBSCRIBER", "STATUS", "ATTEMPTS"
             );
             for p in &problems {
-                let next = if p.status == "queued" {
+                let next = if p.status == DeliveryStatus::Queued {
                     format!(" (next try {})", p.next_attempt_at)
                 } else {
                     String::new()

@@ -90,7 +90,7 @@ mod tests {
         Outgoing {
             message_id: "<n.1@example.org>".into(),
             envelope_from: "news@example.org".into(),
-            to: "ann@example.org".into(),
+            to: crate::subscribers::SubscriberEmail::parse("ann@example.org").unwrap(),
             bytes: b"Subject: hello\r\n\r\nhi\r\n".to_vec(),
         }
     }

@@ -48,14 +48,9 @@ pub async fn publish_pending(
     now: DateTime<Utc>,
 ) -> Result<Vec<Decision>, StoreError> {
     let mut decisions = Vec::new();
-    for (slug, date, released) in store.unpublished_issues().await? {
-        let date = NaiveDate::parse_from_str(&date, "%Y-%m-%d").ok();
-        let released = DateTime::parse_from_rfc3339(&released)
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or(now);
-        if let Some(date) = date
-            && too_old(date, tz, released, skip_older_than)
-        {
+    for issue in store.unpublished_issues().await? {
+        let (slug, date) = (issue.slug, issue.issue_date);
+        if too_old(date, tz, issue.released_at, skip_older_than) {
             let days = skip_older_than.as_secs() / 86_400;
             let reason = format!(
                 "dated {date}, already more than {days} days old (mail.skip_older_than) when gazette released it; `gazette issues send {slug}` mails it"

@@ -25,8 +25,10 @@ use chrono::Utc;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use super::Outcome;
+pub use super::compose::{ComposeError, Composed, Composer};
 use super::ratelimit::RateLimiter;
-use super::transport::{Outcome, Transport, Wire};
+use super::transport::{Transport, Wire};
 use crate::store::{Attempt, Claimed, Store, StoreError};
 
 /// How often the send loop looks at the stop flag while messages are out.
@@ -52,23 +54,6 @@ async fn halted(mut rx: tokio::sync::watch::Receiver<bool>) {
     if rx.wait_for(|h| *h).await.is_err() {
         std::future::pending::<()>().await;
     }
-}
-
-/// A message for one claimed row.
-#[derive(Debug, Clone)]
-pub struct Composed {
-    /// With angle brackets; stable per (issue, subscriber).
-    pub message_id: String,
-    pub envelope_from: String,
-    /// The envelope recipient as it goes on the wire (IDNA domain).
-    pub to: String,
-    pub bytes: Vec<u8>,
-}
-
-/// Turns a claimed row into its message. Implemented by the mail renderer;
-/// an `Err` is recorded as a failed delivery with that reason.
-pub trait Composer: Send + Sync {
-    fn compose(&self, row: &Claimed) -> Result<Composed, String>;
 }
 
 #[derive(Debug, Clone)]
@@ -172,8 +157,11 @@ pub async fn send_due(
         if claimed.is_empty() {
             break;
         }
+        // Rows whose subscriber values do not parse were failed by the claim.
+        report.failed += claimed.failed;
+        progress.advance(claimed.failed);
         let mut tasks = JoinSet::new();
-        for row in claimed {
+        for row in claimed.rows {
             let (composer, transport, limiter, permits, halt_rx) = (
                 composer.clone(),
                 transport.clone(),
@@ -212,7 +200,7 @@ pub async fn send_due(
                 let stem = format!("{}/{}", row.issue_slug, row.subscriber_id);
                 let wire = Wire {
                     envelope_from: &composed.envelope_from,
-                    to: &composed.to,
+                    to: &row.email,
                     bytes: &composed.bytes,
                     file_stem: &stem,
                 };

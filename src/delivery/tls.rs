@@ -3,7 +3,7 @@
 //! TCP), and TLS failures told in plain words.
 //!
 //! The client is the same for all three security modes, so the bounds on
-//! what a server may send (see `plain_smtp`), TCP_NODELAY and pipelining
+//! what a server may send (see `smtp_client`), TCP_NODELAY and pipelining
 //! hold on every transport.
 
 use std::io;
@@ -147,13 +147,26 @@ impl Tls {
         tcp: TcpStream,
         port: u16,
         implicit: bool,
-    ) -> Result<Stream, String> {
+    ) -> Result<Stream, HandshakeError> {
         self.connector
             .connect(self.name.clone(), tcp)
             .await
             .map(|s| Stream::Tls(Box::new(s)))
-            .map_err(|e| explain(&self.host, port, implicit, &e))
+            .map_err(|e| HandshakeError {
+                explained: explain(&self.host, port, implicit, &e),
+                error: e,
+            })
     }
+}
+
+/// A failed TLS handshake: [`explain`]'s words for people (what happened,
+/// what to check), and the error itself.
+#[derive(Debug, thiserror::Error)]
+#[error("{explained}")]
+pub struct HandshakeError {
+    explained: String,
+    /// Not a `source`: `explained` already says it, in other words.
+    pub error: io::Error,
 }
 
 /// A failed handshake, for people: what happened and what to check.

@@ -6,28 +6,19 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::plain_smtp::PlainSmtp;
+pub use super::Outcome;
+use super::smtp_client::SmtpClient;
 use super::tls::{Security as TlsMode, Tls, TlsConfigError};
 use crate::config::{MailConfig, Security, Transport as TransportKind};
-
-/// What became of one attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// The server took it (SMTP 250), or it is in the outbox.
-    Sent { reply: String },
-    /// Try again later: a 4xx reply (`answered`), or no answer at all
-    /// (refused, dropped, timed out). The message may or may not have arrived.
-    Retry { reply: String, answered: bool },
-    /// A 5xx reply: never retried. `bounce` when the reply says the mailbox
-    /// does not exist (enhanced status 5.1.x).
-    Failed { reply: String, bounce: bool },
-}
+use crate::subscribers::SubscriberEmail;
 
 /// One message ready for the wire.
 #[derive(Debug, Clone, Copy)]
 pub struct Wire<'a> {
     pub envelope_from: &'a str,
-    pub to: &'a str,
+    /// The recipient: its [`SubscriberEmail::envelope`] form goes into
+    /// `RCPT TO`.
+    pub to: &'a SubscriberEmail,
     /// RFC 5322 message, CRLF line ends.
     pub bytes: &'a [u8],
     /// A stable name for the outbox file, e.g. the issue slug and a per-
@@ -54,9 +45,9 @@ pub enum Transport {
     File {
         dir: PathBuf,
     },
-    /// SMTP, plain or TLS: our own client (see `plain_smtp`).
+    /// SMTP, plain or TLS: our own client (see `smtp_client`).
     Smtp {
-        smtp: Arc<PlainSmtp>,
+        smtp: Arc<SmtpClient>,
         host: String,
     },
 }
@@ -102,7 +93,7 @@ impl Transport {
                     Security::Starttls => TlsMode::Starttls(tls()?),
                     Security::Tls => TlsMode::Implicit(tls()?),
                 };
-                let smtp = PlainSmtp::new(
+                let smtp = SmtpClient::new(
                     &s.host,
                     s.port,
                     security,
@@ -126,7 +117,7 @@ impl Transport {
     }
 
     /// Hand one message over.
-    #[tracing::instrument(level = "debug", skip_all, fields(to = wire.to))]
+    #[tracing::instrument(level = "debug", skip_all, fields(to = wire.to.as_str()))]
     pub async fn send(&self, wire: Wire<'_>) -> Outcome {
         match self {
             Transport::File { dir } => write_eml(dir, wire).await,
@@ -135,13 +126,6 @@ impl Transport {
             }
         }
     }
-}
-
-/// RFC 3463: 5.1.x is an addressing failure (no such mailbox, bad domain...).
-pub(super) fn is_bad_mailbox(reply: &str) -> bool {
-    reply
-        .split(|c: char| c.is_whitespace() || c == ':' || c == '(' || c == ')')
-        .any(|w| w.starts_with("5.1.") && w.len() > 4)
 }
 
 /// The outbox: one `.eml` per message, written whole (temp + rename) under a
@@ -187,18 +171,6 @@ async fn write_eml(dir: &Path, wire: Wire<'_>) -> Outcome {
 mod tests {
     use super::*;
 
-    #[test]
-    fn bad_mailbox_replies_are_bounces() {
-        assert!(is_bad_mailbox(
-            "permanent error (550): 5.1.1 <x@example.org>: Recipient address rejected"
-        ));
-        assert!(is_bad_mailbox("permanent error (550): 5.1.10 null MX"));
-        assert!(!is_bad_mailbox("permanent error (554): 5.7.1 spam"));
-        assert!(!is_bad_mailbox(
-            "permanent error (550): mailbox unavailable"
-        ));
-    }
-
     #[tokio::test]
     async fn the_outbox_replaces_a_message_written_twice() {
         let dir = tempfile::tempdir().unwrap();
@@ -207,7 +179,7 @@ mod tests {
         };
         let wire = Wire {
             envelope_from: "a@example.org",
-            to: "b@example.org",
+            to: &SubscriberEmail::parse("b@example.org").unwrap(),
             bytes: b"Subject: x\r\n\r\nhi\r\n",
             file_stem: "issue/1 2",
         };
@@ -234,7 +206,7 @@ mod tests {
         let t = Transport::from_config(&mail).unwrap();
         let wire = Wire {
             envelope_from: "a@example.org",
-            to: "b@example.org",
+            to: &SubscriberEmail::parse("b@example.org").unwrap(),
             bytes: b"Subject: x\r\n\r\nhi\r\n",
             file_stem: "x",
         };

@@ -11,22 +11,22 @@
 //! encoder for non-mailbox headers).
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
-use lettre::Address;
 use lettre::Message;
 use lettre::message::dkim::DkimConfig;
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 
 use crate::config::Config;
-use crate::subscribers::SubscriberEmail;
+use crate::subscribers::{SubscriberEmail, SubscriberName};
 
-use super::dkim::signer;
-use super::render::{Recipient, RenderError};
+use super::dkim::{KeyFileError, signer};
+use super::{Recipient, RenderError};
 
 /// A finished message for one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,8 +35,9 @@ pub struct Outgoing {
     pub message_id: String,
     /// The envelope sender (MAIL FROM): the address of `mail.from`.
     pub envelope_from: String,
-    /// The envelope recipient (RCPT TO).
-    pub to: String,
+    /// The recipient: its [`SubscriberEmail::envelope`] form is in `To:`
+    /// and goes into `RCPT TO`.
+    pub to: SubscriberEmail,
     /// The whole message, CRLF line endings.
     pub bytes: Vec<u8>,
 }
@@ -72,6 +73,27 @@ impl EncodedBody {
     }
 }
 
+/// Why mail cannot be sent with this config: `mail.from`, `mail.reply_to`
+/// or `[mail.dkim]`. Cloned into every [`RenderError::Sender`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SenderError {
+    #[error(
+        "mail.from is not set in {}: mail needs a sender such as from = \"{title} <news@example.org>\"",
+        config.display()
+    )]
+    NoFrom { config: PathBuf, title: String },
+    #[error("mail.from {value:?} is not a usable address: {reason}")]
+    From { value: String, reason: String },
+    #[error("mail.from {value:?}: the address must be ASCII (gazette does not use SMTPUTF8)")]
+    FromNotAscii { value: String },
+    #[error("mail.reply_to {value:?} is not a usable address: {reason}")]
+    ReplyTo { value: String, reason: String },
+    /// The `[mail.dkim]` key file: [`KeyFileError`]'s words (the key's line
+    /// and the file), kept as text so that this error stays `Clone + Eq`.
+    #[error("{0}")]
+    Dkim(String),
+}
+
 /// What every message of a publication shares: From, Reply-To, List-Id, DKIM.
 pub struct Sender {
     from: Mailbox,
@@ -94,28 +116,30 @@ impl fmt::Debug for Sender {
 
 impl Sender {
     /// From `mail.from`, `mail.reply_to`, `[mail.dkim]` and the publication.
-    pub fn from_config(config: &Config) -> Result<Sender, String> {
-        let from_s = config.mail.from.as_deref().ok_or_else(|| {
-            format!(
-                "mail.from is not set in {}: mail needs a sender such as from = \"{} <news@example.org>\"",
-                config.path.display(),
-                config.publication.title
-            )
+    pub fn from_config(config: &Config) -> Result<Sender, SenderError> {
+        let from_s = config
+            .mail
+            .from
+            .as_deref()
+            .ok_or_else(|| SenderError::NoFrom {
+                config: config.path.clone(),
+                title: config.publication.title.clone(),
+            })?;
+        let from: Mailbox = from_s.parse().map_err(|e| SenderError::From {
+            value: from_s.to_string(),
+            reason: format!("{e}"),
         })?;
-        let from: Mailbox = from_s
-            .parse()
-            .map_err(|e| format!("mail.from {from_s:?} is not a usable address: {e}"))?;
         if !from.email.to_string().is_ascii() {
-            return Err(format!(
-                "mail.from {from_s:?}: the address must be ASCII (gazette does not use SMTPUTF8)"
-            ));
+            return Err(SenderError::FromNotAscii {
+                value: from_s.to_string(),
+            });
         }
         let reply_to = match config.mail.reply_to.as_deref() {
             None => None,
-            Some(s) => Some(
-                s.parse::<Mailbox>()
-                    .map_err(|e| format!("mail.reply_to {s:?} is not a usable address: {e}"))?,
-            ),
+            Some(s) => Some(s.parse::<Mailbox>().map_err(|e| SenderError::ReplyTo {
+                value: s.to_string(),
+                reason: format!("{e}"),
+            })?),
         };
         let domain = from.email.domain().to_ascii_lowercase();
         let title = &config.publication.title;
@@ -128,7 +152,7 @@ impl Sender {
         );
         let dkim = match &config.mail.dkim {
             None => None,
-            Some(d) => Some(signer(d).map_err(|e| e.to_string())?),
+            Some(d) => Some(signer(d).map_err(|e: KeyFileError| SenderError::Dkim(e.to_string()))?),
         };
         Ok(Sender {
             from,
@@ -162,13 +186,8 @@ pub(crate) fn build_message(
     unsubscribe_url: &str,
     parts: EncodedParts,
 ) -> Result<Outgoing, RenderError> {
-    let bad = |message: String| RenderError::Recipient {
-        email: r.email.to_string(),
-        message,
-    };
-    let addr = wire_address(r.email).map_err(bad)?;
-    let to = addr.to_string();
-    let message_id = message_id(issue_slug, r.token, sender.domain());
+    let addr = wire_address(r.email)?;
+    let message_id = message_id(issue_slug, r.token.as_str(), sender.domain());
     let list_unsubscribe = format!(
         "<{unsubscribe_url}>, <mailto:{}?subject=unsubscribe%20{}>",
         sender.mailto, r.token
@@ -211,7 +230,7 @@ pub(crate) fn build_message(
         None => b.singlepart(text),
     };
     let mut msg = built.map_err(|e| RenderError::Message {
-        to: to.clone(),
+        to: r.email.as_str().to_string(),
         message: e.to_string(),
     })?;
     if let Some(dkim) = &sender.dkim {
@@ -220,7 +239,7 @@ pub(crate) fn build_message(
     Ok(Outgoing {
         message_id,
         envelope_from: sender.from.email.to_string(),
-        to,
+        to: r.email.clone(),
         bytes: msg.formatted(),
     })
 }
@@ -232,28 +251,25 @@ pub(crate) fn build_message(
 /// auto-responders leave it alone. No list headers: it is not list mail.
 pub fn notice(
     sender: &Sender,
-    to_email: &str,
-    to_name: Option<&str>,
+    to_email: &SubscriberEmail,
+    to_name: Option<&SubscriberName>,
     subject: &str,
     text: String,
     html: String,
     date: DateTime<Utc>,
 ) -> Result<Outgoing, RenderError> {
     let failed = |message: String| RenderError::Message {
-        to: to_email.to_string(),
+        to: to_email.as_str().to_string(),
         message,
     };
-    let addr = wire_address(to_email).map_err(|message| RenderError::Recipient {
-        email: to_email.to_string(),
-        message,
-    })?;
+    let addr = wire_address(to_email)?;
     let mut id = [0u8; 16];
     getrandom::fill(&mut id).map_err(|e| failed(format!("no random bytes: {e}")))?;
     let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
     let message_id = format!("<signup.{hex}@{}>", sender.domain());
     let mut b = Message::builder()
         .from(sender.from.clone())
-        .to(Mailbox::new(to_name.map(str::to_string), addr.clone()))
+        .to(Mailbox::new(to_name.map(|n| n.as_str().to_string()), addr))
         .subject(subject.split_whitespace().collect::<Vec<_>>().join(" "))
         .date(SystemTime::from(date))
         .message_id(Some(message_id.clone()));
@@ -277,23 +293,20 @@ pub fn notice(
     Ok(Outgoing {
         message_id,
         envelope_from: sender.from.email.to_string(),
-        to: addr.to_string(),
+        to: to_email.clone(),
         bytes: msg.formatted(),
     })
 }
 
-/// The recipient as it goes on the wire, in `To:` and `RCPT TO`: the domain
-/// in its IDNA A-label form (`reader@xn--bcher-kva.example`), which every
-/// server and mail client takes; the local part as given (non-ASCII only
-/// for an address that needs SMTPUTF8, which the transport then asks for).
-fn wire_address(email: &str) -> Result<Address, String> {
-    let email =
-        SubscriberEmail::from_stored(email).map_err(|e| format!("not a valid address: {e}"))?;
-    let wire = email
-        .envelope()
-        .map_err(|e| format!("cannot be mailed: {e}"))?;
-    wire.parse()
-        .map_err(|e| format!("not a valid address {wire:?}: {e}"))
+/// The recipient for the `To:` header: [`SubscriberEmail::mailbox`] (the
+/// domain in its IDNA A-label form, which every server and mail client
+/// takes); an address read from an older row that has no wire form fails
+/// here, with the reason.
+fn wire_address(email: &SubscriberEmail) -> Result<lettre::Address, RenderError> {
+    email.mailbox().map_err(|e| RenderError::Recipient {
+        email: email.as_str().to_string(),
+        message: format!("cannot be mailed: {e}"),
+    })
 }
 
 /// A part whose body was encoded already (see [`EncodedParts`]): lettre
@@ -471,6 +484,32 @@ mod tests {
         assert_eq!(id, message_id("2026-winter", "tok_123", "example.org"));
         assert_ne!(id, message_id("2026-winter", "tok_124", "example.org"));
         assert_eq!(id.len(), "<2026-winter.@example.org>".len() + 16);
+    }
+
+    #[test]
+    fn sender_errors_are_typed_and_say_which_setting() {
+        let sender = |mail: &str| {
+            let text = format!(
+                "[publication]\ntitle = \"T\"\nbase_url = \"https://x.org/\"\n[mail]\n{mail}"
+            );
+            let config =
+                Config::parse(std::path::Path::new("/site/config.toml"), &text, &[]).unwrap();
+            Sender::from_config(&config).err()
+        };
+        let e = sender("").unwrap();
+        assert!(matches!(e, SenderError::NoFrom { .. }));
+        assert_eq!(
+            e.to_string(),
+            "mail.from is not set in /site/config.toml: mail needs a sender such as from = \"T <news@example.org>\""
+        );
+        let e = sender("from = \"T <zoë@x.org>\"\n").unwrap();
+        assert_eq!(
+            e,
+            SenderError::FromNotAscii {
+                value: "T <zoë@x.org>".into()
+            }
+        );
+        assert_eq!(sender("from = \"a@x.org\"\n"), None);
     }
 
     #[test]

@@ -28,8 +28,9 @@ use crate::subscribers::MailFormat;
 use crate::templates::{Inline, TemplateSet};
 pub use crate::templates::{TemplateError, templates_dir};
 
-use super::message::{EncodedBody, EncodedParts, Outgoing, Sender, build_message};
+use super::message::{EncodedBody, EncodedParts, Outgoing, Sender, SenderError, build_message};
 use super::qp;
+use super::{Recipient, RenderError};
 
 /// The editable defaults, compiled in. A file of the same name in the
 /// `templates/` folder beside config.toml replaces one.
@@ -53,23 +54,6 @@ const MAX_NAME: usize = 200;
 /// Width of the plain-text part (article bodies and wrapped lines).
 pub const TEXT_WIDTH: usize = 72;
 
-#[derive(Debug, thiserror::Error)]
-pub enum RenderError {
-    #[error("{0}")]
-    Template(#[from] TemplateError),
-    #[error("article {article}: cannot convert its HTML to text: {message}")]
-    Text { article: String, message: String },
-    #[error("cannot inline the CSS of {template}: {message}")]
-    Css { template: String, message: String },
-    /// `mail.from` / `mail.reply_to` / `[mail.dkim]` unusable for sending.
-    #[error("{0}")]
-    Sender(String),
-    #[error("recipient {email:?}: {message}")]
-    Recipient { email: String, message: String },
-    #[error("cannot build the message for {to}: {message}")]
-    Message { to: String, message: String },
-}
-
 /// What [`Renderer`] needs from the config, kept so a renderer outlives it.
 #[derive(Debug, Clone)]
 struct Settings {
@@ -82,7 +66,7 @@ pub struct Renderer {
     templates: TemplateSet,
     settings: Arc<Settings>,
     /// `Err` when `mail.from` is missing or unusable: only sending needs it.
-    sender: Result<Arc<Sender>, String>,
+    sender: Result<Arc<Sender>, SenderError>,
 }
 
 impl fmt::Debug for Renderer {
@@ -134,13 +118,13 @@ impl Renderer {
         }
         match &self.sender {
             Ok(_) => Ok(()),
-            Err(m) => Err(RenderError::Sender(m.clone())),
+            Err(e) => Err(RenderError::Sender(e.clone())),
         }
     }
 
     /// Whether mail could be sent with this config (`mail.from` set and usable).
-    pub fn sender_problem(&self) -> Option<&str> {
-        self.sender.as_ref().err().map(String::as_str)
+    pub fn sender_problem(&self) -> Option<&SenderError> {
+        self.sender.as_ref().err()
     }
 
     /// Render and inline once for `issue`; the `Date` of every message is now.
@@ -318,9 +302,9 @@ impl Renderer {
 }
 
 fn article_value(a: &Article, issue_url: &str, mode: DigestBody) -> Result<Value, RenderError> {
-    let text = html_to_text(&a.html).map_err(|message| RenderError::Text {
+    let text = html_to_text(&a.html).map_err(|error| RenderError::Text {
         article: a.source.display().to_string(),
-        message,
+        error,
     })?;
     let (body_html, body_text) = match mode {
         DigestBody::Full => (a.html.clone(), text.clone()),
@@ -364,17 +348,21 @@ pub fn human_date(d: NaiveDate) -> String {
     d.format("%-d %B %Y").to_string()
 }
 
+/// html2text could not read an article's HTML.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct TextError(#[from] html2text::Error);
+
 /// Article HTML as plain text, wrapped at [`TEXT_WIDTH`]; links become
 /// numbered references with the URLs listed after the text (never broken).
-pub fn html_to_text(html: &str) -> Result<String, String> {
+pub fn html_to_text(html: &str) -> Result<String, TextError> {
     // Each quote level indents the text: deep (but bounded, see
     // content::nesting) quotes may need more than the width, and the text
     // is better too wide than missing.
     let text = html2text::config::plain()
         .no_link_wrapping()
         .allow_width_overflow()
-        .string_from_read(html.as_bytes(), TEXT_WIDTH)
-        .map_err(|e| e.to_string())?;
+        .string_from_read(html.as_bytes(), TEXT_WIDTH)?;
     Ok(text.trim_end().to_string())
 }
 
@@ -586,16 +574,6 @@ fn encode_pieces(pieces: &[Piece]) -> Vec<Piece> {
 // ---------------------------------------------------------------------------
 // The prepared digest
 
-/// One subscriber, as [`Digest::message`] needs them.
-#[derive(Debug, Clone, Copy)]
-pub struct Recipient<'a> {
-    pub email: &'a str,
-    pub name: Option<&'a str>,
-    /// URL-safe (`[A-Za-z0-9_-]`): the last segment of the unsubscribe and
-    /// preferences URLs.
-    pub token: &'a str,
-}
-
 /// The two bodies of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parts {
@@ -613,7 +591,7 @@ pub struct Digest {
     html_web: String,
     text_web: String,
     publication: Arc<Settings>,
-    sender: Result<Arc<Sender>, String>,
+    sender: Result<Arc<Sender>, SenderError>,
 }
 
 impl fmt::Debug for Digest {
@@ -658,7 +636,7 @@ impl Digest {
 
     /// The HTML and text bodies for one recipient.
     pub fn parts(&self, r: &Recipient<'_>) -> Result<Parts, RenderError> {
-        let v = Values::new(self, r)?;
+        let v = Values::new(self, r);
         let variant = v.variant(self);
         Ok(Parts {
             html: fill(&variant.html, |slot, out| push_escaped(out, v.get(slot))),
@@ -684,8 +662,8 @@ impl Digest {
         let sender = self
             .sender
             .as_ref()
-            .map_err(|m| RenderError::Sender(m.clone()))?;
-        let v = Values::new(self, r)?;
+            .map_err(|e| RenderError::Sender(e.clone()))?;
+        let v = Values::new(self, r);
         let variant = v.variant(self);
         // 7bit when the filled body allows it (links stay whole on their
         // lines), else the pre-encoded quoted-printable pieces.
@@ -746,14 +724,16 @@ struct Values<'a> {
 }
 
 impl<'a> Values<'a> {
-    fn new(d: &Digest, r: &Recipient<'a>) -> Result<Values<'a>, RenderError> {
-        check_recipient(r)?;
-        Ok(Values {
-            name: r.name.map(clean_name).filter(|n| !n.is_empty()),
-            email: r.email.trim(),
-            unsubscribe: d.unsubscribe_url(r.token),
-            preferences: d.preferences_url(r.token),
-        })
+    fn new(d: &Digest, r: &Recipient<'a>) -> Values<'a> {
+        Values {
+            name: r
+                .name
+                .map(|n| clean_name(n.as_str()))
+                .filter(|n| !n.is_empty()),
+            email: r.email.as_str(),
+            unsubscribe: d.unsubscribe_url(r.token.as_str()),
+            preferences: d.preferences_url(r.token.as_str()),
+        }
     }
 
     fn variant<'d>(&self, d: &'d Digest) -> &'d Variant {
@@ -774,33 +754,9 @@ impl<'a> Values<'a> {
     }
 }
 
-fn check_recipient(r: &Recipient<'_>) -> Result<(), RenderError> {
-    let bad = |message: &str| {
-        Err(RenderError::Recipient {
-            email: r.email.to_string(),
-            message: message.into(),
-        })
-    };
-    // The same rule as everywhere an address is read: IDN domains are
-    // mailed as IDNA, a Unicode local part with SMTPUTF8 (the transport
-    // fails the delivery when the server cannot take it).
-    if let Err(e) = crate::subscribers::SubscriberEmail::from_stored(r.email) {
-        return bad(&format!("not a usable address: {e}"));
-    }
-    if r.token.is_empty()
-        || r.token.len() > 256
-        || !r
-            .token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return bad("the token must be URL-safe ([A-Za-z0-9_-], 1 to 256 characters)");
-    }
-    Ok(())
-}
-
-/// Control characters (CR, LF, tab...) become spaces, runs of spaces
-/// collapse, and the name is cut at [`MAX_NAME`] characters.
+/// Runs of spaces collapse (a [`SubscriberName`] holds no control
+/// characters; any that reach here become spaces too), and the name is cut
+/// at [`MAX_NAME`] characters.
 fn clean_name(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for word in s

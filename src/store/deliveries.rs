@@ -12,12 +12,148 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use sqlx::Row;
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::time::{self, ledger_time};
-use super::{Store, StoreError};
-use crate::subscribers::MailFormat;
+use super::{Store, StoreError, column, corrupt};
+use crate::subscribers::{MailFormat, SubscriberEmail, SubscriberName, Token};
+
+/// Where one delivery row stands. The database keeps the text
+/// ([`DeliveryStatus::as_str`]); reading an unknown text is
+/// [`StoreError::Corrupt`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    /// Waiting for its `next_attempt_at`.
+    Queued,
+    /// Claimed by a sender; its outcome is not recorded yet.
+    Sending,
+    Sent,
+    Failed,
+    /// Failed, and the subscriber was marked bounced.
+    Bounced,
+    /// Never sent: the subscriber left (or was erased) first.
+    Cancelled,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 6] = [
+        DeliveryStatus::Queued,
+        DeliveryStatus::Sending,
+        DeliveryStatus::Sent,
+        DeliveryStatus::Failed,
+        DeliveryStatus::Bounced,
+        DeliveryStatus::Cancelled,
+    ];
+
+    /// The text the `deliveries.status` column holds.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Queued => "queued",
+            DeliveryStatus::Sending => "sending",
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Bounced => "bounced",
+            DeliveryStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeliveryStatus> {
+        DeliveryStatus::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for DeliveryStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so table columns (`{:<9}`) line up.
+        f.pad(self.as_str())
+    }
+}
+
+/// Whether an issue has been mailed: `issues.mail_state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailState {
+    /// Recorded, not yet published nor skipped.
+    #[default]
+    Unpublished,
+    /// Its recipients are fixed: one ledger row each.
+    Published,
+    /// Too old when released; mailed only on `gazette issues send`.
+    Skipped,
+}
+
+impl MailState {
+    pub const ALL: [MailState; 3] = [
+        MailState::Unpublished,
+        MailState::Published,
+        MailState::Skipped,
+    ];
+
+    /// The text the `issues.mail_state` column holds.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailState::Unpublished => "unpublished",
+            MailState::Published => "published",
+            MailState::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MailState> {
+        MailState::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for MailState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A released issue that is neither published nor skipped yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnpublishedIssue {
+    pub slug: String,
+    pub issue_date: NaiveDate,
+    /// When a cycle let it out (its age for `mail.skip_older_than` is
+    /// measured from here).
+    pub released_at: DateTime<Utc>,
+}
+
+/// An issue's `mail_state` column, parsed.
+fn mail_state(r: &sqlx::sqlite::SqliteRow, slug: &str) -> Result<MailState, StoreError> {
+    let text: String = column(r, "issues", &slug, "mail_state")?;
+    MailState::parse(&text).ok_or_else(|| {
+        corrupt(
+            "issues",
+            &slug,
+            "mail_state",
+            &format!("unknown state {text:?}"),
+        )
+    })
+}
+
+/// A delivery's `status` column, parsed.
+fn delivery_status(
+    r: &sqlx::sqlite::SqliteRow,
+    id: &dyn std::fmt::Display,
+) -> Result<DeliveryStatus, StoreError> {
+    let text: String = column(r, "deliveries", id, "status")?;
+    DeliveryStatus::parse(&text).ok_or_else(|| {
+        corrupt(
+            "deliveries",
+            id,
+            "status",
+            &format!("unknown status {text:?}"),
+        )
+    })
+}
+
+/// A count from an aggregate column.
+fn count(r: &sqlx::sqlite::SqliteRow, slug: &str, name: &str) -> Result<u64, StoreError> {
+    let n: i64 = column(r, "issues", &slug, name)?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
 
 /// What publishing an issue did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,19 +166,61 @@ pub enum Published {
     Unknown,
 }
 
-/// A row claimed for sending, with what the message needs.
+/// A row claimed for sending, with what the message needs, parsed: the
+/// address, name and token travel as their types to the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimed {
     pub delivery_id: i64,
     pub issue_slug: String,
     pub subscriber_id: i64,
-    pub email: String,
-    pub name: Option<String>,
-    pub token: String,
+    /// As [`SubscriberEmail::from_stored`] reads it: an older row whose
+    /// domain IDNA refuses is here, and its message fails with the reason.
+    pub email: SubscriberEmail,
+    pub name: Option<SubscriberName>,
+    pub token: Token,
     /// Multipart or plain text, as the subscriber chose.
     pub format: MailFormat,
     /// Including this one.
     pub attempts: u32,
+}
+
+/// What one claim took: rows ready to compose, and how many claimed rows
+/// held a subscriber value that does not parse (a hand-edited database).
+/// Those are failed at once, each with the reason as its reply, and the
+/// rest of the batch goes on, as a message that cannot be composed would.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claims {
+    pub rows: Vec<Claimed>,
+    pub failed: u64,
+}
+
+impl Claims {
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty() && self.failed == 0
+    }
+}
+
+/// The subscriber values of one claimed row, parsed with the rules for
+/// stored values; a bad one is [`StoreError::Corrupt`] naming the row.
+fn claimed_recipient(
+    r: &sqlx::sqlite::SqliteRow,
+    subscriber_id: i64,
+) -> Result<(SubscriberEmail, Option<SubscriberName>, Token), StoreError> {
+    let id = &subscriber_id;
+    let email: String = column(r, "subscribers", id, "email")?;
+    let name: Option<String> = column(r, "subscribers", id, "name")?;
+    let token: String = column(r, "subscribers", id, "token")?;
+    let email = SubscriberEmail::from_stored(&email)
+        .map_err(|e| corrupt("subscribers", id, "email", &format!("{email:?} {e}")))?;
+    let name = match name {
+        Some(n) => SubscriberName::from_stored(&n)
+            .map_err(|e| corrupt("subscribers", id, "name", &format!("{n:?} {e}")))?,
+        None => None,
+    };
+    // Never the token itself in a message: it is the subscriber's secret.
+    let token =
+        Token::parse(&token).map_err(|e| corrupt("subscribers", id, "token", &e.to_string()))?;
+    Ok((email, name, token))
 }
 
 /// The outcome of one attempt, as the ledger records it.
@@ -69,7 +247,7 @@ pub enum Attempt {
 pub struct IssueDeliveries {
     pub slug: String,
     pub title: String,
-    pub mail_state: String,
+    pub mail_state: MailState,
     pub published_at: Option<String>,
     pub note: Option<String>,
     pub queued: u64,
@@ -84,7 +262,7 @@ pub struct IssueDeliveries {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DeliveryProblem {
     pub email: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: u32,
     pub last_reply: Option<String>,
     pub next_attempt_at: String,
@@ -113,8 +291,8 @@ impl Store {
         let Some(row) = row else {
             return Ok(Published::Unknown);
         };
-        let issue_id: i64 = row.get("id");
-        if row.get::<String, _>("mail_state") == "published" {
+        let issue_id: i64 = column(&row, "issues", &slug, "id")?;
+        if mail_state(&row, slug)? == MailState::Published {
             return Ok(Published::Already);
         }
         sqlx::query("UPDATE issues SET mail_state = 'published', published_at = $1, mail_note = NULL WHERE id = $2")
@@ -137,12 +315,33 @@ impl Store {
         })
     }
 
-    /// Released issues neither published nor skipped yet: (slug, issue
-    /// date, released at), oldest first. Drafts and held issues wait.
-    pub async fn unpublished_issues(&self) -> Result<Vec<(String, String, String)>, StoreError> {
-        Ok(sqlx::query_as("SELECT slug, issue_date, released_at FROM issues WHERE mail_state = 'unpublished' AND released_at IS NOT NULL ORDER BY issue_date, slug")
+    /// Released issues neither published nor skipped yet, oldest first.
+    /// Drafts and held issues wait.
+    pub async fn unpublished_issues(&self) -> Result<Vec<UnpublishedIssue>, StoreError> {
+        let rows = sqlx::query("SELECT slug, issue_date, released_at FROM issues WHERE mail_state = 'unpublished' AND released_at IS NOT NULL ORDER BY issue_date, slug")
             .fetch_all(&self.pool)
-            .await?)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let slug: String = column(r, "issues", &"?", "slug")?;
+                let date: String = column(r, "issues", &slug, "issue_date")?;
+                let released: String = column(r, "issues", &slug, "released_at")?;
+                Ok(UnpublishedIssue {
+                    issue_date: NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|e| {
+                        corrupt("issues", &slug, "issue_date", &format!("{date:?}: {e}"))
+                    })?,
+                    released_at: time::parse(&released).ok_or_else(|| {
+                        corrupt(
+                            "issues",
+                            &slug,
+                            "released_at",
+                            &format!("{released:?} is not a time"),
+                        )
+                    })?,
+                    slug,
+                })
+            })
+            .collect()
     }
 
     /// Slugs of issues with rows due now (they need composing).
@@ -226,12 +425,10 @@ impl Store {
     }
 
     /// Claim up to `limit` due rows of active subscribers: they become
-    /// `sending` (attempts + 1) before anything is sent.
-    pub async fn claim_due(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<Claimed>, StoreError> {
+    /// `sending` (attempts + 1) before anything is sent. A row whose
+    /// subscriber values do not parse is failed here with the reason (see
+    /// [`Claims`]).
+    pub async fn claim_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Claims, StoreError> {
         let now = ledger_time(now);
         // One statement (a round trip to sqlx's SQLite thread each costs
         // more than the work): claim and return what the messages need.
@@ -252,25 +449,52 @@ impl Store {
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
-        let mut claimed: Vec<Claimed> = rows
-            .into_iter()
-            .map(|r| Claimed {
-                delivery_id: r.get("id"),
-                issue_slug: r.get("slug"),
-                subscriber_id: r.get("subscriber_id"),
-                email: r.get("email"),
-                name: r.get("name"),
-                token: r.get("token"),
-                format: if r.get::<bool, _>("text_only") {
+        let mut claimed = Vec::with_capacity(rows.len());
+        let mut bad = Vec::new();
+        for r in &rows {
+            let id: i64 = column(r, "deliveries", &"?", "id")?;
+            let attempts: i64 = column(r, "deliveries", &id, "attempts")?;
+            let subscriber_id: i64 = column(r, "deliveries", &id, "subscriber_id")?;
+            let (email, name, token) = match claimed_recipient(r, subscriber_id) {
+                Ok(values) => values,
+                Err(e) => {
+                    tracing::error!(delivery = id, error = %e, "a claimed row cannot be mailed");
+                    bad.push(serde_json::json!([id, format!("not sent: {e}")]));
+                    continue;
+                }
+            };
+            claimed.push(Claimed {
+                delivery_id: id,
+                issue_slug: column(r, "deliveries", &id, "slug")?,
+                subscriber_id,
+                email,
+                name,
+                token,
+                format: if column::<bool>(r, "deliveries", &id, "text_only")? {
                     MailFormat::Text
                 } else {
                     MailFormat::Html
                 },
-                attempts: r.get::<i64, _>("attempts") as u32,
-            })
-            .collect();
+                attempts: u32::try_from(attempts).unwrap_or(0),
+            });
+        }
         claimed.sort_by_key(|c| c.delivery_id);
-        Ok(claimed)
+        let failed = bad.len() as u64;
+        if !bad.is_empty() {
+            sqlx::query(
+                "UPDATE deliveries SET status = 'failed', last_reply = j.value ->> 1, next_attempt_at = $1, updated_at = $1
+                 FROM json_each($2) AS j
+                 WHERE deliveries.id = j.value ->> 0 AND deliveries.status = 'sending'",
+            )
+            .bind(&now)
+            .bind(serde_json::Value::from(bad).to_string())
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(Claims {
+            rows: claimed,
+            failed,
+        })
     }
 
     /// Record outcomes, in one transaction. `results` are (claimed row,
@@ -296,25 +520,25 @@ impl Store {
         let mut bounced = Vec::new();
         for (row, message_id, attempt) in results {
             let (status, reply, next) = match attempt {
-                Attempt::Sent { reply } => ("sent", reply, stamp.clone()),
+                Attempt::Sent { reply } => (DeliveryStatus::Sent, reply, stamp.clone()),
                 Attempt::Retry { reply } if row.attempts < max_attempts => {
                     let at = now
                         + chrono::Duration::from_std(backoff(retry_base, row.attempts))
                             .unwrap_or_default();
-                    ("queued", reply, ledger_time(at))
+                    (DeliveryStatus::Queued, reply, ledger_time(at))
                 }
-                Attempt::Retry { reply } => ("failed", reply, stamp.clone()),
-                Attempt::Failed { reply } => ("failed", reply, stamp.clone()),
-                Attempt::Bounced { reply } => ("bounced", reply, stamp.clone()),
+                Attempt::Retry { reply } => (DeliveryStatus::Failed, reply, stamp.clone()),
+                Attempt::Failed { reply } => (DeliveryStatus::Failed, reply, stamp.clone()),
+                Attempt::Bounced { reply } => (DeliveryStatus::Bounced, reply, stamp.clone()),
             };
-            if status == "bounced" {
+            if status == DeliveryStatus::Bounced {
                 bounced.push(row.subscriber_id);
             }
-            let sent_at = (status == "sent").then_some(stamp.as_str());
+            let sent_at = (status == DeliveryStatus::Sent).then_some(stamp.as_str());
             // Flat: six values per row (see the statement below).
             rows.extend([
                 serde_json::json!(row.delivery_id),
-                serde_json::json!(status),
+                serde_json::json!(status.as_str()),
                 serde_json::json!(reply),
                 serde_json::json!(next),
                 serde_json::json!(message_id),
@@ -394,28 +618,30 @@ impl Store {
         .bind(slug)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| IssueDeliveries {
-                slug: r.get("slug"),
-                title: r.get("title"),
-                mail_state: r.get("mail_state"),
-                published_at: r.get("published_at"),
-                note: r.get("mail_note"),
-                queued: r.get::<i64, _>("queued") as u64,
-                sending: r.get::<i64, _>("sending") as u64,
-                sent: r.get::<i64, _>("sent") as u64,
-                failed: r.get::<i64, _>("failed") as u64,
-                bounced: r.get::<i64, _>("bounced") as u64,
-                cancelled: r.get::<i64, _>("cancelled") as u64,
+        rows.iter()
+            .map(|r| {
+                let slug: String = column(r, "issues", &"?", "slug")?;
+                Ok(IssueDeliveries {
+                    title: column(r, "issues", &slug, "title")?,
+                    mail_state: mail_state(r, &slug)?,
+                    published_at: column(r, "issues", &slug, "published_at")?,
+                    note: column(r, "issues", &slug, "mail_note")?,
+                    queued: count(r, &slug, "queued")?,
+                    sending: count(r, &slug, "sending")?,
+                    sent: count(r, &slug, "sent")?,
+                    failed: count(r, &slug, "failed")?,
+                    bounced: count(r, &slug, "bounced")?,
+                    cancelled: count(r, &slug, "cancelled")?,
+                    slug,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Deliveries of one issue that are not `sent`, with the last reply.
     pub async fn delivery_problems(&self, slug: &str) -> Result<Vec<DeliveryProblem>, StoreError> {
         let rows = sqlx::query(
-            "SELECT s.email, d.status, d.attempts, d.last_reply, d.next_attempt_at, d.updated_at
+            "SELECT d.id, s.email, d.status, d.attempts, d.last_reply, d.next_attempt_at, d.updated_at
              FROM deliveries d JOIN issues i ON i.id = d.issue_id JOIN subscribers s ON s.id = d.subscriber_id
              WHERE i.slug = $1 AND d.status != 'sent'
              ORDER BY d.status, s.email",
@@ -423,17 +649,20 @@ impl Store {
         .bind(slug)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| DeliveryProblem {
-                email: r.get("email"),
-                status: r.get("status"),
-                attempts: r.get::<i64, _>("attempts") as u32,
-                last_reply: r.get("last_reply"),
-                next_attempt_at: r.get("next_attempt_at"),
-                updated_at: r.get("updated_at"),
+        rows.iter()
+            .map(|r| {
+                let id: i64 = column(r, "deliveries", &"?", "id")?;
+                let attempts: i64 = column(r, "deliveries", &id, "attempts")?;
+                Ok(DeliveryProblem {
+                    email: column(r, "deliveries", &id, "email")?,
+                    status: delivery_status(r, &id)?,
+                    attempts: u32::try_from(attempts).unwrap_or(0),
+                    last_reply: column(r, "deliveries", &id, "last_reply")?,
+                    next_attempt_at: column(r, "deliveries", &id, "next_attempt_at")?,
+                    updated_at: column(r, "deliveries", &id, "updated_at")?,
+                })
             })
-            .collect())
+            .collect()
     }
 }
 
@@ -453,14 +682,14 @@ mod tests {
         .execute(store.pool())
         .await
         .unwrap();
-        for (n, (email, status)) in subscribers.iter().enumerate() {
+        for (email, status) in subscribers {
             sqlx::query(
                 "INSERT INTO subscribers (email, email_key, status, token, created_at, updated_at) VALUES ($1, $2, $3, $4, 'now', 'now')",
             )
             .bind(email)
             .bind(email.to_lowercase())
             .bind(status)
-            .bind(format!("token{n}"))
+            .bind(Token::generate().unwrap().as_str().to_string())
             .execute(store.pool())
             .await
             .unwrap();
@@ -528,7 +757,7 @@ mod tests {
         ])
         .await;
         store.publish_issue("i1", t(0)).await.unwrap();
-        let claimed = store.claim_due(t(0), 10).await.unwrap();
+        let claimed = store.claim_due(t(0), 10).await.unwrap().rows;
         assert_eq!(claimed.len(), 4);
         assert!(
             claimed
@@ -536,7 +765,7 @@ mod tests {
                 .all(|c| c.attempts == 1 && c.issue_slug == "i1")
         );
         // Claimed rows are not claimed again.
-        assert!(store.claim_due(t(0), 10).await.unwrap().is_empty());
+        assert!(store.claim_due(t(0), 10).await.unwrap().rows.is_empty());
 
         let outcome = |c: &Claimed| match c.email.as_str() {
             "a@x.org" => Attempt::Sent {
@@ -577,13 +806,13 @@ mod tests {
         assert_eq!(st, "bounced");
 
         // The retry is not due before its backoff...
-        assert!(store.claim_due(t(0), 10).await.unwrap().is_empty());
+        assert!(store.claim_due(t(0), 10).await.unwrap().rows.is_empty());
         assert_eq!(
             store.next_due().await.unwrap().as_deref(),
             Some("2026-11-27T12:01:00.000Z")
         );
         // ...and fails for good when its attempts are used up.
-        let again = store.claim_due(t(1), 10).await.unwrap();
+        let again = store.claim_due(t(1), 10).await.unwrap().rows;
         assert_eq!((again.len(), again[0].attempts), (1, 2));
         let results = vec![(
             again[0].clone(),
@@ -619,11 +848,11 @@ mod tests {
     async fn a_crash_leaves_rows_sending_and_the_next_run_sends_them_again() {
         let (_d, store) = store_with(&[("a@x.org", "active"), ("b@x.org", "active")]).await;
         store.publish_issue("i1", t(0)).await.unwrap();
-        let claimed = store.claim_due(t(0), 1).await.unwrap();
+        let claimed = store.claim_due(t(0), 1).await.unwrap().rows;
         assert_eq!(claimed.len(), 1);
         // ... the process dies here ...
         assert_eq!(store.requeue_stale(t(5)).await.unwrap(), 1);
-        let all = store.claim_due(t(5), 10).await.unwrap();
+        let all = store.claim_due(t(5), 10).await.unwrap().rows;
         assert_eq!(all.len(), 2);
         assert_eq!(
             all.iter()
@@ -642,7 +871,7 @@ mod tests {
             .execute(store.pool())
             .await
             .unwrap();
-        let claimed = store.claim_due(t(0), 10).await.unwrap();
+        let claimed = store.claim_due(t(0), 10).await.unwrap().rows;
         assert_eq!(
             claimed.iter().map(|c| c.email.as_str()).collect::<Vec<_>>(),
             ["a@x.org"]
@@ -651,9 +880,9 @@ mod tests {
         let problems = store.delivery_problems("i1").await.unwrap();
         let b = problems.iter().find(|p| p.email == "b@x.org").unwrap();
         assert_eq!(
-            (b.status.as_str(), b.last_reply.as_deref()),
+            (b.status, b.last_reply.as_deref()),
             (
-                "cancelled",
+                DeliveryStatus::Cancelled,
                 Some("not sent: the subscriber is unsubscribed")
             )
         );
@@ -667,7 +896,7 @@ mod tests {
             .await
             .unwrap();
         store.publish_issue("i1", t(0)).await.unwrap();
-        let claimed = store.claim_due(t(0), 10).await.unwrap();
+        let claimed = store.claim_due(t(0), 10).await.unwrap().rows;
         let formats: Vec<_> = claimed
             .iter()
             .map(|c| (c.email.as_str(), c.format))
@@ -676,6 +905,143 @@ mod tests {
             formats,
             [("a@x.org", MailFormat::Html), ("b@x.org", MailFormat::Text)]
         );
+    }
+
+    #[tokio::test]
+    async fn rows_come_back_typed_and_a_bad_stored_value_names_table_row_and_column() {
+        let (_d, store) = store_with(&[("a@x.org", "active")]).await;
+        sqlx::query("UPDATE issues SET released_at = '2026-11-27T12:00:00Z'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let unpublished = store.unpublished_issues().await.unwrap();
+        assert_eq!(
+            unpublished[0],
+            UnpublishedIssue {
+                slug: "i1".into(),
+                issue_date: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+                released_at: t(0),
+            }
+        );
+        store.publish_issue("i1", t(0)).await.unwrap();
+        let counts = store.delivery_counts(None).await.unwrap();
+        let states: Vec<_> = counts
+            .iter()
+            .map(|c| (c.slug.as_str(), c.mail_state))
+            .collect();
+        assert_eq!(
+            states,
+            [("i2", MailState::Unpublished), ("i1", MailState::Published)]
+        );
+        assert_eq!(
+            serde_json::to_value(&counts[1]).unwrap()["mail_state"],
+            "published"
+        );
+        let problems = store.delivery_problems("i1").await.unwrap();
+        assert_eq!(problems[0].status, DeliveryStatus::Queued);
+        assert_eq!(format!("[{:<8}]", problems[0].status), "[queued  ]");
+
+        // A hand-edited database: errors, not panics, saying where.
+        // (The CHECK constraints are off only for this connection.)
+        let mut conn = store.pool().acquire().await.unwrap();
+        sqlx::query("PRAGMA ignore_check_constraints = ON")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE deliveries SET status = 'lost'")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let e = store.delivery_problems("i1").await.unwrap_err().to_string();
+        assert!(
+            e.contains("deliveries row 1, column status: unknown status \"lost\""),
+            "{e}"
+        );
+        sqlx::query("UPDATE issues SET issue_date = 'someday' WHERE slug = 'i2'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE issues SET mail_state = 'mailed', title = x'ff' WHERE slug = 'i1'")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        drop(conn);
+        let e = store.unpublished_issues().await.unwrap_err().to_string();
+        assert!(e.contains("issues row i2, column issue_date"), "{e}");
+        let e = store.delivery_counts(None).await.unwrap_err().to_string();
+        assert!(e.contains("issues row i1, column title"), "{e}");
+        sqlx::query("UPDATE issues SET title = 'Issue 1' WHERE slug = 'i1'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let e = store.delivery_counts(None).await.unwrap_err().to_string();
+        assert!(
+            e.contains("issues row i1, column mail_state: unknown state \"mailed\""),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_claimed_row_with_a_bad_stored_value_fails_alone_with_the_reason() {
+        let (_d, store) = store_with(&[
+            ("a@x.org", "active"),
+            ("b@x.org", "active"),
+            ("c@x.org", "active"),
+            ("d@bücher.example", "active"),
+        ])
+        .await;
+        // Hand edits: a token that is not one, an address with a space.
+        sqlx::query("UPDATE subscribers SET token = 'abc' WHERE email = 'b@x.org'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE subscribers SET email = 'c @x.org' WHERE email = 'c@x.org'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        store.publish_issue("i1", t(0)).await.unwrap();
+        let claims = store.claim_due(t(0), 10).await.unwrap();
+        assert_eq!(claims.failed, 2);
+        let good: Vec<_> = claims.rows.iter().map(|c| c.email.as_str()).collect();
+        assert_eq!(good, ["a@x.org", "d@bücher.example"]);
+        // Typed all the way: the wire form is decided by SubscriberEmail.
+        assert_eq!(
+            claims.rows[1].email.envelope().unwrap(),
+            "d@xn--bcher-kva.example"
+        );
+        let problems = store.delivery_problems("i1").await.unwrap();
+        let reply = |email: &str| {
+            let p = problems.iter().find(|p| p.email == email).unwrap();
+            assert_eq!((p.status, p.attempts), (DeliveryStatus::Failed, 1));
+            p.last_reply.clone().unwrap()
+        };
+        let b = reply("b@x.org");
+        assert!(
+            b.starts_with(
+                "not sent: the database holds a bad value (subscribers row 2, column token:"
+            ),
+            "{b}"
+        );
+        assert!(!b.contains("abc"), "the token stays secret: {b}");
+        let c = reply("c @x.org");
+        assert!(
+            c.contains("subscribers row 3, column email: \"c @x.org\" contains whitespace"),
+            "{c}"
+        );
+        // Nothing else is due; the failed rows are not claimed again.
+        assert!(store.claim_due(t(1), 10).await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn statuses_read_back_what_they_write() {
+        for s in DeliveryStatus::ALL {
+            assert_eq!(DeliveryStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for m in MailState::ALL {
+            assert_eq!(MailState::parse(m.as_str()), Some(m));
+        }
+        assert_eq!(DeliveryStatus::parse("Sent"), None);
     }
 
     #[test]

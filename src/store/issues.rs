@@ -2,10 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use sqlx::Row;
 
 use super::time::stamp;
-use super::{Store, StoreError};
+use super::{Store, StoreError, column};
 use crate::content::Issue;
 use crate::release::{self, Release};
 
@@ -61,19 +60,21 @@ macro_rules! select_records {
 
 /// An [`IssueRecord`] from a row with its columns (the listing and the
 /// single lookup read the same ones).
-fn issue_record(r: &sqlx::sqlite::SqliteRow) -> IssueRecord {
-    IssueRecord {
-        slug: r.get("slug"),
-        title: r.get("title"),
-        issue_date: r.get("issue_date"),
-        content_hash: r.get("content_hash"),
-        article_count: r.get("article_count"),
-        first_seen_at: r.get("first_seen_at"),
-        updated_at: r.get("updated_at"),
-        draft: r.get("draft"),
-        release_at: r.get("release_at"),
-        released_at: r.get("released_at"),
-    }
+fn issue_record(r: &sqlx::sqlite::SqliteRow) -> Result<IssueRecord, StoreError> {
+    let slug: String = column(r, "issues", &"?", "slug")?;
+    let get = |name| column(r, "issues", &slug, name);
+    Ok(IssueRecord {
+        title: get("title")?,
+        issue_date: get("issue_date")?,
+        content_hash: get("content_hash")?,
+        article_count: column(r, "issues", &slug, "article_count")?,
+        first_seen_at: get("first_seen_at")?,
+        updated_at: get("updated_at")?,
+        draft: column(r, "issues", &slug, "draft")?,
+        release_at: column(r, "issues", &slug, "release_at")?,
+        released_at: column(r, "issues", &slug, "released_at")?,
+        slug,
+    })
 }
 
 /// What the release columns of an issue should hold at `now`:
@@ -115,10 +116,13 @@ impl Store {
             .bind(&issue.slug)
             .fetch_optional(&mut *tx)
             .await?;
+            let slug = issue.slug.as_str();
             if let Some(row) = &existing {
-                let was_out = row.get::<Option<String>, _>("released_at").is_some();
-                if row.get::<bool, _>("draft") != draft
-                    || row.get::<Option<String>, _>("release_at").as_deref() != Some(&release_at)
+                let was_out =
+                    column::<Option<String>>(row, "issues", &slug, "released_at")?.is_some();
+                if column::<bool>(row, "issues", &slug, "draft")? != draft
+                    || column::<Option<String>>(row, "issues", &slug, "release_at")?.as_deref()
+                        != Some(&release_at)
                     || was_out != out
                 {
                     sqlx::query(
@@ -130,7 +134,7 @@ impl Store {
                     .bind(&release_at)
                     .bind(out)
                     .bind(&now)
-                    .bind(row.get::<i64, _>("id"))
+                    .bind(column::<i64>(row, "issues", &slug, "id")?)
                     .execute(&mut *tx)
                     .await?;
                     if out && !was_out {
@@ -139,12 +143,12 @@ impl Store {
                 }
             }
             let issue_id: i64 = match existing {
-                Some(row) if row.get::<String, _>("content_hash") == hash => {
+                Some(row) if column::<String>(&row, "issues", &slug, "content_hash")? == hash => {
                     report.unchanged += 1;
                     continue;
                 }
                 Some(row) => {
-                    let id: i64 = row.get("id");
+                    let id: i64 = column(&row, "issues", &slug, "id")?;
                     sqlx::query("UPDATE issues SET title = $1, issue_date = $2, content_hash = $3, article_count = $4, updated_at = $5 WHERE id = $6")
                         .bind(&issue.title)
                         .bind(issue.date.to_string())
@@ -175,7 +179,7 @@ impl Store {
                     .fetch_one(&mut *tx)
                     .await?;
                     report.new.push(issue.slug.clone());
-                    row.get("id")
+                    column(&row, "issues", &slug, "id")?
                 }
             };
             // Articles: upsert each, keeping first_seen_at; drop ones that are gone.
@@ -223,7 +227,7 @@ impl Store {
         ))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(|r| issue_record(&r)).collect())
+        rows.iter().map(issue_record).collect()
     }
 
     /// Every recorded issue, drafts and held ones too, newest issue date
@@ -232,7 +236,7 @@ impl Store {
         let rows = sqlx::query(select_records!("ORDER BY issue_date DESC, slug"))
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.into_iter().map(|r| issue_record(&r)).collect())
+        rows.iter().map(issue_record).collect()
     }
 
     /// One released issue (the web version looks it up per request): None
@@ -244,7 +248,7 @@ impl Store {
         .bind(slug)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.as_ref().map(issue_record))
+        row.as_ref().map(issue_record).transpose()
     }
 
     /// Article slugs recorded for an issue, with their first-seen times.
@@ -258,10 +262,18 @@ impl Store {
         .bind(issue_slug)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| (r.get("slug"), r.get("first_seen_at")))
-            .collect())
+        rows.iter()
+            .map(|r| {
+                let slug: String = column(r, "articles", &"?", "slug")?;
+                let seen = column(
+                    r,
+                    "articles",
+                    &format!("{issue_slug}/{slug}"),
+                    "first_seen_at",
+                )?;
+                Ok((slug, seen))
+            })
+            .collect()
     }
 }
 

@@ -22,7 +22,10 @@ use sqlx::sqlite::{
 };
 
 pub use backup::{Backup, BackupError};
-pub use deliveries::{Attempt, Claimed, DeliveryProblem, IssueDeliveries, Published, backoff};
+pub use deliveries::{
+    Attempt, Claimed, Claims, DeliveryProblem, DeliveryStatus, IssueDeliveries, MailState,
+    Published, UnpublishedIssue, backoff,
+};
 pub use issues::{IssueRecord, RecordReport};
 pub use lock::{LockError, RunLock};
 pub use roster::{
@@ -63,6 +66,37 @@ pub enum StoreError {
     Random(getrandom::Error),
     #[error("the database holds a bad value ({what}); was it edited by hand?")]
     Corrupt { what: String },
+}
+
+/// One column of a row read back from the store: a value of the wrong type
+/// is [`StoreError::Corrupt`] naming the table, the row and the column (a
+/// hand-edited database), never a panic.
+pub(crate) fn column<'r, T>(
+    row: &'r sqlx::sqlite::SqliteRow,
+    table: &str,
+    id: &dyn std::fmt::Display,
+    name: &str,
+) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    use sqlx::Row;
+    row.try_get(name).map_err(|e| match e {
+        sqlx::Error::ColumnDecode { source, .. } => corrupt(table, id, name, &source.to_string()),
+        other => StoreError::Sql(other),
+    })
+}
+
+/// [`StoreError::Corrupt`] for one column of one row.
+pub(crate) fn corrupt(
+    table: &str,
+    id: &dyn std::fmt::Display,
+    column: &str,
+    what: &str,
+) -> StoreError {
+    StoreError::Corrupt {
+        what: format!("{table} row {id}, column {column}: {what}"),
+    }
 }
 
 /// A handle on the database; cheap to clone.

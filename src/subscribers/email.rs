@@ -208,6 +208,13 @@ impl SubscriberEmail {
         Ok(format!("{}@{}", self.local_part(), self.ascii_domain()?))
     }
 
+    /// [`envelope`](SubscriberEmail::envelope) as lettre's address, for the
+    /// `To:` header. [`SubscriberEmail::parse`] made sure lettre takes it.
+    pub fn mailbox(&self) -> Result<lettre::Address, EmailError> {
+        lettre::Address::new(self.local_part(), self.ascii_domain()?)
+            .map_err(|e| EmailError::Mailer(e.to_string()))
+    }
+
     /// Whether mailing this address needs the server's SMTPUTF8 (RFC 6531):
     /// only a non-ASCII local part does, since the domain is sent as IDNA.
     pub fn needs_smtputf8(&self) -> bool {

@@ -52,6 +52,20 @@ impl Token {
         }
     }
 
+    /// A stand-in for the links of a message that is no subscriber's (a
+    /// preview, a test copy to an address not on the list): `label` as it
+    /// is when it is URL-safe and shorter than a real token, so a link with
+    /// it can never act on a subscriber ([`Token::parse`] refuses it and
+    /// the pages answer 404); `placeholder` otherwise.
+    pub fn placeholder(label: &'static str) -> Token {
+        let usable = !label.is_empty()
+            && label.len() < TOKEN_CHARS
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        Token(if usable { label } else { "placeholder" }.to_string())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -72,6 +86,21 @@ impl fmt::Debug for Token {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_placeholder_is_url_safe_and_never_a_real_token() {
+        let p = Token::placeholder("preview-token");
+        assert_eq!(p.as_str(), "preview-token");
+        assert!(Token::parse(p.as_str()).is_err());
+        for bad in [
+            "",
+            "a/b",
+            "tok\r\nX: y",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        ] {
+            assert_eq!(Token::placeholder(bad).as_str(), "placeholder", "{bad:?}");
+        }
+    }
 
     #[test]
     fn generated_tokens_are_url_safe_unique_and_parse_back() {

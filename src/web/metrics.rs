@@ -128,7 +128,7 @@ async fn render(state: &AppState) -> Result<String, crate::store::StoreError> {
         "gauge",
         "Issues recorded, by mail state.",
     );
-    for st in ["unpublished", "published", "skipped"] {
+    for st in crate::store::MailState::ALL {
         let n = issues.iter().filter(|i| i.mail_state == st).count();
         let _ = writeln!(out, "gazette_issues{{mail_state=\"{st}\"}} {n}");
     }

@@ -194,7 +194,9 @@ impl Pages {
         let pages = Pages {
             templates,
             renderer,
-            sender: Sender::from_config(config).map(Arc::new),
+            sender: Sender::from_config(config)
+                .map(Arc::new)
+                .map_err(|e| e.to_string()),
             issues: IssueCache::default(),
             limiter: RateLimiter::new(
                 config.http.subscribe_burst,

@@ -135,8 +135,8 @@ impl Pages {
         let (subject, text, html) = self.signup_bodies(mail, p)?;
         let message = crate::mail::message::notice(
             sender,
-            p.email.as_str(),
-            p.name.as_ref().map(|n| n.as_str()),
+            &p.email,
+            p.name.as_ref(),
             &subject,
             text,
             html,
@@ -163,7 +163,8 @@ enum SignupMailError {
 /// neither as the list has it (`bücher.example`) nor as it went on the wire
 /// (`xn--bcher-kva.example`).
 fn loggable_reply(reply: &str, p: &Preferences, sent: &Outgoing) -> String {
-    without_address(reply, &[p.email.as_str(), &sent.to])
+    let wire = sent.to.envelope().unwrap_or_default();
+    without_address(reply, &[p.email.as_str(), &wire])
 }
 
 /// A server's reply with the recipient's address taken out (any case, in
@@ -279,7 +280,7 @@ mod tests {
             token: Token::generate().unwrap(),
         };
         let sent = pages.signup_message(SignupMail::Already, &p).unwrap();
-        assert_eq!(sent.to, "Ann@xn--bcher-kva.example");
+        assert_eq!(sent.to.envelope().unwrap(), "Ann@xn--bcher-kva.example");
         let reply = "550 5.1.1 <ann@XN--BCHER-KVA.example>: no such user here (Ann@bücher.example)";
         assert_eq!(
             loggable_reply(reply, &p, &sent),

@@ -24,7 +24,8 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufR
 use tokio::net::TcpStream;
 
 use super::tls::{Security, Stream};
-use super::transport::Outcome;
+use super::{Outcome, is_bad_mailbox};
+use crate::subscribers::SubscriberEmail;
 
 /// The longest reply line taken, CRLF included. RFC 5321 (4.5.3.1.5) allows
 /// 512 octets; real servers stay well below; 4 KiB leaves room for the odd
@@ -70,7 +71,7 @@ enum Fail {
     Unsendable(String),
 }
 
-pub struct PlainSmtp {
+pub struct SmtpClient {
     host: String,
     port: u16,
     security: Security,
@@ -87,7 +88,7 @@ const IDLE_LIMIT: Duration = Duration::from_secs(30);
 /// How long saying goodbye to all idle connections may take.
 const QUIT_LIMIT: Duration = Duration::from_secs(2);
 
-impl PlainSmtp {
+impl SmtpClient {
     pub fn new(
         host: &str,
         port: u16,
@@ -95,13 +96,13 @@ impl PlainSmtp {
         auth: Option<(String, String)>,
         max_idle: usize,
         timeout: Duration,
-    ) -> PlainSmtp {
+    ) -> SmtpClient {
         let hello = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .ok()
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "localhost".into());
-        PlainSmtp {
+        SmtpClient {
             host: host.to_string(),
             port,
             security,
@@ -113,7 +114,7 @@ impl PlainSmtp {
         }
     }
 
-    /// One whole reply within [`PlainSmtp::timeout`].
+    /// One whole reply within [`SmtpClient::timeout`].
     async fn read_reply(&self, conn: &mut BufReader<Stream>) -> Result<Reply, Fail> {
         match tokio::time::timeout(self.timeout, read_bounded_reply(conn)).await {
             Ok(reply) => reply,
@@ -187,7 +188,7 @@ impl PlainSmtp {
                 tokio::time::timeout(self.timeout, tls.handshake(tcp, self.port, true))
                     .await
                     .map_err(|_| handshake_timeout())?
-                    .map_err(Fail::Io)?
+                    .map_err(|e| Fail::Io(e.to_string()))?
             }
             Security::None | Security::Starttls(_) => Stream::Tcp(tcp),
         };
@@ -219,7 +220,7 @@ impl PlainSmtp {
             let stream = tokio::time::timeout(self.timeout, tls.handshake(tcp, self.port, false))
                 .await
                 .map_err(|_| handshake_timeout())?
-                .map_err(Fail::Io)?;
+                .map_err(|e| Fail::Io(e.to_string()))?;
             conn = BufReader::new(stream);
             // RFC 3207: forget what was learned before TLS; ask again.
             ehlo = self.ehlo(&mut conn).await?;
@@ -268,16 +269,16 @@ impl PlainSmtp {
         self.expect(conn, |c| c == 235).await.map(|_| ())
     }
 
+    /// One MAIL/RCPT/DATA exchange. `to` is the recipient's
+    /// [`SubscriberEmail::envelope`]; `utf8` when it (or `from`) needs SMTPUTF8.
     async fn transaction(
         &self,
         conn: &mut Conn,
         from: &str,
         to: &str,
+        utf8: bool,
         bytes: &[u8],
     ) -> Result<Reply, Fail> {
-        // The domain is already IDNA (ASCII); only a Unicode local part
-        // makes an address non-ASCII, and that needs SMTPUTF8 (RFC 6531 3.4).
-        let utf8 = !(from.is_ascii() && to.is_ascii());
         if utf8 && !conn.smtputf8 {
             return Err(Fail::Unsendable(format!(
                 "not sent: the address {to:?} needs SMTPUTF8, which {}:{} does not offer",
@@ -343,7 +344,24 @@ impl PlainSmtp {
     }
 
     /// Send one message; the outcome as the ledger wants it.
-    pub async fn send(&self, from: &str, to: &str, bytes: &[u8]) -> Outcome {
+    pub async fn send(&self, from: &str, to: &SubscriberEmail, bytes: &[u8]) -> Outcome {
+        // What can be mailed is SubscriberEmail's decision: its envelope form
+        // (IDNA domain) goes into RCPT TO as it is, and only a Unicode local
+        // part needs SMTPUTF8 (RFC 6531 3.4).
+        let utf8 = !from.is_ascii() || to.needs_smtputf8();
+        let to = match to.envelope() {
+            Ok(wire) => wire,
+            Err(e) => {
+                return Outcome::Failed {
+                    reply: format!(
+                        "not sent: the address {:?} cannot be mailed: {e}",
+                        to.as_str()
+                    ),
+                    bounce: false,
+                };
+            }
+        };
+        let to = to.as_str();
         let reused = self
             .idle
             .lock()
@@ -358,14 +376,14 @@ impl PlainSmtp {
                 Err(f) => return outcome(f),
             },
         };
-        let mut result = self.transaction(&mut conn, from, to, bytes).await;
+        let mut result = self.transaction(&mut conn, from, to, utf8, bytes).await;
         if was_reused && matches!(result, Err(Fail::Io(_))) {
             // The server closed an idle connection: once more on a new one.
             conn = match self.connect().await {
                 Ok(c) => c,
                 Err(f) => return outcome(f),
             };
-            result = self.transaction(&mut conn, from, to, bytes).await;
+            result = self.transaction(&mut conn, from, to, utf8, bytes).await;
         }
         match result {
             Ok(reply) => {
@@ -490,7 +508,7 @@ fn outcome(f: Fail) -> Outcome {
             answered: true,
         },
         Fail::Reply(r) => {
-            let bounce = super::transport::is_bad_mailbox(&r.text);
+            let bounce = is_bad_mailbox(&r.text);
             Outcome::Failed {
                 reply: r.line(),
                 bounce,
