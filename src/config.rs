@@ -743,7 +743,7 @@ impl Config {
         for p in raw.http.trusted_proxies.iter().flatten() {
             match crate::web::proxy::IpNet::parse(p) {
                 Ok(net) => trusted_proxies.push(net),
-                Err(msg) => bad("http.trusted_proxies", msg),
+                Err(e) => bad("http.trusted_proxies", e.to_string()),
             }
         }
 

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod content;
 pub mod cycle;
+pub mod cycles;
 pub mod daemon;
 pub mod delivery;
 pub mod feeds;

@@ -12,8 +12,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use gazette::config::Config;
 use gazette::cycle::{self, Control};
+use gazette::delivery::notice::{Notice, NoticeOutcome};
 use gazette::delivery::send::{Progress, Quiet};
-use gazette::delivery::transport::{Outcome, Transport, Wire};
 use gazette::mail::{Recipient, Renderer};
 use gazette::release::{self, Release};
 use gazette::store::{Published, RunLock, Store};
@@ -244,18 +244,16 @@ async fn send_test_copy(
         name: name.as_deref(),
         token: &token,
     })?;
-    let transport = Transport::from_config(&config.mail)?;
     let stem = format!("{}/test-copy", issue.slug);
-    let wire = Wire {
-        envelope_from: &out.envelope_from,
-        to: &out.to,
-        bytes: &out.bytes,
+    let notice = Notice {
+        message: &out,
         file_stem: &stem,
     };
-    let outcome = transport.send(wire).await;
-    let (ok, reply) = match &outcome {
-        Outcome::Sent { reply } => (true, reply.clone()),
-        Outcome::Retry { reply, .. } | Outcome::Failed { reply, .. } => (false, reply.clone()),
+    let (ok, reply) = match notice.send(&config.mail, None).await? {
+        NoticeOutcome::Sent { reply } => (true, reply),
+        NoticeOutcome::NotAccepted { reply } => (false, reply),
+        // Not given a time limit, the transport's own timeouts answer.
+        NoticeOutcome::NoAnswer => (false, "no answer".to_string()),
     };
     if json {
         println!(

@@ -207,10 +207,31 @@ fn next_nonblank<'a>(lines: &[(usize, &'a str)], at: &mut usize) -> Option<(usiz
     None
 }
 
+/// Why a clipping's date is not one; the words go into the file's
+/// [`Problem`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DateError {
+    /// Neither `YYYY-MM-DD` nor three words (four with a weekday).
+    #[error("not a date")]
+    NotADate,
+    /// Three words, none of them a month's name or abbreviation.
+    #[error("no month name")]
+    NoMonth,
+    #[error("{0:?} is not a four-digit year")]
+    Year(String),
+    /// A year, month or day that is not all digits (ordinal suffixes of a
+    /// day aside).
+    #[error("{0:?} is not a number")]
+    NotANumber(String),
+    /// Numbers that make no day of the calendar (November 31).
+    #[error("there is no such day")]
+    NoSuchDay,
+}
+
 /// Reads "November 19, 2021", "Nov. 19, 2021", "19 November 2021" and
 /// "2021-11-19" (a leading weekday such as "Friday," is skipped). The error
 /// says what is wrong.
-pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
+pub fn parse_date(text: &str) -> Result<NaiveDate, DateError> {
     let cleaned = text.replace(',', " ");
     let mut tokens: Vec<&str> = cleaned.split_whitespace().collect();
     if tokens.len() == 4 && is_weekday(tokens[0]) {
@@ -225,35 +246,34 @@ pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
                 {
                     (number(y)?, number(m)?, number(d)?)
                 }
-                _ => return Err("not a date".into()),
+                _ => return Err(DateError::NotADate),
             }
         }
         [a, b, y] => {
             let (month, day) = match (month_number(a), month_number(b)) {
                 (Some(m), _) => (m, day_number(b)?),
                 (None, Some(m)) => (m, day_number(a)?),
-                (None, None) => return Err("no month name".into()),
+                (None, None) => return Err(DateError::NoMonth),
             };
             if y.len() != 4 {
-                return Err(format!("{y:?} is not a four-digit year"));
+                return Err(DateError::Year((*y).to_owned()));
             }
             (number(y)?, month, day)
         }
-        _ => return Err("not a date".into()),
+        _ => return Err(DateError::NotADate),
     };
-    NaiveDate::from_ymd_opt(year as i32, month, day)
-        .ok_or_else(|| "there is no such day".to_string())
+    NaiveDate::from_ymd_opt(year as i32, month, day).ok_or(DateError::NoSuchDay)
 }
 
-fn number(text: &str) -> Result<u32, String> {
+fn number(text: &str) -> Result<u32, DateError> {
+    let not_a_number = || DateError::NotANumber(text.to_owned());
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("{text:?} is not a number"));
+        return Err(not_a_number());
     }
-    text.parse()
-        .map_err(|_| format!("{text:?} is not a number"))
+    text.parse().map_err(|_| not_a_number())
 }
 
-fn day_number(text: &str) -> Result<u32, String> {
+fn day_number(text: &str) -> Result<u32, DateError> {
     let digits = ["st", "nd", "rd", "th"]
         .iter()
         .find_map(|s| text.strip_suffix(s))
@@ -638,15 +658,27 @@ mod tests {
             assert_eq!(parse_date(text), Ok(d), "{text}");
         }
         assert_eq!(parse_date("Sept. 5, 2021"), Ok(date(2021, 9, 5)));
-        for text in [
-            "November 31, 2021",
-            "Novembr 19, 2021",
-            "2021-13-01",
-            "19/11/2021",
-            "November 19, 21",
+        for (text, why) in [
+            ("November 31, 2021", "there is no such day"),
+            ("2021-13-01", "there is no such day"),
+            ("Novembr 19, 2021", "no month name"),
+            ("19/11/2021", "not a date"),
+            ("Nov 19", "not a date"),
+            ("November 19, 21", "\"21\" is not a four-digit year"),
+            ("November 19x, 2021", "\"19x\" is not a number"),
+            ("2021-1a-01", "\"1a\" is not a number"),
+            (
+                "November 99999999999, 2021",
+                "\"99999999999\" is not a number",
+            ),
         ] {
-            assert!(parse_date(text).is_err(), "{text}");
+            let e = parse_date(text).unwrap_err();
+            assert_eq!(e.to_string(), why, "{text}");
         }
+        assert_eq!(
+            parse_date("Nov 19th, 2O21"),
+            Err(DateError::NotANumber("2O21".into()))
+        );
     }
 
     #[test]

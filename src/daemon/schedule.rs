@@ -24,6 +24,14 @@ pub struct Schedule {
     tz: Tz,
 }
 
+/// A cron expression that [`Schedule::new`] refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    /// What `config::parse_cron` said about the expression.
+    #[error("{0}")]
+    Cron(String),
+}
+
 /// What the daemon does now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -41,9 +49,9 @@ pub enum Step {
 
 impl Schedule {
     /// `expr` must already have passed `config::parse_cron`.
-    pub fn new(expr: &str, tz: Tz) -> Result<Schedule, String> {
+    pub fn new(expr: &str, tz: Tz) -> Result<Schedule, ScheduleError> {
         Ok(Schedule {
-            cron: crate::config::parse_cron(expr)?,
+            cron: crate::config::parse_cron(expr).map_err(ScheduleError::Cron)?,
             tz,
         })
     }
@@ -333,5 +341,19 @@ mod tests {
     fn impossible_date_never_fires() {
         let s = Schedule::new("0 0 30 2 *", ny()).unwrap();
         assert_eq!(s.step(Utc::now(), Utc::now()), Step::Never);
+    }
+
+    #[test]
+    fn a_refused_expression_says_why() {
+        let e = Schedule::new("0 0 9 * * 0", ny()).unwrap_err();
+        assert!(
+            e.to_string().contains("has 6 fields; use the standard 5"),
+            "{e}"
+        );
+        let e = Schedule::new("61 * * * *", ny()).unwrap_err();
+        assert!(
+            e.to_string().contains("is not a valid cron expression"),
+            "{e}"
+        );
     }
 }

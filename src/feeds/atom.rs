@@ -9,10 +9,8 @@ use atom_syndication::{
     Category, Content, Entry as AtomEntry, Feed, Generator, Link, Person, Text, WriteConfig,
 };
 
-use super::parallel::Frame;
-use super::{
-    ATOM_MEDIA_TYPE, Context, Entry, FeedError, GENERATOR, fragment, push_xml_text, xml_text,
-};
+use super::format::{Format, Frame, Reused, fragment};
+use super::{ATOM_MEDIA_TYPE, Context, Entry, FeedError, GENERATOR, push_xml_text, xml_text};
 
 /// Where entries go in the output of [`head`].
 const ENTRIES_BEFORE: &str = "\n</feed>";
@@ -38,49 +36,39 @@ pub(crate) fn render(ctx: &Context<'_>) -> Result<String, FeedError> {
     )
 }
 
-/// The feed's frame for building it in pieces (see [`super::parallel`]).
-pub(crate) fn frame(ctx: &Context<'_>) -> Result<Frame, FeedError> {
-    let head = head(ctx)?;
-    head.rfind(ENTRIES_BEFORE)
-        .and_then(|at| Frame::split(&head, at, ""))
-        .ok_or_else(|| serialize_error(&"unexpected serializer output: no end of feed"))
-}
-
 /// The feed without entries.
 fn head(ctx: &Context<'_>) -> Result<String, FeedError> {
     write(&feed(ctx), 4096)
 }
 
-/// Entry structs kept from chunk to chunk: later chunks overwrite their
-/// strings instead of allocating new ones.
-#[derive(Default)]
-pub(crate) struct Scratch {
-    entries: Vec<AtomEntry>,
-}
+/// Atom 1.0 as `parallel.rs` builds it in pieces.
+pub(crate) struct Atom;
 
-/// Serializes `entries` as a feed of their own into `buf` (cleared first)
-/// and returns the byte range of its `<entry>` elements: exactly what
-/// [`render`] writes for them (same indentation), for splicing into [`frame`].
-pub(crate) fn write_entries(
-    ctx: &Context<'_>,
-    entries: &[Entry<'_>],
-    buf: &mut Vec<u8>,
-    scratch: &mut Scratch,
-) -> Result<Range<usize>, FeedError> {
-    buf.clear();
-    let mut atom_entries = std::mem::take(&mut scratch.entries);
-    atom_entries.resize_with(entries.len(), AtomEntry::default);
-    for (atom_entry, entry) in atom_entries.iter_mut().zip(entries) {
-        fill(atom_entry, ctx, entry);
+impl Format for Atom {
+    const NAME: &'static str = "Atom";
+    type Scratch = Reused<AtomEntry>;
+
+    fn frame(ctx: &Context<'_>) -> Result<Frame, FeedError> {
+        Frame::before_last::<Atom>(&head(ctx)?, ENTRIES_BEFORE, "feed")
     }
-    let feed = Feed {
-        entries: atom_entries,
-        ..Feed::default()
-    };
-    let written = feed.write_with_config(&mut *buf, CONFIG);
-    scratch.entries = feed.entries;
-    written.map_err(|e| serialize_error(&e))?;
-    fragment(buf, FIRST_ENTRY, ENTRIES_BEFORE, "Atom")
+
+    /// The entries of a feed of their own.
+    fn write(
+        ctx: &Context<'_>,
+        entries: &[Entry<'_>],
+        buf: &mut Vec<u8>,
+        scratch: &mut Reused<AtomEntry>,
+    ) -> Result<Range<usize>, FeedError> {
+        buf.clear();
+        let feed = Feed {
+            entries: scratch.fill(entries, |atom_entry, entry| fill(atom_entry, ctx, entry)),
+            ..Feed::default()
+        };
+        let written = feed.write_with_config(&mut *buf, CONFIG);
+        scratch.keep(feed.entries);
+        written.map_err(|e| Atom::error(&e))?;
+        fragment::<Atom>(buf, FIRST_ENTRY, ENTRIES_BEFORE)
+    }
 }
 
 const CONFIG: WriteConfig = WriteConfig {
@@ -115,17 +103,10 @@ fn feed(ctx: &Context<'_>) -> Feed {
 fn write(feed: &Feed, capacity: usize) -> Result<String, FeedError> {
     let bytes = feed
         .write_with_config(Vec::with_capacity(capacity), CONFIG)
-        .map_err(|e| serialize_error(&e))?;
-    let mut xml = String::from_utf8(bytes).map_err(|e| serialize_error(&e))?;
+        .map_err(|e| Atom::error(&e))?;
+    let mut xml = String::from_utf8(bytes).map_err(|e| Atom::error(&e))?;
     xml.push('\n');
     Ok(xml)
-}
-
-fn serialize_error(e: &dyn std::fmt::Display) -> FeedError {
-    FeedError::Serialize {
-        format: "Atom",
-        message: e.to_string(),
-    }
 }
 
 /// Makes `e` the Atom entry of `entry`, reusing its strings.

@@ -5,8 +5,8 @@ use std::ops::Range;
 
 use serde::Serialize;
 
-use super::parallel::Frame;
-use super::{Context, Entry, FeedError, fragment};
+use super::format::{Format, Frame, fragment};
+use super::{Context, Entry, FeedError};
 
 pub(crate) const VERSION: &str = "https://jsonfeed.org/version/1.1";
 
@@ -83,51 +83,60 @@ pub(crate) fn render(ctx: &Context<'_>) -> Result<String, FeedError> {
     let mut feed = feed(ctx);
     feed.items.entries = &ctx.entries;
     // to_string_pretty skips a UTF-8 re-validation of the output.
-    let mut json = serde_json::to_string_pretty(&feed).map_err(|e| serialize_error(&e))?;
+    let mut json = serde_json::to_string_pretty(&feed).map_err(|e| Json::error(&e))?;
     json.push('\n');
     Ok(json)
 }
 
-/// The feed's frame for building it in pieces (see [`super::parallel`]):
-/// item chunks, joined by commas, go between the brackets of `"items": []`,
-/// which close on a line of their own when there are items.
-pub(crate) fn frame(ctx: &Context<'_>) -> Result<Frame, FeedError> {
-    let mut head = serde_json::to_string_pretty(&feed(ctx)).map_err(|e| serialize_error(&e))?;
-    head.push('\n');
-    let at = head
-        .rfind(ITEMS_AFTER)
-        .map(|at| at + ITEMS_AFTER.len())
-        .ok_or_else(|| serialize_error(&"unexpected serializer output: no items"))?;
-    let frame = Frame::split(&head, at, ",")
-        .ok_or_else(|| serialize_error(&"unexpected serializer output: bad items"))?;
-    Ok(if ctx.entries.is_empty() {
-        frame
-    } else {
-        Frame {
-            suffix: format!("{ITEMS_END_INDENT}{}", frame.suffix),
-            ..frame
-        }
-    })
-}
+/// JSON Feed 1.1 as `parallel.rs` builds it in pieces.
+pub(crate) struct Json;
 
-/// Serializes `entries` as an items array of their own into `buf` (cleared
-/// first) and returns the byte range of the items, as [`render`] writes them.
-pub(crate) fn write_items(
-    ctx: &Context<'_>,
-    entries: &[Entry<'_>],
-    buf: &mut Vec<u8>,
-) -> Result<Range<usize>, FeedError> {
-    #[derive(Serialize)]
-    struct ItemsOnly<'a> {
-        items: Items<'a>,
+impl Format for Json {
+    const NAME: &'static str = "JSON";
+    /// serde serializes borrowed entries: nothing to keep.
+    type Scratch = ();
+
+    /// Item chunks, joined by commas, go between the brackets of
+    /// `"items": []`, which close on a line of their own when there are
+    /// items.
+    fn frame(ctx: &Context<'_>) -> Result<Frame, FeedError> {
+        let mut head = serde_json::to_string_pretty(&feed(ctx)).map_err(|e| Json::error(&e))?;
+        head.push('\n');
+        let at = head
+            .rfind(ITEMS_AFTER)
+            .map(|at| at + ITEMS_AFTER.len())
+            .ok_or_else(|| Json::error(&"unexpected serializer output: no items"))?;
+        let frame = Frame::split(&head, at, ",")
+            .ok_or_else(|| Json::error(&"unexpected serializer output: bad items"))?;
+        Ok(if ctx.entries.is_empty() {
+            frame
+        } else {
+            Frame {
+                suffix: format!("{ITEMS_END_INDENT}{}", frame.suffix),
+                ..frame
+            }
+        })
     }
-    buf.clear();
-    let items = ItemsOnly {
-        items: Items { ctx, entries },
-    };
-    serde_json::to_writer_pretty(&mut *buf, &items).map_err(|e| serialize_error(&e))?;
-    let range = fragment(buf, ITEMS_AFTER, ITEMS_END, "JSON")?;
-    Ok(range.start + ITEMS_AFTER.len()..range.end)
+
+    /// The items of an items array of their own.
+    fn write(
+        ctx: &Context<'_>,
+        entries: &[Entry<'_>],
+        buf: &mut Vec<u8>,
+        _: &mut (),
+    ) -> Result<Range<usize>, FeedError> {
+        #[derive(Serialize)]
+        struct ItemsOnly<'a> {
+            items: Items<'a>,
+        }
+        buf.clear();
+        let items = ItemsOnly {
+            items: Items { ctx, entries },
+        };
+        serde_json::to_writer_pretty(&mut *buf, &items).map_err(|e| Json::error(&e))?;
+        let range = fragment::<Json>(buf, ITEMS_AFTER, ITEMS_END)?;
+        Ok(range.start + ITEMS_AFTER.len()..range.end)
+    }
 }
 
 fn feed<'a>(ctx: &'a Context<'a>) -> JsonFeed<'a> {
@@ -144,13 +153,6 @@ fn feed<'a>(ctx: &'a Context<'a>) -> JsonFeed<'a> {
             url: Some(&ctx.home_url),
         }],
         items: Items { ctx, entries: &[] },
-    }
-}
-
-fn serialize_error(e: &dyn std::fmt::Display) -> FeedError {
-    FeedError::Serialize {
-        format: "JSON",
-        message: e.to_string(),
     }
 }
 

@@ -32,6 +32,7 @@ use crate::config::Publication;
 use crate::content::{Article, Issue};
 
 mod atom;
+mod format;
 mod json;
 mod parallel;
 mod rss;
@@ -90,7 +91,7 @@ pub fn build(
 ) -> Result<FeedSet, FeedError> {
     let ctx = Context::new(publication, issues, items)?;
     if ctx.entries.len() > parallel::CHUNK {
-        parallel::build(&ctx, parallel::CHUNK)
+        build_in_pieces(&ctx, parallel::CHUNK)
     } else {
         Ok(FeedSet {
             rss: rss::render(&ctx)?,
@@ -130,23 +131,11 @@ pub fn build_json(
     json::render(&Context::new(publication, issues, items)?)
 }
 
-/// The byte range of `doc` from the first `start` to the last `end`, where
-/// a serializer's output is cut into pieces (see [`parallel`]).
-pub(crate) fn fragment(
-    doc: &[u8],
-    start: &str,
-    end: &str,
-    format: &'static str,
-) -> Result<std::ops::Range<usize>, FeedError> {
-    let first = doc.windows(start.len()).position(|w| w == start.as_bytes());
-    let last = doc.windows(end.len()).rposition(|w| w == end.as_bytes());
-    match (first, last) {
-        (Some(from), Some(to)) if from <= to => Ok(from..to),
-        _ => Err(FeedError::Serialize {
-            format,
-            message: format!("unexpected serializer output: no {start:?} ... {end:?}"),
-        }),
-    }
+/// The three feeds built on all cores in chunks of `chunk` entries (see
+/// [`parallel`]): byte for byte what the `render` functions write.
+pub(crate) fn build_in_pieces(ctx: &Context<'_>, chunk: usize) -> Result<FeedSet, FeedError> {
+    let [atom, rss, json] = parallel::build::<atom::Atom, rss::Rss, json::Json>(ctx, chunk)?;
+    Ok(FeedSet { rss, atom, json })
 }
 
 /// Everything the three serializers share, computed once.

@@ -4,7 +4,8 @@
 //! in chunks of [`CHUNK`]. Every chunk is serialized by the feed's own
 //! serializer (the `rss` / `atom_syndication` crates, serde for JSON) as a
 //! small document of its own, and its entries are cut out of that document
-//! and appended, in order, to the feed's output. The result is byte-identical
+//! and appended, in order, to the feed's output. What each format does is
+//! behind [`Format`] (`format.rs`); this file knows no format. The result is byte-identical
 //! to the one-piece serialization (the tests check this for many chunk
 //! sizes). Chunk buffers are recycled, so memory stays at about the size of
 //! the outputs.
@@ -14,70 +15,12 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::{Context, Entry, FeedError, FeedSet, atom, json, rss};
+use super::format::{Format, Frame};
+use super::{Context, Entry, FeedError};
 
 /// Entries per unit of work; feeds with at most this many entries are built
 /// on the calling thread, in one piece.
 pub(crate) const CHUNK: usize = 64;
-
-/// A feed's output without its entries: entries go between `prefix` and
-/// `suffix`, chunks joined by `separator`.
-pub(crate) struct Frame {
-    pub prefix: String,
-    pub suffix: String,
-    pub separator: &'static str,
-}
-
-impl Frame {
-    /// Splits a serialized feed without entries at byte `at`.
-    pub(crate) fn split(head: &str, at: usize, separator: &'static str) -> Option<Frame> {
-        Some(Frame {
-            prefix: head.get(..at)?.to_owned(),
-            suffix: head.get(at..)?.to_owned(),
-            separator,
-        })
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Kind {
-    Rss,
-    Atom,
-    Json,
-}
-
-const KINDS: [Kind; 3] = [Kind::Atom, Kind::Rss, Kind::Json];
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Rss => "RSS",
-            Kind::Atom => "Atom",
-            Kind::Json => "JSON",
-        }
-    }
-
-    fn write(
-        self,
-        ctx: &Context<'_>,
-        entries: &[Entry<'_>],
-        buf: &mut Vec<u8>,
-        scratch: &mut Scratch,
-    ) -> Result<Range<usize>, FeedError> {
-        match self {
-            Kind::Rss => rss::write_items(ctx, entries, buf, &mut scratch.rss),
-            Kind::Atom => atom::write_entries(ctx, entries, buf, &mut scratch.atom),
-            Kind::Json => json::write_items(ctx, entries, buf),
-        }
-    }
-}
-
-/// A worker's structs, reused from chunk to chunk.
-#[derive(Default)]
-struct Scratch {
-    rss: rss::Scratch,
-    atom: atom::Scratch,
-}
 
 /// One feed's output, appended to chunk by chunk in order.
 struct Assembler {
@@ -135,9 +78,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Builds the three feeds on all cores, in chunks of `chunk` entries.
-pub(crate) fn build(ctx: &Context<'_>, chunk: usize) -> Result<FeedSet, FeedError> {
-    let frames = [rss::frame(ctx)?, atom::frame(ctx)?, json::frame(ctx)?];
+/// Builds three feeds, of formats `A`, `B` and `C`, on all cores, in chunks
+/// of `chunk` entries; their outputs in that order.
+pub(crate) fn build<A: Format, B: Format, C: Format>(
+    ctx: &Context<'_>,
+    chunk: usize,
+) -> Result<[String; 3], FeedError> {
+    let frames = [A::frame(ctx)?, B::frame(ctx)?, C::frame(ctx)?];
+    let names = [A::NAME, B::NAME, C::NAME];
     let chunks: Vec<&[Entry<'_>]> = ctx.entries.chunks(chunk.max(1)).collect();
     // Generous: pages never touched cost nothing, and growing would copy.
     let entries = ctx.entries.len();
@@ -147,13 +95,8 @@ pub(crate) fn build(ctx: &Context<'_>, chunk: usize) -> Result<FeedSet, FeedErro
     let assemblers = frames
         .each_ref()
         .map(|frame| Mutex::new(Assembler::new(frame, capacity(frame))));
-    let slot = |kind: Kind| match kind {
-        Kind::Rss => 0,
-        Kind::Atom => 1,
-        Kind::Json => 2,
-    };
 
-    let tasks = chunks.len() * KINDS.len();
+    let tasks = chunks.len() * frames.len();
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let error: Mutex<Option<FeedError>> = Mutex::new(None);
@@ -161,7 +104,12 @@ pub(crate) fn build(ctx: &Context<'_>, chunk: usize) -> Result<FeedSet, FeedErro
 
     let worker = || {
         let mut spent = Vec::new();
-        let mut scratch = Scratch::default();
+        // Each format's structs, reused from chunk to chunk.
+        let mut scratch = (
+            A::Scratch::default(),
+            B::Scratch::default(),
+            C::Scratch::default(),
+        );
         while !failed.load(Ordering::Relaxed) {
             let task = next.fetch_add(1, Ordering::Relaxed);
             if task >= tasks {
@@ -169,18 +117,22 @@ pub(crate) fn build(ctx: &Context<'_>, chunk: usize) -> Result<FeedSet, FeedErro
             }
             // Chunk by chunk, the three feeds side by side: each feed's
             // assembler keeps moving and few chunks wait for their turn.
-            let (index, kind) = (task / KINDS.len(), KINDS[task % KINDS.len()]);
+            let (index, feed) = (task / frames.len(), task % frames.len());
             let mut buf = lock(&pool).pop().unwrap_or_default();
-            let result = kind
-                .write(ctx, chunks[index], &mut buf, &mut scratch)
-                .and_then(|range| {
-                    lock(&assemblers[slot(kind)])
-                        .add(index, buf, range, &mut spent)
-                        .map_err(|message| FeedError::Serialize {
-                            format: kind.name(),
-                            message: message.to_owned(),
-                        })
-                });
+            let part = chunks[index];
+            let written = match feed {
+                0 => A::write(ctx, part, &mut buf, &mut scratch.0),
+                1 => B::write(ctx, part, &mut buf, &mut scratch.1),
+                _ => C::write(ctx, part, &mut buf, &mut scratch.2),
+            };
+            let result = written.and_then(|range| {
+                lock(&assemblers[feed])
+                    .add(index, buf, range, &mut spent)
+                    .map_err(|message| FeedError::Serialize {
+                        format: names[feed],
+                        message: message.to_owned(),
+                    })
+            });
             match result {
                 Ok(()) => lock(&pool).append(&mut spent),
                 Err(e) => {
@@ -203,22 +155,21 @@ pub(crate) fn build(ctx: &Context<'_>, chunk: usize) -> Result<FeedSet, FeedErro
         return Err(e);
     }
 
-    let [rss, atom, json] =
-        assemblers.map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner));
-    let finish = |mut a: Assembler, frame: &Frame, kind: Kind| {
+    let [a, b, c] = assemblers.map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner));
+    let finish = |mut a: Assembler, frame: &Frame, format: &'static str| {
         if a.next != chunks.len() {
             return Err(FeedError::Serialize {
-                format: kind.name(),
+                format,
                 message: format!("{} of {} chunks assembled", a.next, chunks.len()),
             });
         }
         a.out.push_str(&frame.suffix);
         Ok(a.out)
     };
-    let [rss_frame, atom_frame, json_frame] = &frames;
-    Ok(FeedSet {
-        rss: finish(rss, rss_frame, Kind::Rss)?,
-        atom: finish(atom, atom_frame, Kind::Atom)?,
-        json: finish(json, json_frame, Kind::Json)?,
-    })
+    let [a_frame, b_frame, c_frame] = &frames;
+    Ok([
+        finish(a, a_frame, A::NAME)?,
+        finish(b, b_frame, B::NAME)?,
+        finish(c, c_frame, C::NAME)?,
+    ])
 }

@@ -13,10 +13,8 @@ use ::rss::extension::atom::{AtomExtension, Link};
 use ::rss::extension::dublincore::DublinCoreExtension;
 use ::rss::{Category, Channel, Guid, Item};
 
-use super::parallel::Frame;
-use super::{
-    Context, Entry, FeedError, GENERATOR, RSS_MEDIA_TYPE, fragment, push_xml_text, xml_text,
-};
+use super::format::{Format, Frame, Reused, fragment};
+use super::{Context, Entry, FeedError, GENERATOR, RSS_MEDIA_TYPE, push_xml_text, xml_text};
 
 /// Where items go in the output of [`head`].
 const ITEMS_BEFORE: &str = "\n  </channel>";
@@ -38,14 +36,6 @@ pub(crate) fn render(ctx: &Context<'_>) -> Result<String, FeedError> {
     write(&channel, ctx.html_bytes + ctx.entries.len() * 1024 + 1024)
 }
 
-/// The feed's frame for building it in pieces (see [`super::parallel`]).
-pub(crate) fn frame(ctx: &Context<'_>) -> Result<Frame, FeedError> {
-    let head = head(ctx)?;
-    head.rfind(ITEMS_BEFORE)
-        .and_then(|at| Frame::split(&head, at, ""))
-        .ok_or_else(|| serialize_error(&"unexpected serializer output: no end of channel"))
-}
-
 /// The feed without items, its root declaring the namespaces items use.
 fn head(ctx: &Context<'_>) -> Result<String, FeedError> {
     let mut channel = channel(ctx);
@@ -63,36 +53,34 @@ fn head(ctx: &Context<'_>) -> Result<String, FeedError> {
     write(&channel, 4096)
 }
 
-/// Item structs kept from chunk to chunk: later chunks overwrite their
-/// strings instead of allocating new ones.
-#[derive(Default)]
-pub(crate) struct Scratch {
-    items: Vec<Item>,
-}
+/// RSS 2.0 as `parallel.rs` builds it in pieces.
+pub(crate) struct Rss;
 
-/// Serializes `entries` as a channel of their own into `buf` (cleared first)
-/// and returns the byte range of its `<item>` elements: exactly what
-/// [`render`] writes for them (same indentation), for splicing into [`frame`].
-pub(crate) fn write_items(
-    ctx: &Context<'_>,
-    entries: &[Entry<'_>],
-    buf: &mut Vec<u8>,
-    scratch: &mut Scratch,
-) -> Result<Range<usize>, FeedError> {
-    buf.clear();
-    let mut items = std::mem::take(&mut scratch.items);
-    items.resize_with(entries.len(), Item::default);
-    for (item, entry) in items.iter_mut().zip(entries) {
-        fill(item, ctx, entry);
+impl Format for Rss {
+    const NAME: &'static str = "RSS";
+    type Scratch = Reused<Item>;
+
+    fn frame(ctx: &Context<'_>) -> Result<Frame, FeedError> {
+        Frame::before_last::<Rss>(&head(ctx)?, ITEMS_BEFORE, "channel")
     }
-    let channel = Channel {
-        items,
-        ..Channel::default()
-    };
-    let written = channel.pretty_write_to(&mut *buf, b' ', 2);
-    scratch.items = channel.items;
-    written.map_err(|e| serialize_error(&e))?;
-    fragment(buf, FIRST_ITEM, ITEMS_BEFORE, "RSS")
+
+    /// The items of a channel of their own.
+    fn write(
+        ctx: &Context<'_>,
+        entries: &[Entry<'_>],
+        buf: &mut Vec<u8>,
+        scratch: &mut Reused<Item>,
+    ) -> Result<Range<usize>, FeedError> {
+        buf.clear();
+        let channel = Channel {
+            items: scratch.fill(entries, |item, entry| fill(item, ctx, entry)),
+            ..Channel::default()
+        };
+        let written = channel.pretty_write_to(&mut *buf, b' ', 2);
+        scratch.keep(channel.items);
+        written.map_err(|e| Rss::error(&e))?;
+        fragment::<Rss>(buf, FIRST_ITEM, ITEMS_BEFORE)
+    }
 }
 
 fn channel(ctx: &Context<'_>) -> Channel {
@@ -125,17 +113,10 @@ fn channel(ctx: &Context<'_>) -> Channel {
 fn write(channel: &Channel, capacity: usize) -> Result<String, FeedError> {
     let bytes = channel
         .pretty_write_to(Vec::with_capacity(capacity), b' ', 2)
-        .map_err(|e| serialize_error(&e))?;
-    let mut xml = String::from_utf8(bytes).map_err(|e| serialize_error(&e))?;
+        .map_err(|e| Rss::error(&e))?;
+    let mut xml = String::from_utf8(bytes).map_err(|e| Rss::error(&e))?;
     xml.push('\n');
     Ok(xml)
-}
-
-fn serialize_error(e: &dyn std::fmt::Display) -> FeedError {
-    FeedError::Serialize {
-        format: "RSS",
-        message: e.to_string(),
-    }
 }
 
 /// Makes `item` the item of `entry`, reusing its strings.

@@ -269,7 +269,7 @@ fn parallel_spliced_build_equals_one_piece_serialization() {
             json: json::render(&ctx).unwrap(),
         };
         for chunk in [1, 2, 3, 7, 256, 10_000] {
-            let spliced = parallel::build(&ctx, chunk).unwrap();
+            let spliced = build_in_pieces(&ctx, chunk).unwrap();
             assert_eq!(spliced.rss, whole.rss, "chunk {chunk}");
             assert_eq!(spliced.atom, whole.atom, "chunk {chunk}");
             assert_eq!(spliced.json, whole.json, "chunk {chunk}");

@@ -12,16 +12,12 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::Row;
 
+use super::time::{self, ledger_time};
 use super::{Store, StoreError};
 use crate::subscribers::MailFormat;
-
-/// Ledger time stamps: one fixed format, so text order is time order.
-pub fn ledger_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
 
 /// What publishing an issue did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,9 +164,7 @@ impl Store {
                 .bind(slug)
                 .fetch_optional(&self.pool)
                 .await?;
-        Ok(r.and_then(|(t,)| t)
-            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-            .map(|t| t.with_timezone(&Utc)))
+        Ok(r.and_then(|(t,)| t).and_then(|t| time::parse(&t)))
     }
 
     /// Note that a new issue is not mailed automatically (too old when first seen).

@@ -1,9 +1,10 @@
 //! Recording what ingest saw: issues and articles with their content hashes.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use sqlx::Row;
 
+use super::time::stamp;
 use super::{Store, StoreError};
 use crate::content::Issue;
 use crate::release::{self, Release};
@@ -56,10 +57,6 @@ macro_rules! select_records {
             $rest
         )
     };
-}
-
-pub(super) fn stamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// An [`IssueRecord`] from a row with its columns (the listing and the

@@ -3,13 +3,15 @@
 //! One file, WAL mode, a busy timeout, and short transactions. Migrations are
 //! compiled into the binary, so a new version upgrades the file on open.
 
-mod admin;
 mod backup;
 mod deliveries;
 mod issues;
 mod lock;
+mod roster;
 mod signup;
 mod subscribers;
+mod suppression;
+mod time;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -19,19 +21,18 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use admin::{
-    CheckedAdd, Erasure, SubscriberEdit, SubscriberPage, SubscriberQuery, SubscriberRecord,
-};
 pub use backup::{Backup, BackupError};
-pub use deliveries::{
-    Attempt, Claimed, DeliveryProblem, IssueDeliveries, Published, backoff, ledger_time,
-};
+pub use deliveries::{Attempt, Claimed, DeliveryProblem, IssueDeliveries, Published, backoff};
 pub use issues::{IssueRecord, RecordReport};
 pub use lock::{LockError, RunLock};
+pub use roster::{
+    CheckedAdd, Erasure, SubscriberEdit, SubscriberPage, SubscriberQuery, SubscriberRecord,
+};
 pub use signup::{
     CONFIRM_TTL, Confirmation, Preferences, PreferencesChange, SIGNUP_MAILS_PER_DAY, Signup,
 };
 pub use subscribers::{AddOutcome, ImportReport, RemoveOutcome, StatusCounts};
+pub use time::ledger_time;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations");
 
@@ -102,7 +103,7 @@ impl Store {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
             // Freed space is zeroed, so an erased subscriber's address or an
-            // old reply does not survive in a page's free space (admin.rs).
+            // old reply does not survive in a page's free space (roster.rs).
             .pragma("secure_delete", "on");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)

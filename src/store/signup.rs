@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::issues::stamp;
+use super::time::stamp;
 use super::{Store, StoreError};
 use crate::subscribers::{MailFormat, Status, SubscriberEmail, SubscriberName, Token};
 
@@ -238,11 +238,7 @@ impl Store {
         // A person who had their data erased and now signs up again and
         // confirms has given fresh consent: the suppression entry goes, so
         // the admin tools treat the address like any other again.
-        let key = super::admin::suppression_key(&mut tx).await?;
-        sqlx::query("DELETE FROM suppressions WHERE address_hash = $1")
-            .bind(super::admin::address_hash(&key, &subscriber.email))
-            .execute(&mut *tx)
-            .await?;
+        super::suppression::lift(&mut tx, &subscriber.email).await?;
         tx.commit().await?;
         Ok(Some(subscriber))
     }

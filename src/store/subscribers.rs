@@ -7,7 +7,7 @@
 //! [`SubscriberEmail::key`]: the local part lowercased, the domain as IDNA
 //! normalizes it).
 //!
-//! Erased subscribers (see `admin.rs`) keep an anonymized row that lists,
+//! Erased subscribers (see `roster.rs`) keep an anonymized row that lists,
 //! counts and exports leave out, and an import skips their addresses.
 
 use std::collections::HashSet;
@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::issues::stamp;
+use super::time::stamp;
 use super::{Store, StoreError};
 use crate::subscribers::{
     Status, Subscriber, SubscriberEmail, SubscriberName, SubscriberRow, Token,
@@ -452,13 +452,14 @@ impl Store {
         // IMMEDIATE: the suppression check and the inserts see one state of
         // the database, so an erasure cannot slip in between them.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let key = super::admin::suppression_key(&mut tx).await?;
+        let key = super::suppression::suppression_key(&mut tx).await?;
         for (n, chunk) in rows.chunks(IMPORT_CHUNK).enumerate() {
             let hashes: Vec<String> = chunk
                 .iter()
-                .map(|r| super::admin::address_hash(&key, &r.email))
+                .map(|r| super::suppression::address_hash(&key, &r.email))
                 .collect();
-            let erased: HashSet<String> = super::admin::suppressed_among(&mut tx, &hashes).await?;
+            let erased: HashSet<String> =
+                super::suppression::suppressed_among(&mut tx, &hashes).await?;
             let mut keep = Vec::with_capacity(chunk.len());
             for (i, (row, hash)) in chunk.iter().zip(&hashes).enumerate() {
                 if erased.contains(hash) {

@@ -458,7 +458,7 @@ async fn edit_subscriber(
     Ok(Json(record))
 }
 
-/// DELETE erases: the person asked to be forgotten (see `store/admin.rs`).
+/// DELETE erases: the person asked to be forgotten (see `store/roster.rs`).
 async fn erase_subscriber(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,

@@ -29,7 +29,7 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         Err(e) => Some(e.to_string()),
         Ok(_) => {
             let db = state.store.path().to_path_buf();
-            tokio::task::spawn_blocking(move || writable(&db).err())
+            tokio::task::spawn_blocking(move || writable(&db).err().map(|e| e.to_string()))
                 .await
                 .unwrap_or_else(|e| Some(e.to_string()))
         }
@@ -51,7 +51,7 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
 /// `-wal` file when present, with `access(2)`. It does not open them: closing
 /// any descriptor of a database file drops every POSIX lock this process
 /// holds on it, SQLite's included.
-fn writable(db: &std::path::Path) -> Result<(), String> {
+fn writable(db: &std::path::Path) -> Result<(), NotWritable> {
     use std::os::unix::ffi::OsStrExt;
     let mut wal = db.as_os_str().to_owned();
     wal.push("-wal");
@@ -60,18 +60,38 @@ fn writable(db: &std::path::Path) -> Result<(), String> {
         if path == wal && !wal.exists() {
             continue;
         }
-        let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|source| {
+            NotWritable::NulInPath {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
         // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
         if unsafe { libc::access(c.as_ptr(), libc::W_OK) } != 0 {
-            return Err(format!(
-                "{}: {}",
-                path.display(),
-                std::io::Error::last_os_error()
-            ));
+            return Err(NotWritable::Refused {
+                path: path.to_path_buf(),
+                source: std::io::Error::last_os_error(),
+            });
         }
     }
     Ok(())
+}
+
+/// Why [`writable`] says no: the file and the OS's reason.
+#[derive(Debug, thiserror::Error)]
+enum NotWritable {
+    /// A path with a NUL byte cannot be asked about (nor opened by SQLite).
+    #[error("{}: {source}", path.display())]
+    NulInPath {
+        path: std::path::PathBuf,
+        source: std::ffi::NulError,
+    },
+    /// `access(2)` refused write access (read-only file or mount, owner).
+    #[error("{}: {source}", path.display())]
+    Refused {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The Prometheus text format, version 0.0.4.
@@ -243,4 +263,41 @@ async fn render(state: &AppState) -> Result<String, crate::store::StoreError> {
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn a_writable_database_and_its_wal_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("gazette.db");
+        std::fs::write(&db, b"").unwrap();
+        std::fs::write(dir.path().join("gazette.db-wal"), b"").unwrap();
+        assert!(writable(&db).is_ok());
+    }
+
+    #[test]
+    fn the_refusal_names_the_file_and_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("missing.db");
+        let e = writable(&db).unwrap_err();
+        assert!(matches!(e, NotWritable::Refused { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            format!("{}: No such file or directory (os error 2)", db.display())
+        );
+    }
+
+    #[test]
+    fn a_path_with_a_nul_byte_is_refused_not_asked() {
+        let db = Path::new(std::ffi::OsStr::from_bytes(b"/tmp/a\0b.db"));
+        let e = writable(db).unwrap_err();
+        assert!(matches!(e, NotWritable::NulInPath { .. }), "{e:?}");
+        assert!(e.to_string().starts_with("/tmp/a\0b.db: "), "{e}");
+    }
 }

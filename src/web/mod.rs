@@ -29,7 +29,7 @@ use tower_http::trace::TraceLayer;
 use tower_service::Service;
 
 use crate::config::Config;
-use crate::daemon::Cycles;
+use crate::cycles::Cycles;
 use crate::store::Store;
 
 /// Request bodies larger than this are refused with 413 (a subscriber CSV

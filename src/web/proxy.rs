@@ -19,12 +19,18 @@ pub struct IpNet {
     prefix: u8,
 }
 
+/// A `http.trusted_proxies` entry that is neither an address nor a network.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{input:?} is not an address or network such as \"127.0.0.1\", \"10.0.0.0/8\" or \"::1\"")]
+pub struct IpNetError {
+    /// The entry as written.
+    pub input: String,
+}
+
 impl IpNet {
-    pub fn parse(s: &str) -> Result<IpNet, String> {
-        let bad = || {
-            format!(
-                "{s:?} is not an address or network such as \"127.0.0.1\", \"10.0.0.0/8\" or \"::1\""
-            )
+    pub fn parse(s: &str) -> Result<IpNet, IpNetError> {
+        let bad = || IpNetError {
+            input: s.to_string(),
         };
         let (addr, prefix) = match s.trim().split_once('/') {
             Some((a, p)) => (a, Some(p)),
@@ -140,7 +146,14 @@ mod tests {
                 .contains("::1".parse().unwrap())
         );
         for bad in ["10.0.0.0/33", "::/129", "example.org", "10.0.0.0/", "1.2.3"] {
-            assert!(IpNet::parse(bad).unwrap_err().contains(bad), "{bad}");
+            let e = IpNet::parse(bad).unwrap_err();
+            assert_eq!(e.input, bad);
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "{bad:?} is not an address or network such as \"127.0.0.1\", \"10.0.0.0/8\" or \"::1\""
+                )
+            );
         }
     }
 

@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::config::Config;
-use crate::daemon::Cycles;
+use crate::cycles::Cycles;
 use crate::store::Store;
 use axum::http::Uri;
 

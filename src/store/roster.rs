@@ -1,25 +1,24 @@
-//! What the admin API (and `gazette subscribers erase`) needs from the store:
-//! paged listing with search, an add that respects erasure, edits, and
-//! erasure itself.
+//! The roster as admins see it: what the admin API (and `gazette
+//! subscribers erase`) needs from the store: paged listing with search, an
+//! add that respects erasure, edits, and erasure itself.
 //!
 //! Erasure keeps the row (the delivery ledger references it, and its counts
 //! must not change) but removes everything personal: address, name, token,
 //! its open sign-up confirmations (they hold the name given with the
 //! request), and the reply text of its deliveries (a trigger of migration
 //! 0005 keeps later replies out too). A keyed hash of the address goes into
-//! `suppressions`, so no import or admin add brings the address back.
+//! `suppressions` (see [`super::suppression`]), so no import or admin add
+//! brings the address back.
 //! SQLite runs with `secure_delete` (see `Store::open`) and erasure
 //! checkpoints the WAL, so the old bytes do not linger in the files either.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, Utc};
 use sqlx::Row;
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use sqlx::sqlite::SqliteRow;
 
-use super::deliveries::ledger_time;
-use super::issues::stamp;
 use super::subscribers::{add_on, set_status_on};
+use super::suppression;
+use super::time::{ledger_time, stamp};
 use super::{AddOutcome, Store, StoreError};
 use crate::subscribers::{
     Status, Subscriber, SubscriberEmail, SubscriberName, SubscriberRow, Token,
@@ -122,59 +121,6 @@ fn record(r: &SqliteRow) -> Result<SubscriberRecord, StoreError> {
     })
 }
 
-/// The key suppression hashes are made with (random per database, created
-/// by migration 0005).
-pub(super) async fn suppression_key(conn: &mut SqliteConnection) -> Result<[u8; 32], StoreError> {
-    let hex: Option<(String,)> =
-        sqlx::query_as("SELECT value FROM meta WHERE key = 'suppression_key'")
-            .fetch_optional(&mut *conn)
-            .await?;
-    let corrupt = || StoreError::Corrupt {
-        what: "meta.suppression_key is missing or not 64 hex digits".into(),
-    };
-    let hex = hex.ok_or_else(corrupt)?.0;
-    let mut key = [0u8; 32];
-    if hex.len() != 64 {
-        return Err(corrupt());
-    }
-    for (i, byte) in key.iter_mut().enumerate() {
-        let pair = hex.get(2 * i..2 * i + 2).ok_or_else(corrupt)?;
-        *byte = u8::from_str_radix(pair, 16).map_err(|_| corrupt())?;
-    }
-    Ok(key)
-}
-
-/// The suppression hash of an address: keyed BLAKE3 of its uniqueness key
-/// (the lowercased address), so case never matters and the address itself
-/// is never stored.
-pub(super) fn address_hash(key: &[u8; 32], email: &SubscriberEmail) -> String {
-    key_hash(key, &email.key())
-}
-
-fn key_hash(key: &[u8; 32], email_key: &str) -> String {
-    blake3::keyed_hash(key, email_key.as_bytes())
-        .to_hex()
-        .to_string()
-}
-
-/// Which of `hashes` are suppressed.
-pub(super) async fn suppressed_among(
-    conn: &mut SqliteConnection,
-    hashes: &[String],
-) -> Result<HashSet<String>, StoreError> {
-    if hashes.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let list = serde_json::Value::from(hashes.to_vec()).to_string();
-    let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT address_hash FROM suppressions WHERE address_hash IN (SELECT value FROM json_each($1))",
-    )
-    .bind(list)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows.into_iter().map(|(h,)| h).collect())
-}
-
 /// Does `needle` (already lowercased) occur in the address or the name?
 /// Rust's lowercasing is Unicode-aware where SQLite's LIKE folds only ASCII,
 /// and a plain substring test has no wildcards to escape.
@@ -273,14 +219,6 @@ impl Store {
         row.as_ref().map(record).transpose()
     }
 
-    /// Was this address erased at the person's request?
-    pub async fn is_suppressed(&self, email: &SubscriberEmail) -> Result<bool, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let key = suppression_key(&mut conn).await?;
-        let hash = address_hash(&key, email);
-        Ok(!suppressed_among(&mut conn, &[hash]).await?.is_empty())
-    }
-
     /// Add a subscriber as an admin does: like [`Store::add_subscriber`],
     /// but an address erased at the person's request is refused. The check
     /// and the insert are one transaction, so an erasure cannot come between.
@@ -290,9 +228,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<CheckedAdd, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let key = suppression_key(&mut tx).await?;
-        let hash = address_hash(&key, &row.email);
-        if !suppressed_among(&mut tx, &[hash]).await?.is_empty() {
+        if suppression::is_suppressed_on(&mut tx, &row.email).await? {
             return Ok(CheckedAdd::Erased);
         }
         let outcome = add_on(&mut tx, row, now).await?;
@@ -363,15 +299,8 @@ impl Store {
         let Some((email_key,)) = key else {
             return Err(unknown(id));
         };
-        let secret = suppression_key(&mut tx).await?;
         let at = stamp(now);
-        sqlx::query(
-            "INSERT INTO suppressions (address_hash, erased_at) VALUES ($1, $2) ON CONFLICT (address_hash) DO NOTHING",
-        )
-        .bind(key_hash(&secret, &email_key))
-        .bind(&at)
-        .execute(&mut *tx)
-        .await?;
+        suppression::suppress(&mut tx, &email_key, &at).await?;
         // Before the row is marked erased, so the trigger keeps this note.
         let cancelled = sqlx::query(
             "UPDATE deliveries SET status = 'cancelled', last_reply = $1, updated_at = $2
