@@ -118,6 +118,19 @@ fn import(server: &Server, csv: &str) -> Answer {
     )
 }
 
+/// A new issue, "2026-extra" (2026-11-26, one short article), for the next
+/// cycle to find.
+fn add_extra_issue(site: &Site) {
+    site.write(
+        "content/2026-extra/issue.toml",
+        "title = \"Extra 2026\"\ndate = 2026-11-26\n",
+    );
+    site.write(
+        "content/2026-extra/news.md",
+        "+++\ntitle = \"News\"\ndate = 2026-11-26\n+++\n\nFresh.\n",
+    );
+}
+
 fn export_cli(site: &Site) -> Vec<u8> {
     let out = site.gazette(&["subscribers", "export"]);
     common::expect_code(&out, 0);
@@ -885,14 +898,7 @@ fn cycle_runs_now_and_issues_show_it() {
     );
     assert_eq!(issues["items"][1]["mail_state"], "skipped");
 
-    site.write(
-        "content/2026-extra/issue.toml",
-        "title = \"Extra 2026\"\ndate = 2026-11-26\n",
-    );
-    site.write(
-        "content/2026-extra/news.md",
-        "+++\ntitle = \"News\"\ndate = 2026-11-26\n+++\n\nFresh.\n",
-    );
+    add_extra_issue(&site);
     let report = server.cycle();
     assert_eq!(report["new_issues"], json!(["2026-extra"]), "{report}");
     assert_eq!(report["content_changed"], true);
@@ -929,14 +935,7 @@ fn a_cycle_goes_on_when_the_client_that_asked_for_it_hangs_up() {
     let site = Site::mailing("rate_per_second = 4\nconcurrency = 1\n");
     let server = site.serve();
     site.import_subscribers("email,name", &common::readers(12));
-    site.write(
-        "content/2026-extra/issue.toml",
-        "title = \"Extra 2026\"\ndate = 2026-11-26\n",
-    );
-    site.write(
-        "content/2026-extra/news.md",
-        "+++\ntitle = \"News\"\ndate = 2026-11-26\n+++\n\nFresh.\n",
-    );
+    add_extra_issue(&site);
     let impatient: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(std::time::Duration::from_millis(500)))
         .build()
