@@ -88,6 +88,15 @@ fn get(server: &Server, path: &str) -> Answer {
     call(server, "GET", path, Auth::Good, None)
 }
 
+/// An authenticated request with a body of `content_type`.
+fn send(server: &Server, method: &str, path: &str, content_type: &str, body: &[u8]) -> Answer {
+    call(server, method, path, Auth::Good, Some((content_type, body)))
+}
+
+fn delete(server: &Server, path: &str) -> Answer {
+    call(server, "DELETE", path, Auth::Good, None)
+}
+
 fn send_json(server: &Server, method: &str, path: &str, body: Value) -> Answer {
     let text = body.to_string();
     call(
@@ -100,13 +109,26 @@ fn send_json(server: &Server, method: &str, path: &str, body: Value) -> Answer {
 }
 
 fn import(server: &Server, csv: &str) -> Answer {
-    call(
+    send(
         server,
         "POST",
         "/subscribers/import",
-        Auth::Good,
-        Some(("text/csv", csv.as_bytes())),
+        "text/csv",
+        csv.as_bytes(),
     )
+}
+
+/// A new issue, "2026-extra" (2026-11-26, one short article), for the next
+/// cycle to find.
+fn add_extra_issue(site: &Site) {
+    site.write(
+        "content/2026-extra/issue.toml",
+        "title = \"Extra 2026\"\ndate = 2026-11-26\n",
+    );
+    site.write(
+        "content/2026-extra/news.md",
+        "+++\ntitle = \"News\"\ndate = 2026-11-26\n+++\n\nFresh.\n",
+    );
 }
 
 fn export_cli(site: &Site) -> Vec<u8> {
@@ -326,20 +348,20 @@ fn add_show_edit_erase_and_json_errors() {
             .error(StatusCode::UNPROCESSABLE_ENTITY);
         assert!(msg.contains(says), "{body}: {msg}");
     }
-    let a = call(
+    let a = send(
         &server,
         "POST",
         "/subscribers",
-        Auth::Good,
-        Some(("application/json", b"{\"email\": ")),
+        "application/json",
+        b"{\"email\": ",
     );
     a.error(StatusCode::BAD_REQUEST);
-    let a = call(
+    let a = send(
         &server,
         "POST",
         "/subscribers",
-        Auth::Good,
-        Some(("text/plain", br#"{"email": "x@example.org"}"#)),
+        "text/plain",
+        br#"{"email": "x@example.org"}"#,
     );
     assert!(
         a.error(StatusCode::UNSUPPORTED_MEDIA_TYPE)
@@ -397,12 +419,12 @@ fn add_show_edit_erase_and_json_errors() {
             .error(StatusCode::BAD_REQUEST)
             .contains("not a subscriber id")
     );
-    let a = call(
+    let a = send(
         &server,
         "PUT",
         &format!("/subscribers/{id}"),
-        Auth::Good,
-        Some(("application/json", b"{}")),
+        "application/json",
+        b"{}",
     );
     let msg = a.error(StatusCode::METHOD_NOT_ALLOWED);
     assert!(
@@ -410,7 +432,7 @@ fn add_show_edit_erase_and_json_errors() {
         "{msg}"
     );
     assert!(a.headers["allow"].to_str().unwrap().contains("DELETE"));
-    let a = call(&server, "DELETE", "/subscribers", Auth::Good, None);
+    let a = delete(&server, "/subscribers");
     a.error(StatusCode::METHOD_NOT_ALLOWED);
     assert!(
         get(&server, "/nope")
@@ -419,24 +441,11 @@ fn add_show_edit_erase_and_json_errors() {
     );
 
     // DELETE erases: gone for good.
-    let a = call(
-        &server,
-        "DELETE",
-        &format!("/subscribers/{id}"),
-        Auth::Good,
-        None,
-    );
+    let a = delete(&server, &format!("/subscribers/{id}"));
     assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
     assert!(a.body.is_empty());
     get(&server, &format!("/subscribers/{id}")).error(StatusCode::NOT_FOUND);
-    call(
-        &server,
-        "DELETE",
-        &format!("/subscribers/{id}"),
-        Auth::Good,
-        None,
-    )
-    .error(StatusCode::NOT_FOUND);
+    delete(&server, &format!("/subscribers/{id}")).error(StatusCode::NOT_FOUND);
     send_json(
         &server,
         "PATCH",
@@ -619,21 +628,21 @@ fn import_reports_bad_rows_and_export_is_the_cli_export() {
         "{msg}"
     );
     assert_eq!(a.json()["line"], 1);
-    let a = call(
+    let a = send(
         &server,
         "POST",
         "/subscribers/import",
-        Auth::Good,
-        Some(("text/csv", b"email\nok@example.org\nbad\xe9@example.org\n")),
+        "text/csv",
+        b"email\nok@example.org\nbad\xe9@example.org\n",
     );
     assert!(a.error(StatusCode::BAD_REQUEST).contains("not UTF-8"));
     assert_eq!(a.json()["line"], 3);
-    let a = call(
+    let a = send(
         &server,
         "POST",
         "/subscribers/import",
-        Auth::Good,
-        Some(("application/json", b"email\nx@example.org\n")),
+        "application/json",
+        b"email\nx@example.org\n",
     );
     assert!(
         a.error(StatusCode::UNSUPPORTED_MEDIA_TYPE)
@@ -732,13 +741,7 @@ fn erasure_forgets_the_person_keeps_the_counts_and_stops_re_imports() {
     assert!(contains(&database_bytes(&site), address));
     let log_before = server.log_text().len();
 
-    let a = call(
-        &server,
-        "DELETE",
-        &format!("/subscribers/{id}"),
-        Auth::Good,
-        None,
-    );
+    let a = delete(&server, &format!("/subscribers/{id}"));
     assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
 
     // Gone from the list, search, export; the history is unchanged.
@@ -820,13 +823,7 @@ fn erasure_forgets_the_person_keeps_the_counts_and_stops_re_imports() {
         "{}",
         common::stdout(&out)
     );
-    let out = site.gazette(&["subscribers", "add", address, "--confirmed"]);
-    common::expect_code(&out, 1);
-    assert!(
-        common::stderr(&out).contains("erased"),
-        "{}",
-        common::stderr(&out)
-    );
+    site.says_on_stderr(&["subscribers", "add", address, "--confirmed"], 1, "erased");
     assert!(!contains(&export_cli(&site), address));
 
     let (status, _, log) = server.terminate();
@@ -855,29 +852,23 @@ fn cli_erase_uses_the_same_rules() {
         &site.gazette(&["subscribers", "add", "kept@example.org"]),
         0,
     );
-    let out = site.gazette(&["subscribers", "erase", "GONE@example.org"]);
-    common::expect_code(&out, 0);
-    assert!(
-        common::stdout(&out).contains("Erased GONE@example.org"),
-        "{}",
-        common::stdout(&out)
+    site.says(
+        &["subscribers", "erase", "GONE@example.org"],
+        0,
+        "Erased GONE@example.org",
     );
     let list = common::stdout(&site.gazette(&["subscribers", "list"]));
     assert!(!list.to_lowercase().contains("gone"), "{list}");
     assert!(list.contains("kept@example.org"));
-    let out = site.gazette(&["subscribers", "erase", "gone@example.org"]);
-    common::expect_code(&out, 1);
-    assert!(
-        common::stderr(&out).contains("erased already"),
-        "{}",
-        common::stderr(&out)
+    site.says_on_stderr(
+        &["subscribers", "erase", "gone@example.org"],
+        1,
+        "erased already",
     );
-    let out = site.gazette(&["subscribers", "erase", "never@example.org"]);
-    common::expect_code(&out, 1);
-    assert!(
-        common::stderr(&out).contains("not on the list"),
-        "{}",
-        common::stderr(&out)
+    site.says_on_stderr(
+        &["subscribers", "erase", "never@example.org"],
+        1,
+        "not on the list",
     );
     let help = common::stdout(&site.gazette(&["subscribers", "--help"]));
     assert!(help.contains("erase"), "{help}");
@@ -907,14 +898,7 @@ fn cycle_runs_now_and_issues_show_it() {
     );
     assert_eq!(issues["items"][1]["mail_state"], "skipped");
 
-    site.write(
-        "content/2026-extra/issue.toml",
-        "title = \"Extra 2026\"\ndate = 2026-11-26\n",
-    );
-    site.write(
-        "content/2026-extra/news.md",
-        "+++\ntitle = \"News\"\ndate = 2026-11-26\n+++\n\nFresh.\n",
-    );
+    add_extra_issue(&site);
     let report = server.cycle();
     assert_eq!(report["new_issues"], json!(["2026-extra"]), "{report}");
     assert_eq!(report["content_changed"], true);
@@ -946,34 +930,12 @@ fn cycle_runs_now_and_issues_show_it() {
 
 #[test]
 fn a_cycle_goes_on_when_the_client_that_asked_for_it_hangs_up() {
-    let site = Site::new();
     // Mail to the outbox at 4 messages a second: the cycle below takes
     // about 2 s, longer than its client waits.
-    site.write(
-        "config.toml",
-        &format!(
-            "{}\n[mail]\nfrom = \"The Test Ledger <ledger@example.org>\"\nrate_per_second = 4\nconcurrency = 1\nskip_older_than = \"100000d\"\n",
-            common::CONFIG
-        ),
-    );
+    let site = Site::mailing("rate_per_second = 4\nconcurrency = 1\n");
     let server = site.serve();
-    let mut csv = String::from("email,name\n");
-    for n in 0..12 {
-        csv.push_str(&format!("reader{n}@example.org,Reader {n}\n"));
-    }
-    site.write("subscribers.csv", &csv);
-    common::expect_code(
-        &site.gazette(&["subscribers", "import", "subscribers.csv"]),
-        0,
-    );
-    site.write(
-        "content/2026-extra/issue.toml",
-        "title = \"Extra 2026\"\ndate = 2026-11-26\n",
-    );
-    site.write(
-        "content/2026-extra/news.md",
-        "+++\ntitle = \"News\"\ndate = 2026-11-26\n+++\n\nFresh.\n",
-    );
+    site.import_subscribers("email,name", &common::readers(12));
+    add_extra_issue(&site);
     let impatient: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(std::time::Duration::from_millis(500)))
         .build()

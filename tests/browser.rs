@@ -105,15 +105,7 @@ fn wait_for_subject(smtp: &SmtpServer, to: &str, subject: &str) -> Mail {
 #[test]
 fn subscribe_confirm_receive_and_one_click_unsubscribe() {
     let smtp = SmtpServer::start(&[]);
-    let site = Site::new();
-    site.write(
-        "config.toml",
-        &format!(
-            "{}\n[mail]\nfrom = \"The Test Ledger <ledger@example.org>\"\nskip_older_than = \"100000d\"\ntransport = \"smtp\"\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\n",
-            common::CONFIG,
-            smtp.port
-        ),
-    );
+    let site = Site::mailing(&common::smtp::via(smtp.port, "none"));
     // Someone already on the list, to show the others are not touched.
     site.write("list.csv", "email,name\nold.hand@example.org,Old Hand\n");
     expect_code(&site.gazette(&["subscribers", "import", "list.csv"]), 0);

@@ -57,12 +57,10 @@ fn run_ingests_records_builds_feeds_and_then_has_nothing_to_do() {
         .collect();
 
     std::thread::sleep(Duration::from_millis(20));
-    let out = site.gazette(&["run"]);
-    expect_code(&out, 0);
-    assert!(
-        stdout(&out).contains("nothing changed since the last run (2 issues, 3 articles)"),
-        "{}",
-        stdout(&out)
+    site.says(
+        &["run"],
+        0,
+        "nothing changed since the last run (2 issues, 3 articles)",
     );
     let after: Vec<_> = ["rss.xml", "atom.xml", "feed.json"]
         .iter()
@@ -79,9 +77,7 @@ fn run_ingests_records_builds_feeds_and_then_has_nothing_to_do() {
     );
 
     // A forced rebuild (feeds build) gives byte-identical files and leaves them untouched.
-    let out = site.gazette(&["feeds", "build"]);
-    expect_code(&out, 0);
-    assert!(stdout(&out).contains("none written"), "{}", stdout(&out));
+    site.says(&["feeds", "build"], 0, "none written");
     let again: Vec<_> = ["rss.xml", "atom.xml", "feed.json"]
         .iter()
         .map(|f| {
@@ -215,9 +211,7 @@ fn bad_files_are_reported_with_path_and_line_and_the_rest_is_ingested() {
     assert!(text.contains("7 problems"), "{text}");
 
     // run does its job with the good files and warns about the bad ones.
-    let out = site.gazette(&["run"]);
-    expect_code(&out, 0);
-    assert!(stdout(&out).contains("3 articles"), "{}", stdout(&out));
+    let out = site.says(&["run"], 0, "3 articles");
     assert!(stderr(&out).contains("latin1.txt"), "{}", stderr(&out));
     // The problems are repeated by the next run even though nothing changed.
     let out = site.gazette(&["run"]);
@@ -479,32 +473,12 @@ fn a_second_run_waits_for_the_first_or_says_why_it_gave_up() {
     expect_code(&site.gazette(&["run"]), 0);
     let db = site.path("gazette.db");
     let held = gazette::store::RunLock::acquire(&db, Duration::ZERO, |_| {}).unwrap();
-    let out = site.gazette(&["run", "--wait", "1"]);
-    expect_code(&out, 1);
-    assert!(
-        stderr(&out).contains("another gazette run"),
-        "{}",
-        stderr(&out)
-    );
+    site.says_on_stderr(&["run", "--wait", "1"], 1, "another gazette run");
     drop(held);
 
     // Two at once on a fresh database: both succeed, nothing recorded twice.
     let site = Site::new();
-    let a = site
-        .command(&["--json", "run"])
-        .stdout(std::process::Stdio::piped())
-        // Captured (the one that waits says so), shown by expect_code on failure.
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let b = site
-        .command(&["--json", "run"])
-        .stdout(std::process::Stdio::piped())
-        // Captured (the one that waits says so), shown by expect_code on failure.
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let (a, b) = site.two_at_once(&["--json", "run"]);
     expect_code(&a, 0);
     expect_code(&b, 0);
     let va: serde_json::Value = serde_json::from_str(&stdout(&a)).unwrap();
@@ -516,27 +490,14 @@ fn a_second_run_waits_for_the_first_or_says_why_it_gave_up() {
 
 #[test]
 fn backup_copies_the_live_database_and_never_replaces_a_file() {
-    let site = Site::new();
-    site.write(
-        "config.toml",
-        &format!(
-            "{}\n[mail]\nfrom = \"The Test Ledger <ledger@example.org>\"\nskip_older_than = \"100000d\"\n",
-            common::CONFIG
-        ),
-    );
-    site.write(
-        "subscribers.csv",
-        "email,name,status\nann@example.org,Ann Lee,active\nbob@example.org,,pending\n",
-    );
-    expect_code(
-        &site.gazette(&["subscribers", "import", "subscribers.csv"]),
-        0,
+    let site = Site::mailing("");
+    site.import_subscribers(
+        "email,name,status",
+        &["ann@example.org,Ann Lee,active", "bob@example.org,,pending"],
     );
     // Nothing to copy yet in a site that has never run: said, not created.
     let empty = Site::empty();
-    let out = empty.gazette(&["backup", "copy.db"]);
-    expect_code(&out, 1);
-    assert!(stderr(&out).contains("no database"), "{}", stderr(&out));
+    empty.says_on_stderr(&["backup", "copy.db"], 1, "no database");
     assert!(!empty.path("gazette.db").exists() && !empty.path("copy.db").exists());
 
     // While the daemon holds the database open and has run its first cycle.
@@ -551,9 +512,7 @@ fn backup_copies_the_live_database_and_never_replaces_a_file() {
     );
     // A second backup to the same name is refused and leaves the first whole.
     let before = std::fs::read(&copy).unwrap();
-    let out = site.gazette(&["backup", "backups/copy.db"]);
-    expect_code(&out, 1);
-    assert!(stderr(&out).contains("exists already"), "{}", stderr(&out));
+    site.says_on_stderr(&["backup", "backups/copy.db"], 1, "exists already");
     assert_eq!(std::fs::read(&copy).unwrap(), before);
     let (status, _, log) = server.terminate();
     assert!(status.success(), "{log}");

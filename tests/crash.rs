@@ -8,29 +8,17 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::smtp::SmtpSink;
-use common::{Site, expect_code, stderr, stdout};
+use common::smtp::{SmtpSink, via};
+use common::{Site, expect_code, json};
 
 const SUBSCRIBERS: usize = 5000;
 
 fn smtp_site(port: u16) -> Site {
-    let site = Site::new();
-    std::fs::remove_dir_all(site.path("content/2026-autumn")).unwrap();
-    site.write(
-        "config.toml",
-        &format!(
-            "{}\n[mail]\nfrom = \"The Test Ledger <ledger@example.org>\"\ntransport = \"smtp\"\nconcurrency = 8\nrate_per_second = 2000\nretry_base = \"0s\"\nskip_older_than = \"100000d\"\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\n",
-            common::CONFIG
-        ),
+    let mail = format!(
+        "concurrency = 8\nrate_per_second = 2000\nretry_base = \"0s\"\n{}",
+        via(port, "none")
     );
-    let mut csv = String::from("email,name\n");
-    for n in 0..SUBSCRIBERS {
-        csv.push_str(&format!("reader{n}@example.org,Reader {n}\n"));
-    }
-    site.write("subscribers.csv", &csv);
-    let out = site.gazette(&["subscribers", "import", "subscribers.csv"]);
-    expect_code(&out, 0);
-    site
+    Site::mailing_to_readers(SUBSCRIBERS, &mail)
 }
 
 fn sqlite_count(site: &Site, sql: &'static str) -> i64 {
@@ -72,8 +60,7 @@ fn sigkill_mid_send_never_loses_a_message_and_duplicates_stay_within_the_in_flig
     let received_before_last: usize = server.per_recipient().values().sum();
     let out = site.gazette(&["--json", "run"]);
     expect_code(&out, 0);
-    let v: serde_json::Value = serde_json::from_str(&stdout(&out))
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&out), stderr(&out)));
+    let v = json(&out);
 
     assert_eq!(
         sqlite_count(

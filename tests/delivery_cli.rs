@@ -6,44 +6,17 @@ mod common;
 use std::collections::HashMap;
 
 use common::mail::{Kind, mimecheck};
-use common::smtp::{SmtpServer, SmtpSink};
-use common::{Site, expect_code, stderr, stdout};
+use common::smtp::{SmtpServer, SmtpSink, via};
+use common::{Site, expect_code, json, sent_and, stderr, stdout};
 
-/// A site whose issues are always recent enough to mail (the fixture's dates
-/// are fixed; the tests must not depend on the day they run).
-fn site_with(mail: &str, subscribers: &[&str]) -> Site {
-    let site = Site::new();
-    site.write(
-        "config.toml",
-        &format!("{}\n[mail]\nfrom = \"The Test Ledger <ledger@example.org>\"\nskip_older_than = \"100000d\"\nretry_base = \"0s\"\nrate_per_second = 100000\n{mail}", common::CONFIG),
-    );
-    let mut csv = String::from("email,name,status\n");
-    for s in subscribers {
-        csv.push_str(s);
-        csv.push('\n');
-    }
-    site.write("subscribers.csv", &csv);
-    expect_code(
-        &site.gazette(&["subscribers", "import", "subscribers.csv"]),
-        0,
-    );
-    site
-}
-
+/// SMTP to `port` with four connections at once.
 fn smtp(port: u16) -> String {
-    format!(
-        "transport = \"smtp\"\nconcurrency = 4\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\n"
-    )
-}
-
-fn json(out: &std::process::Output) -> serde_json::Value {
-    serde_json::from_str(&stdout(out))
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(out), stderr(out)))
+    format!("concurrency = 4\n{}", via(port, "none"))
 }
 
 #[test]
 fn the_file_outbox_gets_one_digest_per_active_subscriber_once() {
-    let site = site_with(
+    let site = Site::mailing_now(
         "",
         &[
             "ann@example.org,Ann Ó Briain,active",
@@ -120,13 +93,10 @@ fn the_file_outbox_gets_one_digest_per_active_subscriber_once() {
 
 #[test]
 fn an_issue_too_old_when_first_seen_is_only_mailed_by_issues_send() {
-    let site = site_with("", &["ann@example.org,Ann,active"]);
+    let site = Site::mailing_now("", &["ann@example.org,Ann,active"]);
     // 30 days: both fixture issues (October and November 2026) are older than
     // that today, or will be. Pin "today" far ahead instead of depending on the clock.
-    let cfg = site
-        .read("config.toml")
-        .replace("skip_older_than = \"100000d\"", "skip_older_than = \"1d\"");
-    site.write("config.toml", &cfg);
+    site.edit_config("skip_older_than = \"100000d\"", "skip_older_than = \"1d\"");
     let out = site.gazette(&["run"]);
     expect_code(&out, 0);
     assert!(
@@ -160,15 +130,17 @@ fn an_issue_too_old_when_first_seen_is_only_mailed_by_issues_send() {
     assert_eq!(json(&out)["issues"][0]["mail_state"], "skipped");
 
     // --to sends one test copy and records nothing.
-    let out = site.gazette(&[
-        "issues",
-        "send",
-        "2026-autumn",
-        "--to",
-        "editor@example.org",
-    ]);
-    expect_code(&out, 0);
-    assert!(stdout(&out).contains("not recorded"), "{}", stdout(&out));
+    site.says(
+        &[
+            "issues",
+            "send",
+            "2026-autumn",
+            "--to",
+            "editor@example.org",
+        ],
+        0,
+        "not recorded",
+    );
     let out = site.gazette(&["--json", "deliveries", "2026-autumn"]);
     assert_eq!(json(&out)["issues"][0]["sent"], 0);
 }
@@ -179,9 +151,8 @@ fn a_thousand_subscribers_over_smtp_each_get_one_message_that_passes_mimecheck()
     let subscribers: Vec<String> = (0..1000)
         .map(|n| format!("reader{n}@example.org,Reader {n},active"))
         .collect();
-    let refs: Vec<&str> = subscribers.iter().map(String::as_str).collect();
-    let site = site_with(&smtp(sink.port), &refs);
-    std::fs::remove_dir_all(site.path("content/2026-autumn")).unwrap();
+    let site = Site::mailing_now(&smtp(sink.port), &subscribers);
+    site.remove("content/2026-autumn");
     let out = site.gazette(&["--json", "run"]);
     expect_code(&out, 0);
     let v = json(&out);
@@ -225,20 +196,12 @@ fn faults_at_the_server_are_retried_bounces_are_recorded_and_deliveries_explains
         .iter()
         .map(|n| format!("{n}@example.org,,active"))
         .collect();
-    let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
-    let site = site_with(&smtp(server.port), &refs);
-    std::fs::remove_dir_all(site.path("content/2026-autumn")).unwrap();
+    let site = Site::mailing_now(&smtp(server.port), &rows);
+    site.remove("content/2026-autumn");
     let out = site.gazette(&["--json", "run"]);
     expect_code(&out, 0);
     let v = json(&out);
-    assert_eq!(
-        (
-            v["mail"]["send"]["sent"].as_u64(),
-            v["mail"]["send"]["bounced"].as_u64()
-        ),
-        (Some(9), Some(1)),
-        "{v}"
-    );
+    assert_eq!(sent_and(&v, "bounced"), (Some(9), Some(1)), "{v}");
     let per = server.per_recipient();
     assert_eq!(per.len(), 9);
     assert!(per.values().all(|&n| n == 1), "{per:?}");
@@ -258,23 +221,8 @@ fn two_runs_at_once_never_send_a_message_twice() {
     let subscribers: Vec<String> = (0..300)
         .map(|n| format!("r{n}@example.org,,active"))
         .collect();
-    let refs: Vec<&str> = subscribers.iter().map(String::as_str).collect();
-    let site = site_with(&smtp(sink.port), &refs);
-    let a = site
-        .command(&["run"])
-        .stdout(std::process::Stdio::null())
-        // Captured (the one that waits says so), shown by expect_code on failure.
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let b = site
-        .command(&["run"])
-        .stdout(std::process::Stdio::null())
-        // Captured (the one that waits says so), shown by expect_code on failure.
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let site = Site::mailing_now(&smtp(sink.port), &subscribers);
+    let (a, b) = site.two_at_once(&["run"]);
     expect_code(&a, 0);
     expect_code(&b, 0);
     let counts = sink.per_recipient();
@@ -289,25 +237,15 @@ fn two_runs_at_once_never_send_a_message_twice() {
 
 #[test]
 fn no_sender_address_is_a_clear_error_and_nothing_is_lost() {
-    let site = site_with("", &["ann@example.org,Ann,active"]);
-    let cfg = site
-        .read("config.toml")
-        .replace("from = \"The Test Ledger <ledger@example.org>\"\n", "");
-    site.write("config.toml", &cfg);
-    let out = site.gazette(&["run"]);
-    expect_code(&out, 1);
-    assert!(
-        stderr(&out).contains("mail.from is not set"),
-        "{}",
-        stderr(&out)
-    );
+    let site = Site::mailing_now("", &["ann@example.org,Ann,active"]);
+    site.edit_config("from = \"The Test Ledger <ledger@example.org>\"\n", "");
+    let cfg = site.read("config.toml");
+    site.says_on_stderr(&["run"], 1, "mail.from is not set");
     site.write(
         "config.toml",
         &format!("{cfg}from = \"Ledger <l@example.org>\"\n"),
     );
-    let out = site.gazette(&["run"]);
-    expect_code(&out, 0);
-    assert!(stdout(&out).contains("Mail: 2 sent"), "{}", stdout(&out));
+    site.says(&["run"], 0, "Mail: 2 sent");
 }
 
 #[test]
@@ -318,21 +256,14 @@ fn smtp_auth_with_the_password_from_the_environment_and_a_wrong_one_loses_nothin
         "{}username = \"ledger\"\npassword_env = \"LEDGER_SMTP_PASSWORD\"\n",
         smtp(server.port)
     );
-    let site = site_with(&mail, &rows);
-    std::fs::remove_dir_all(site.path("content/2026-autumn")).unwrap();
+    let site = Site::mailing_now(&mail, &rows);
+    site.remove("content/2026-autumn");
     // Wrong password: the server refuses the session; nothing fails, all
     // stays queued, and the run says so with exit code 3.
     let out = site.gazette_env(&["--json", "run"], &[("LEDGER_SMTP_PASSWORD", "wrong")]);
     expect_code(&out, 3);
     let v = json(&out);
-    assert_eq!(
-        (
-            v["mail"]["send"]["sent"].as_u64(),
-            v["mail"]["send"]["failed"].as_u64()
-        ),
-        (Some(0), Some(0)),
-        "{v}"
-    );
+    assert_eq!(sent_and(&v, "failed"), (Some(0), Some(0)), "{v}");
     assert_eq!(
         json(&site.gazette(&["--json", "deliveries"]))["issues"][0]["queued"],
         2
@@ -351,22 +282,16 @@ fn starttls_and_implicit_tls_deliver_with_a_private_ca_and_refuse_without_it() {
     let (ca, cert, key) = common::smtp::test_ca(certs.path());
     for (flag, security) in [("--starttls", "starttls"), ("--tls", "tls")] {
         let server = SmtpServer::start(&[flag, &format!("{cert}:{key}")]);
-        let mail = format!(
-            "transport = \"smtp\"\nconcurrency = 2\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"{security}\"\n",
-            server.port
-        );
-        let site = site_with(&mail, &["a@example.org,,active", "b@example.org,,active"]);
-        std::fs::remove_dir_all(site.path("content/2026-autumn")).unwrap();
+        let mail = format!("concurrency = 2\n{}", via(server.port, security));
+        let site = Site::mailing_now(&mail, &["a@example.org,,active", "b@example.org,,active"]);
+        site.remove("content/2026-autumn");
         // The server's certificate is not trusted: nothing goes out, nothing
         // is lost, and the run says so with exit code 3.
         let out = site.gazette(&["--json", "run"]);
         expect_code(&out, 3);
         let v = json(&out);
         assert_eq!(
-            (
-                v["mail"]["send"]["sent"].as_u64(),
-                v["mail"]["send"]["failed"].as_u64()
-            ),
+            sent_and(&v, "failed"),
             (Some(0), Some(0)),
             "{security}: {v}"
         );
@@ -408,16 +333,12 @@ fn last_replies(site: &Site) -> Vec<String> {
 /// plain aiosmtpd (no TLS, no STARTTLS), after one `gazette run`.
 fn run_against_plain_server(security: &str) -> (Site, std::process::Output) {
     let server = SmtpServer::start(&[]);
-    let mail = format!(
-        "transport = \"smtp\"\nconcurrency = 1\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"{security}\"\n",
-        server.port
-    );
+    let mail = format!("concurrency = 1\n{}", via(server.port, security));
     let subscribers: Vec<String> = (0..5)
         .map(|n| format!("r{n}@example.org,,active"))
         .collect();
-    let subscribers: Vec<&str> = subscribers.iter().map(String::as_str).collect();
-    let site = site_with(&mail, &subscribers);
-    std::fs::remove_dir_all(site.path("content/2026-autumn")).unwrap();
+    let site = Site::mailing_now(&mail, &subscribers);
+    site.remove("content/2026-autumn");
     let out = site.gazette(&["run"]);
     // No answer from the server at all: exit code 3.
     expect_code(&out, 3);
@@ -459,11 +380,11 @@ fn starttls_against_a_server_without_it_says_so() {
 #[test]
 fn a_mail_server_that_never_answers_is_exit_code_3_and_loses_nothing() {
     let port = common::smtp::free_port();
-    let site = site_with(
+    let site = Site::mailing_now(
         &smtp(port),
         &["a@example.org,,active", "b@example.org,,active"],
     );
-    std::fs::remove_dir_all(site.path("content/2026-autumn")).unwrap();
+    site.remove("content/2026-autumn");
     let out = site.gazette(&["run"]);
     expect_code(&out, 3);
     let err = stderr(&out);
@@ -488,7 +409,7 @@ fn a_mail_server_that_never_answers_is_exit_code_3_and_loses_nothing() {
 /// one line of the raw `.eml`, and the message passes the MIME checks.
 #[test]
 fn an_ascii_digest_keeps_the_unsubscribe_url_whole_in_the_raw_message() {
-    let site = site_with("", &["bob@example.org,Bob,active"]);
+    let site = Site::mailing_now("", &["bob@example.org,Bob,active"]);
     for old in ["content/2026-autumn", "content/2026-winter"] {
         std::fs::remove_dir_all(site.path(old)).unwrap();
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, SubsecRound, Utc};
 use chrono_tz::Tz;
 use common::serve::StatusCode;
-use common::{Site, expect_code, stderr, stdout};
+use common::{Site, expect_code, stdout};
 
 /// The fixture config's zone.
 const TZ: Tz = chrono_tz::America::New_York;
@@ -24,21 +24,12 @@ const FAR_CRON: &str = "0 0 1 1 *";
 /// fixture's own issues are old enough to be mailed too; the tests count
 /// only their own issue's messages.
 fn site() -> Site {
-    let site = Site::new();
-    site.write(
-        "config.toml",
-        &format!(
-            "{}\n[schedule]\ncron = \"{FAR_CRON}\"\n\n[mail]\nfrom = \"The Test Ledger <ledger@example.org>\"\nskip_older_than = \"100000d\"\nrate_per_second = 100000\n",
-            common::CONFIG
-        ),
-    );
-    site.write(
-        "subscribers.csv",
-        "email,name,status\nann@example.org,Ann,active\nbob@example.org,Bob,active\n",
-    );
-    expect_code(
-        &site.gazette(&["subscribers", "import", "subscribers.csv"]),
-        0,
+    let site = Site::mailing(&format!(
+        "rate_per_second = 100000\n\n[schedule]\ncron = \"{FAR_CRON}\"\n"
+    ));
+    site.import_subscribers(
+        "email,name,status",
+        &["ann@example.org,Ann,active", "bob@example.org,Bob,active"],
     );
     site
 }
@@ -108,16 +99,6 @@ fn sent(site: &Site, slug: &str) -> u64 {
         .unwrap_or_else(|| panic!("no sent count: {v}"))
 }
 
-/// Runs gazette with `args`, expects exit `code` and `text` in its stdout;
-/// returns the stdout for further checks.
-fn says(site: &Site, args: &[&str], code: i32, text: &str) -> String {
-    let out = site.gazette(args);
-    expect_code(&out, code);
-    let said = stdout(&out);
-    assert!(said.contains(text), "{args:?} should say {text:?}:\n{said}");
-    said
-}
-
 #[test]
 fn a_draft_is_checked_but_not_published_anywhere() {
     let site = site();
@@ -132,10 +113,10 @@ fn a_draft_is_checked_but_not_published_anywhere() {
     expect_code(&out, 0);
     // check reads it: a broken article in a draft is reported.
     site.write("content/december/broken.md", "+++\ntitle = 3\n+++\nx\n");
-    says(&site, &["check"], 1, "content/december/broken.md");
+    site.says(&["check"], 1, "content/december/broken.md");
     std::fs::remove_file(site.path("content/december/broken.md")).unwrap();
 
-    says(&site, &["run"], 0, "1 draft (draft = true)");
+    site.says(&["run"], 0, "1 draft (draft = true)");
     assert!(mailed(&site, "december").is_empty());
     assert!(
         !feeds(&site).contains("December (DRAFT"),
@@ -152,9 +133,7 @@ fn a_draft_is_checked_but_not_published_anywhere() {
         stdout(&out)
     );
     // Sending it to the list is refused; a test copy is how it is proofread.
-    let out = site.gazette(&["issues", "send", "december"]);
-    expect_code(&out, 1);
-    assert!(stderr(&out).contains("is a draft"), "{}", stderr(&out));
+    site.says_on_stderr(&["issues", "send", "december"], 1, "is a draft");
     assert!(mailed(&site, "december").is_empty());
 
     // The pages do not know it, exactly as an unknown slug.
@@ -194,7 +173,7 @@ fn a_draft_is_checked_but_not_published_anywhere() {
         "content/december/issue.toml",
         &format!("title = \"December\"\ndate = {}\n", day_from_today(-1)),
     );
-    says(&site, &["run"], 0, "Published december to 2");
+    site.says(&["run"], 0, "Published december to 2");
     assert_eq!(mailed(&site, "december").len(), 2);
     assert!(feeds(&site).contains("Notes for december"));
 }
@@ -204,7 +183,7 @@ fn an_issue_dated_ahead_is_held_until_its_day() {
     let site = site();
     let date = day_from_today(18);
     add_issue(&site, "december", "December", &date, "");
-    says(&site, &["run"], 0, "1 issue held; the next goes out at");
+    site.says(&["run"], 0, "1 issue held; the next goes out at");
     assert!(mailed(&site, "december").is_empty());
     assert!(!feeds(&site).contains("Notes for december"));
     // `feeds build` (no database) leaves it out too.
@@ -226,26 +205,31 @@ fn an_issue_dated_ahead_is_held_until_its_day() {
     assert_eq!(row["status"], "held");
     assert_eq!(row["publish_at"], format!("{date}T00:00:00-05:00"));
     // Nobody can mail it early by hand.
-    let out = site.gazette(&["issues", "send", "december"]);
-    expect_code(&out, 1);
-    assert!(stderr(&out).contains("is held until"), "{}", stderr(&out));
+    site.says_on_stderr(&["issues", "send", "december"], 1, "is held until");
     // Running again changes nothing.
     let out = site.gazette(&["run"]);
     assert!(stdout(&out).contains("nothing changed"), "{}", stdout(&out));
     assert!(mailed(&site, "december").is_empty());
 }
 
-#[test]
-fn a_moment_that_passed_while_the_daemon_was_down_is_published_once_at_start() {
-    let site = site();
+/// Adds issue "flash", dated today and held until 10 s from now (whole
+/// seconds); returns that moment.
+fn add_flash_held_10s(site: &Site) -> DateTime<Utc> {
     let moment = (Utc::now() + chrono::Duration::seconds(10)).trunc_subsecs(0);
     add_issue(
-        &site,
+        site,
         "flash",
         "Flash",
         &day_from_today(0),
         &format!("publish_at = {}\n", local(moment)),
     );
+    moment
+}
+
+#[test]
+fn a_moment_that_passed_while_the_daemon_was_down_is_published_once_at_start() {
+    let site = site();
+    let moment = add_flash_held_10s(&site);
     let out = site.gazette(&["run"]);
     expect_code(&out, 0);
     assert!(
@@ -272,7 +256,7 @@ fn a_moment_that_passed_while_the_daemon_was_down_is_published_once_at_start() {
     server.cycle();
     let (code, _, log) = server.terminate();
     assert!(code.success(), "{log}");
-    says(&site, &["run"], 0, "Mail: nothing due");
+    site.says(&["run"], 0, "Mail: nothing due");
     assert_eq!(mailed(&site, "flash").len(), 2);
     assert_eq!(sent(&site, "flash"), 2);
     assert_eq!(listed(&site, "flash")["status"], "out");
@@ -283,14 +267,7 @@ fn serve_wakes_for_a_held_issue_between_cron_slots() {
     let site = site();
     let far = day_from_today(18);
     add_issue(&site, "december", "December", &far, "");
-    let moment = (Utc::now() + chrono::Duration::seconds(10)).trunc_subsecs(0);
-    add_issue(
-        &site,
-        "flash",
-        "Flash",
-        &day_from_today(0),
-        &format!("publish_at = {}\n", local(moment)),
-    );
+    let moment = add_flash_held_10s(&site);
     let server = site.serve();
     assert!(
         Utc::now() < moment,

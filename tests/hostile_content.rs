@@ -17,25 +17,10 @@ use gazette::cycle;
 use gazette::feeds;
 use gazette::mail::Renderer;
 
-/// xorshift64*: small, seeded, the same cases on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-}
+/// The harness's seeded PRNG: the same cases on every machine.
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 /// Openers that nest when repeated (Markdown and raw HTML).
 const NESTERS: &[&str] = &[

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use common::mail::{BASE, Kind, Mail, link_token, mimecheck, read_mail};
 use common::serve::{Opts, Server, StatusCode};
-use common::smtp::SmtpServer;
-use common::{Site, expect_code, stderr, stdout};
+use common::smtp::{SmtpServer, via};
+use common::{NO_WAIT, Site, expect_code, stderr, stdout};
 use mail_parser::MessageParser;
 use serde_json::Value;
 
@@ -20,39 +20,27 @@ use serde_json::Value;
 /// issues always recent enough to mail, and a generous sign-up limit
 /// (`http` replaces it).
 fn site_with(mail: &str, http: &str) -> Site {
-    let site = Site::new();
     let http = if http.is_empty() {
         "subscribe_burst = 1000\nsubscribe_per_minute = 1000\n"
     } else {
         http
     };
-    site.write(
-        "config.toml",
-        &format!(
-            "{}\n[mail]\nfrom = \"The Test Ledger <ledger@example.org>\"\nskip_older_than = \"100000d\"\nretry_base = \"0s\"\nrate_per_second = 100000\n{mail}\n[http]\n{http}",
-            common::CONFIG
-        ),
+    Site::mailing(&format!("{NO_WAIT}{mail}\n[http]\n{http}"))
+}
+
+/// `site_with("", "")` with Ann and Bob subscribed (active).
+fn ann_and_bob() -> Site {
+    let site = site_with("", "");
+    site.import_subscribers(
+        "email,name,status",
+        &["ann@example.org,Ann,active", "bob@example.org,Bob,active"],
     );
     site
 }
 
+/// SMTP to `port` with two connections at once.
 fn smtp(port: u16) -> String {
-    format!(
-        "transport = \"smtp\"\nconcurrency = 2\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\n"
-    )
-}
-
-fn import(site: &Site, rows: &[&str]) {
-    let mut csv = String::from("email,name,status\n");
-    for r in rows {
-        csv.push_str(r);
-        csv.push('\n');
-    }
-    site.write("subscribers.csv", &csv);
-    expect_code(
-        &site.gazette(&["subscribers", "import", "subscribers.csv"]),
-        0,
-    );
+    format!("concurrency = 2\n{}", via(port, "none"))
 }
 
 /// One SQL query on the site's database through Python's sqlite3 (a client
@@ -406,8 +394,8 @@ fn subscribe_confirm_over_real_smtp_and_the_next_issue_arrives() {
 #[test]
 fn the_answer_to_subscribe_never_tells_who_is_on_the_list() {
     let site = site_with("", "");
-    import(
-        &site,
+    site.import_subscribers(
+        "email,name,status",
         &[
             "active@example.org,Act,active",
             "pending@example.org,Pen,pending",
@@ -561,11 +549,7 @@ fn an_expired_confirmation_link_is_404_and_changes_nothing() {
 
 #[test]
 fn unknown_or_tampered_tokens_get_404_everywhere_and_change_nothing() {
-    let site = site_with("", "");
-    import(
-        &site,
-        &["ann@example.org,Ann,active", "bob@example.org,Bob,active"],
-    );
+    let site = ann_and_bob();
     let server = site.serve();
     server.post_form("/subscribe", &[("email", "cy@example.org"), ("name", "Cy")]);
     let confirm =
@@ -622,11 +606,7 @@ fn unknown_or_tampered_tokens_get_404_everywhere_and_change_nothing() {
 
 #[test]
 fn one_click_from_a_real_digest_unsubscribes_that_subscriber_only() {
-    let site = site_with("", "");
-    import(
-        &site,
-        &["ann@example.org,Ann,active", "bob@example.org,Bob,active"],
-    );
+    let site = ann_and_bob();
     // The start cycle mails the fixture issues.
     let server = site.serve();
     let ids = ids(&site);
@@ -715,11 +695,7 @@ fn one_click_from_a_real_digest_unsubscribes_that_subscriber_only() {
 
 #[test]
 fn preferences_change_the_name_and_the_next_digest_is_plain_text() {
-    let site = site_with("", "");
-    import(
-        &site,
-        &["ann@example.org,Ann,active", "bob@example.org,Bob,active"],
-    );
+    let site = ann_and_bob();
     let server = site.serve();
     let token = permanent_token(&site, "ann@example.org");
     let path = format!("/preferences/{token}");
@@ -912,7 +888,7 @@ fn sign_ups_are_limited_per_client_address() {
 #[test]
 fn the_archive_and_the_web_version_of_each_issue() {
     let site = site_with("", "");
-    import(&site, &["ann@example.org,Ann,active"]);
+    site.import_subscribers("email,name,status", &["ann@example.org,Ann,active"]);
     let server = site.serve();
     let (status, headers, home) = server.get("/");
     assert_eq!(status, StatusCode::OK);
@@ -1058,7 +1034,7 @@ fn serve_refuses_a_digest_template_that_check_refuses() {
 #[test]
 fn an_erased_person_who_signs_up_again_and_confirms_is_on_the_list_again() {
     let site = site_with("", "");
-    import(&site, &["ann@example.org,Ann,active"]);
+    site.import_subscribers("email,name,status", &["ann@example.org,Ann,active"]);
     expect_code(
         &site.gazette(&["subscribers", "erase", "ann@example.org"]),
         0,
@@ -1153,7 +1129,7 @@ fn the_confirmation_link_is_whole_on_one_line_of_the_raw_message() {
 #[test]
 fn forms_posted_from_another_site_are_refused_one_click_is_not() {
     let site = site_with("", "");
-    import(&site, &["ann@example.org,Ann,active"]);
+    site.import_subscribers("email,name,status", &["ann@example.org,Ann,active"]);
     let server = site.serve();
     let form = "application/x-www-form-urlencoded";
     let own = server.base.clone();

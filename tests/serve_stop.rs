@@ -15,30 +15,18 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::serve::{Opts, Server};
-use common::smtp::SmtpServer;
-use common::{Site, expect_code, stderr, stdout};
+use common::smtp::{SmtpServer, via};
+use common::{Site, expect_code, json, stderr, stdout};
 
 /// A site with one issue to mail over SMTP to `subscribers` active
 /// subscribers, at most `rate` messages a second.
 fn site(smtp_port: u16, subscribers: usize, rate: u32) -> Site {
-    let site = Site::new();
     // One issue: the other one is old enough to be skipped anyway.
-    std::fs::remove_dir_all(site.path("content/2026-autumn")).unwrap();
-    site.write(
-        "config.toml",
-        &format!(
-            "{}\n[mail]\nfrom = \"The Test Ledger <ledger@example.org>\"\ntransport = \"smtp\"\nconcurrency = 4\nrate_per_second = {rate}\nretry_base = \"0s\"\nskip_older_than = \"100000d\"\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {smtp_port}\nsecurity = \"none\"\n",
-            common::CONFIG
-        ),
+    let mail = format!(
+        "concurrency = 4\nrate_per_second = {rate}\nretry_base = \"0s\"\n{}",
+        via(smtp_port, "none")
     );
-    let mut csv = String::from("email,name\n");
-    for n in 0..subscribers {
-        csv.push_str(&format!("reader{n}@example.org,Reader {n}\n"));
-    }
-    site.write("subscribers.csv", &csv);
-    let out = site.gazette(&["subscribers", "import", "subscribers.csv"]);
-    expect_code(&out, 0);
-    site
+    Site::mailing_to_readers(subscribers, &mail)
 }
 
 /// Messages the SMTP server has accepted so far (one log line each).
@@ -85,8 +73,7 @@ struct Ledger {
 fn ledger(site: &Site) -> Ledger {
     let out = site.gazette(&["--json", "deliveries"]);
     expect_code(&out, 0);
-    let v: serde_json::Value = serde_json::from_str(&stdout(&out))
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&out), stderr(&out)));
+    let v = json(&out);
     let issues = v["issues"].as_array().expect("issues");
     let winter = issues
         .iter()
@@ -240,19 +227,8 @@ fn a_mail_write_that_never_returns_does_not_keep_serve_from_exiting() {
     // the first digest's temporary file is a FIFO nobody reads, so that
     // write blocks for good: the stop must still exit 0 within 10 s,
     // leaving the row to crash recovery, not wait for the thread.
-    let site = Site::new();
-    site.write(
-        "config.toml",
-        &format!(
-            "{}\n[mail]\nfrom = \"The Test Ledger <ledger@example.org>\"\nconcurrency = 1\nskip_older_than = \"100000d\"\n",
-            common::CONFIG
-        ),
-    );
-    site.write("subscribers.csv", "email,name\nann@example.org,Ann\n");
-    expect_code(
-        &site.gazette(&["subscribers", "import", "subscribers.csv"]),
-        0,
-    );
+    let site = Site::mailing("concurrency = 1\n");
+    site.import_subscribers("email,name", &["ann@example.org,Ann"]);
     std::fs::create_dir_all(site.path("outbox")).expect("outbox");
     for slug in ["2026-winter", "2026-autumn"] {
         let fifo = site.path(&format!("outbox/.{slug}_1.eml.tmp"));
@@ -285,8 +261,7 @@ fn a_mail_write_that_never_returns_does_not_keep_serve_from_exiting() {
 fn sending(site: &Site) -> u64 {
     let out = site.gazette(&["--json", "deliveries"]);
     expect_code(&out, 0);
-    let v: serde_json::Value = serde_json::from_str(&stdout(&out))
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&out), stderr(&out)));
+    let v = json(&out);
     v["issues"]
         .as_array()
         .map(|a| a.iter().filter_map(|i| i["sending"].as_u64()).sum())

@@ -10,8 +10,8 @@ mod common;
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::smtp::HostileSmtp;
-use common::{Site, expect_code, stdout};
+use common::smtp::{HostileSmtp, via};
+use common::{Site, expect_code, json};
 use serde_json::Value;
 
 /// A site with one issue to mail to `subscribers` over plain SMTP to `port`;
@@ -21,25 +21,8 @@ fn site(port: u16, subscribers: usize, smtp_extra: &str) -> Site {
 }
 
 fn site_with(port: u16, subscribers: usize, security: &str, smtp_extra: &str) -> Site {
-    let site = Site::new();
-    std::fs::remove_dir_all(site.path("content/2026-autumn")).expect("rm autumn");
-    site.write(
-        "config.toml",
-        &format!(
-            "{}\n[mail]\nfrom = \"The Test Ledger <ledger@example.org>\"\ntransport = \"smtp\"\nconcurrency = 2\nskip_older_than = \"100000d\"\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"{security}\"\n{smtp_extra}",
-            common::CONFIG
-        ),
-    );
-    let mut csv = String::from("email,name\n");
-    for n in 0..subscribers {
-        csv.push_str(&format!("reader{n}@example.org,Reader {n}\n"));
-    }
-    site.write("subscribers.csv", &csv);
-    expect_code(
-        &site.gazette(&["subscribers", "import", "subscribers.csv"]),
-        0,
-    );
-    site
+    let mail = format!("concurrency = 2\n{}{smtp_extra}", via(port, security));
+    Site::mailing_to_readers(subscribers, &mail)
 }
 
 /// A gazette process watched from outside: its peak memory (VmHWM), and a
@@ -103,7 +86,7 @@ fn watch(mut child: Child, out: tempfile::TempDir, limit: Duration, max_kb: u64)
 fn rows(site: &Site) -> Vec<(String, Option<String>)> {
     let out = site.gazette(&["--json", "deliveries", "2026-winter"]);
     expect_code(&out, 0);
-    let v: Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let v = json(&out);
     let counts = &v["issues"][0];
     assert_eq!(counts["sending"], 0, "no row left sending: {v}");
     v["problems"]
@@ -119,32 +102,43 @@ fn rows(site: &Site) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
+/// `gazette run` on `site`, watched for at most 60 s and `max_kb`: it must
+/// end by itself with exit code 3 (the server never answered), and each of
+/// the issue's `n` rows must be queued again (deferred, to be tried again)
+/// with `reason` recorded. `case` prefixes the failure messages.
+#[track_caller]
+fn run_is_cut(site: &Site, max_kb: u64, n: usize, reason: &str, case: &str) -> Watched {
+    let (child, out) = spawn(site, &["run"]);
+    let run = watch(child, out, Duration::from_secs(60), max_kb);
+    assert!(
+        run.status.and_then(|s| s.code()) == Some(3),
+        "{case}gazette run must end by itself, with exit code 3 (the server never answered) within 60 s and {max_kb} kB (took {:?}, peak {} kB, status {:?})\n{}\n{}",
+        run.took,
+        run.peak_kb,
+        run.status,
+        run.stdout,
+        run.stderr
+    );
+    let rows = rows(site);
+    assert_eq!(rows.len(), n, "{case}{rows:?}");
+    for (status, reply) in &rows {
+        assert_eq!(
+            status, "queued",
+            "{case}deferred, to be tried again: {rows:?}"
+        );
+        let reply = reply.as_deref().unwrap_or_default();
+        assert!(reply.contains(reason), "{case}a clear reason: {reply}");
+    }
+    run
+}
+
 #[test]
 fn a_reply_trickled_forever_is_cut_at_the_whole_reply_deadline() {
     // A continuation line every 0.2 s: each line comes well within any
     // per-line timeout, the reply never ends.
     let smtp = HostileSmtp::start(&["--trickle", "0.2", "--stage", "data"]);
     let site = site(smtp.port, 3, "timeout = \"2s\"\n");
-    let (child, out) = spawn(&site, &["run"]);
-    let run = watch(child, out, Duration::from_secs(60), 1 << 20);
-    assert!(
-        run.status.and_then(|s| s.code()) == Some(3),
-        "gazette run must end by itself, with exit code 3 (the server never answered) (took {:?}, status {:?})\n{}\n{}",
-        run.took,
-        run.status,
-        run.stdout,
-        run.stderr
-    );
-    let rows = rows(&site);
-    assert_eq!(rows.len(), 3, "{rows:?}");
-    for (status, reply) in &rows {
-        assert_eq!(status, "queued", "deferred, to be tried again: {rows:?}");
-        let reply = reply.as_deref().unwrap_or_default();
-        assert!(
-            reply.contains("reply did not complete within 2 s"),
-            "a clear reason: {reply}"
-        );
-    }
+    run_is_cut(&site, 1 << 20, 3, "reply did not complete within 2 s", "");
     assert!(
         smtp.events().iter().any(|e| e == "misbehaving"),
         "{:?}",
@@ -158,28 +152,9 @@ fn a_flood_of_continuation_lines_is_cut_at_the_reply_size_bound_with_little_memo
     const MAX_KB: u64 = 96 * 1024;
     let smtp = HostileSmtp::start(&["--flood", "268435456", "--stage", "ehlo"]);
     let site = site(smtp.port, 4, "");
-    let (child, out) = spawn(&site, &["run"]);
-    let run = watch(child, out, Duration::from_secs(60), MAX_KB);
-    assert!(
-        run.status.and_then(|s| s.code()) == Some(3),
-        "gazette run must end by itself, with exit code 3 (the server never answered) within 60 s and {MAX_KB} kB (took {:?}, peak {} kB, status {:?})\n{}\n{}",
-        run.took,
-        run.peak_kb,
-        run.status,
-        run.stdout,
-        run.stderr
-    );
+    let reason = "the server's reply exceeded 65536 bytes";
+    let run = run_is_cut(&site, MAX_KB, 4, reason, "");
     eprintln!("peak RSS {} kB, {:?}", run.peak_kb, run.took);
-    let rows = rows(&site);
-    assert_eq!(rows.len(), 4, "{rows:?}");
-    for (status, reply) in &rows {
-        assert_eq!(status, "queued", "{rows:?}");
-        let reply = reply.as_deref().unwrap_or_default();
-        assert!(
-            reply.contains("the server's reply exceeded 65536 bytes"),
-            "a clear reason: {reply}"
-        );
-    }
     // The client stopped reading: nowhere near the whole flood went out.
     let flooded: u64 = smtp
         .events()
@@ -212,24 +187,7 @@ fn over_implicit_tls_a_flood_and_a_trickle_are_cut_the_same_way() {
         let smtp = HostileSmtp::start(&[&args[..], &["--tls", &tls]].concat());
         let extra = format!("ca_file = \"{ca}\"\ntimeout = \"2s\"\n");
         let site = site_with(smtp.port, 3, "tls", &extra);
-        let (child, out) = spawn(&site, &["run"]);
-        let run = watch(child, out, Duration::from_secs(60), 96 * 1024);
-        assert!(
-            run.status.and_then(|s| s.code()) == Some(3),
-            "{args:?}: gazette run must end by itself, with exit code 3 (the server never answered) (took {:?}, peak {} kB, status {:?})\n{}\n{}",
-            run.took,
-            run.peak_kb,
-            run.status,
-            run.stdout,
-            run.stderr
-        );
-        let rows = rows(&site);
-        assert_eq!(rows.len(), 3, "{rows:?}");
-        for (status, reply) in &rows {
-            assert_eq!(status, "queued", "{args:?}: {rows:?}");
-            let reply = reply.as_deref().unwrap_or_default();
-            assert!(reply.contains(reason), "{args:?}: {reply}");
-        }
+        run_is_cut(&site, 96 * 1024, 3, reason, &format!("{args:?}: "));
     }
 }
 
@@ -276,7 +234,7 @@ fn sigterm_while_a_reply_trickles_ends_run_with_0_within_10s_and_nothing_sending
         "every row queued again: {rows:?}"
     );
     let out = site.gazette(&["--json", "deliveries"]);
-    let v: Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let v = json(&out);
     assert_eq!(v["issues"][0]["queued"], 3, "{v}");
 }
 
@@ -295,7 +253,7 @@ fn sigterm_while_a_reply_trickles_ends_serve_with_0_within_10s_and_nothing_sendi
         "SIGTERM mid-reply: {status} after {took:?}\n{log}"
     );
     let out = site.gazette(&["--json", "deliveries"]);
-    let v: Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let v = json(&out);
     assert_eq!(
         (&v["issues"][0]["sending"], &v["issues"][0]["queued"]),
         (&Value::from(0), &Value::from(3)),

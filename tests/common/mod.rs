@@ -1,6 +1,7 @@
 //! Shared test harness: a site (config + content) in a temp dir, the binary,
 //! and the real external tools. A missing tool fails the test with a hint; it
-//! never skips.
+//! never skips. `rng.rs` (a seeded PRNG) is not a module here: it stands
+//! alone so that a test or a bench includes it with `#[path]`.
 #![allow(dead_code)]
 
 pub mod mail;
@@ -119,6 +120,95 @@ impl Site {
     }
 }
 
+/// `[mail]` keys for a send that never waits: a failed try is retried at
+/// once, and the rate limit is far above what a test sends.
+pub const NO_WAIT: &str = "retry_base = \"0s\"\nrate_per_second = 100000\n";
+
+/// `reader0@example.org,Reader 0` ...: `n` rows for an `email,name` CSV.
+pub fn readers(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|n| format!("reader{n}@example.org,Reader {n}"))
+        .collect()
+}
+
+impl Site {
+    /// The fixture site with a `[mail]` section: a sender, issues never too
+    /// old to mail (the fixture's dates are fixed; the tests must not depend
+    /// on the day they run), then `mail` (more `[mail]` keys, ending with
+    /// `smtp::via` to mail over SMTP).
+    pub fn mailing(mail: &str) -> Site {
+        let site = Site::new();
+        site.write(
+            "config.toml",
+            &format!(
+                "{CONFIG}\n[mail]\nfrom = \"The Test Ledger <ledger@example.org>\"\nskip_older_than = \"100000d\"\n{mail}"
+            ),
+        );
+        site
+    }
+
+    /// `Site::mailing` with one issue to mail (2026-winter) to `readers(n)`.
+    pub fn mailing_to_readers(n: usize, mail: &str) -> Site {
+        let site = Site::mailing(mail);
+        site.remove("content/2026-autumn");
+        site.import_subscribers("email,name", &readers(n));
+        site
+    }
+
+    /// `Site::mailing` with `NO_WAIT` before `mail`, and `subscribers`
+    /// (`email,name,status` rows) imported.
+    pub fn mailing_now<S: AsRef<str>>(mail: &str, subscribers: &[S]) -> Site {
+        let site = Site::mailing(&format!("{NO_WAIT}{mail}"));
+        site.import_subscribers("email,name,status", subscribers);
+        site
+    }
+
+    /// Writes `subscribers.csv` (`header`, then `rows`) and imports it; the
+    /// import must exit 0.
+    pub fn import_subscribers<S: AsRef<str>>(&self, header: &str, rows: &[S]) {
+        let mut csv = format!("{header}\n");
+        for row in rows {
+            csv.push_str(row.as_ref());
+            csv.push('\n');
+        }
+        self.write("subscribers.csv", &csv);
+        expect_code(
+            &self.gazette(&["subscribers", "import", "subscribers.csv"]),
+            0,
+        );
+    }
+
+    /// Two `gazette ARGS...` started together, both streams captured, both
+    /// waited for: for the tests of what two at once must not do twice.
+    pub fn two_at_once(&self, args: &[&str]) -> (Output, Output) {
+        let start = || {
+            self.command(args)
+                .stdout(std::process::Stdio::piped())
+                // Captured (the one that waits says so), shown by expect_code on failure.
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn gazette")
+        };
+        let (a, b) = (start(), start());
+        (
+            a.wait_with_output().expect("wait"),
+            b.wait_with_output().expect("wait"),
+        )
+    }
+
+    /// Deletes a folder of the site, e.g. one of the fixture's two issues.
+    pub fn remove(&self, rel: &str) {
+        std::fs::remove_dir_all(self.path(rel)).unwrap_or_else(|e| panic!("remove {rel}: {e}"));
+    }
+
+    /// Rewrites the config with `from` replaced by `to` (which must occur).
+    pub fn edit_config(&self, from: &str, to: &str) {
+        let cfg = self.read("config.toml");
+        assert!(cfg.contains(from), "{from:?} not in config.toml:\n{cfg}");
+        self.write("config.toml", &cfg.replace(from, to));
+    }
+}
+
 impl Site {
     /// A new issue folder dated 2026-11-27 with one short article, so the
     /// next cycle records, publishes and mails it.
@@ -131,6 +221,30 @@ impl Site {
             &format!("content/{slug}/news.md"),
             "+++\ntitle = \"Late news\"\ndate = 2026-11-27\n+++\n\nThe quay reopened on Friday.\n",
         );
+    }
+
+    /// `gazette ARGS...`, which must exit with `code` and print `text` on
+    /// stdout; returns its output.
+    #[track_caller]
+    pub fn says(&self, args: &[&str], code: i32, text: &str) -> Output {
+        let out = self.gazette(args);
+        expect_code(&out, code);
+        let said = stdout(&out);
+        assert!(said.contains(text), "{args:?} should say {text:?}:\n{said}");
+        out
+    }
+
+    /// Like `says`, for `text` on stderr.
+    #[track_caller]
+    pub fn says_on_stderr(&self, args: &[&str], code: i32, text: &str) -> Output {
+        let out = self.gazette(args);
+        expect_code(&out, code);
+        let said = stderr(&out);
+        assert!(
+            said.contains(text),
+            "{args:?} should say {text:?} on stderr:\n{said}"
+        );
+        out
     }
 
     /// `subscribers list --json`, by address.
@@ -161,6 +275,19 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The JSON a `--json` command printed (both streams shown if it is not).
+#[track_caller]
+pub fn json(o: &Output) -> Value {
+    serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(o), stderr(o)))
+}
+
+/// `mail.send.sent` and `mail.send.<other>` from `gazette --json run`'s
+/// summary, e.g. `other = "failed"`.
+pub fn sent_and(v: &Value, other: &str) -> (Option<u64>, Option<u64>) {
+    let send = &v["mail"]["send"];
+    (send["sent"].as_u64(), send[other].as_u64())
 }
 
 /// Panic with both streams unless the command exited with `code`.

@@ -183,6 +183,14 @@ impl Drop for HostileSmtp {
     }
 }
 
+/// The end of a `[mail]` section that mails over SMTP to 127.0.0.1:`port`
+/// with `security` (`none`, `starttls`, `tls`); `[mail.smtp]` keys may follow.
+pub fn via(port: u16, security: &str) -> String {
+    format!(
+        "transport = \"smtp\"\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"{security}\"\n"
+    )
+}
+
 /// A private CA and a certificate for 127.0.0.1 signed by it, made with openssl.
 pub fn test_ca(dir: &std::path::Path) -> (String, String, String) {
     let run = |args: &[&str]| {
