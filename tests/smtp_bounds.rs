@@ -181,11 +181,13 @@ fn over_implicit_tls_a_flood_and_a_trickle_are_cut_the_same_way() {
         ),
         (
             ["--trickle", "0.2", "--stage", "data"],
-            "reply did not complete within 2 s",
+            "reply did not complete within 5 s",
         ),
     ] {
         let smtp = HostileSmtp::start(&[&args[..], &["--tls", &tls]].concat());
-        let extra = format!("ca_file = \"{ca}\"\ntimeout = \"2s\"\n");
+        // 5 s, not 2 s: the limit also bounds the TLS handshake, which a
+        // Python server on a loaded CI machine has been seen to miss at 2 s.
+        let extra = format!("ca_file = \"{ca}\"\ntimeout = \"5s\"\n");
         let site = site_with(smtp.port, 3, "tls", &extra);
         run_is_cut(&site, 96 * 1024, 3, reason, &format!("{args:?}: "));
     }

@@ -43,6 +43,17 @@ impl SmtpServer {
             .collect()
     }
 
+    /// How many of `address`'s messages `--drop-data-every` dropped (which
+    /// ones it hits depends on timing): each cost the client an attempt.
+    pub fn dropped_for(&self, address: &str) -> usize {
+        let log =
+            std::fs::read_to_string(self.dir.path().join("dropped.jsonl")).unwrap_or_default();
+        log.lines()
+            .map(|l| serde_json::from_str::<Vec<String>>(l).expect("dropped line"))
+            .filter(|rcpt| rcpt.iter().any(|r| r == address))
+            .count()
+    }
+
     /// How many messages each envelope recipient got.
     pub fn per_recipient(&self) -> std::collections::HashMap<String, usize> {
         let mut counts = std::collections::HashMap::new();

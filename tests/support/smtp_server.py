@@ -74,6 +74,9 @@ seen = {}
 data_count = itertools.count(1)
 saved = itertools.count(1)
 log = open(os.path.join(a.out, "log.jsonl"), "a", buffering=1)
+# The recipients of each DATA dropped by --drop-data-every, one JSON list a
+# line: which message a drop hits depends on timing, so tests count them here.
+dropped = open(os.path.join(a.out, "dropped.jsonl"), "a", buffering=1)
 
 
 class Handler:
@@ -100,6 +103,7 @@ class Handler:
 
     async def handle_DATA(self, server, session, envelope):
         if a.drop_data_every and next(data_count) % a.drop_data_every == 0:
+            dropped.write(json.dumps(envelope.rcpt_tos) + "\n")
             server.transport.abort()
             return "451 4.3.0 dropped (never seen by the client)"
         data = envelope.original_content or envelope.content

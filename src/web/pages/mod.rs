@@ -53,7 +53,7 @@ use minijinja::{Value, context};
 
 use super::{AppState, WebError};
 use crate::config::Config;
-use crate::mail::{Renderer, Sender, TemplateError};
+use crate::mail::{Renderer, Sender, SenderError, TemplateError};
 use crate::store::{Preferences, StoreError};
 use crate::subscribers::{MailFormat, SubscriberEmail, SubscriberName, Token};
 
@@ -73,7 +73,7 @@ use templates::PageTemplates;
 pub struct Pages {
     templates: PageTemplates,
     renderer: Renderer,
-    sender: Result<Arc<Sender>, String>,
+    sender: Result<Arc<Sender>, SenderError>,
     issues: IssueCache,
     limiter: RateLimiter,
     /// Who may post the forms.
@@ -194,9 +194,7 @@ impl Pages {
         let pages = Pages {
             templates,
             renderer,
-            sender: Sender::from_config(config)
-                .map(Arc::new)
-                .map_err(|e| e.to_string()),
+            sender: Sender::from_config(config).map(Arc::new),
             issues: IssueCache::default(),
             limiter: RateLimiter::new(
                 config.http.subscribe_burst,

@@ -11,7 +11,7 @@ use minijinja::context;
 use super::Pages;
 use crate::config::Config;
 use crate::delivery::notice::{Notice, NoticeOutcome};
-use crate::mail::{Outgoing, RenderError, TemplateError};
+use crate::mail::{Outgoing, RenderError, SenderError, TemplateError};
 use crate::store::{CONFIRM_TTL, Preferences};
 
 /// How long a sign-up waits for its mail to be handed over before
@@ -150,9 +150,9 @@ impl Pages {
 /// same page either way).
 #[derive(Debug, thiserror::Error)]
 enum SignupMailError {
-    /// `mail.from` (or `mail.reply_to`) cannot be used: the config's words.
-    #[error("{0}")]
-    Sender(String),
+    /// `mail.from`, `mail.reply_to` or the DKIM key cannot be used.
+    #[error(transparent)]
+    Sender(SenderError),
     #[error(transparent)]
     Template(#[from] TemplateError),
     #[error(transparent)]
