@@ -283,7 +283,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Published, StoreError> {
         let now = ledger_time(now);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let row = sqlx::query("SELECT id, mail_state FROM issues WHERE slug = $1")
             .bind(slug)
             .fetch_optional(&mut *tx)
@@ -564,7 +564,7 @@ impl Store {
             update.execute(&self.pool).await?;
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         update.execute(&mut *tx).await?;
         sqlx::query("UPDATE subscribers SET status = 'bounced', bounced_at = $1, updated_at = $1 WHERE id IN (SELECT value FROM json_each($2))")
             .bind(&stamp)
@@ -706,6 +706,36 @@ mod tests {
             .fetch_all(store.pool())
             .await
             .unwrap()
+    }
+
+    /// A sign-up during a cycle: another connection holds the write lock
+    /// while publishing starts. Publishing reads before it writes; in a
+    /// deferred transaction its write could not wait for the lock (its read
+    /// snapshot is stale once the other commits) and failed at once with
+    /// "database is locked". A write transaction starts IMMEDIATE and waits.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_waits_for_another_writer_instead_of_failing() {
+        let (_d, store) = store_with(&[("a@x.org", "active")]).await;
+        let mut other = store.pool().acquire().await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *other)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE subscribers SET updated_at = 'later'")
+            .execute(&mut *other)
+            .await
+            .unwrap();
+        let publishing = tokio::spawn({
+            let store = store.clone();
+            async move { store.publish_issue("i1", t(0)).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        sqlx::query("COMMIT").execute(&mut *other).await.unwrap();
+        drop(other);
+        assert_eq!(
+            publishing.await.unwrap().unwrap(),
+            Published::Now { recipients: 1 }
+        );
     }
 
     #[tokio::test]

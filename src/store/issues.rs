@@ -106,7 +106,7 @@ impl Store {
         let at = now;
         let now = stamp(now);
         let mut report = RecordReport::default();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         for issue in issues {
             let hash = issue.hash.to_hex();
             let (draft, release_at, out) = release_columns(issue, tz, at);

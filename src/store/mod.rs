@@ -168,6 +168,19 @@ impl Store {
         &self.pool
     }
 
+    /// A transaction that writes. It starts `IMMEDIATE`, taking the write
+    /// lock first (waiting up to the busy timeout for another writer), so it
+    /// never has to upgrade a read: in WAL mode a deferred transaction that
+    /// read and then wants to write while, or after, another connection
+    /// wrote fails at once with "database is locked" (its snapshot is
+    /// stale), whatever the busy timeout. A sign-up during a cycle did that.
+    /// Every transaction in `store` that writes starts here.
+    pub(crate) async fn write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
     pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         let v: Option<(String,)> = sqlx::query_as("SELECT value FROM meta WHERE key = $1")
             .bind(key)

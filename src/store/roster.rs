@@ -227,7 +227,7 @@ impl Store {
         row: &SubscriberRow,
         now: DateTime<Utc>,
     ) -> Result<CheckedAdd, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         if suppression::is_suppressed_on(&mut tx, &row.email).await? {
             return Ok(CheckedAdd::Erased);
         }
@@ -248,7 +248,7 @@ impl Store {
         edit: &SubscriberEdit,
         now: DateTime<Utc>,
     ) -> Result<SubscriberRecord, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let exists: Option<(i64,)> =
             sqlx::query_as("SELECT id FROM subscribers WHERE id = $1 AND erased_at IS NULL")
                 .bind(id)
@@ -290,7 +290,7 @@ impl Store {
         id: i64,
         now: DateTime<Utc>,
     ) -> Result<Erasure, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let key: Option<(String,)> =
             sqlx::query_as("SELECT email_key FROM subscribers WHERE id = $1 AND erased_at IS NULL")
                 .bind(id)

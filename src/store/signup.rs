@@ -139,7 +139,7 @@ impl Store {
         let at = stamp(now);
         let day_ago = stamp(now - chrono::Duration::days(1));
         let permanent = Token::generate().map_err(StoreError::Random)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let inserted = sqlx::query(
             "INSERT INTO subscribers (email, email_key, name, status, token, created_at, updated_at)
              VALUES ($1, $2, $3, 'pending', $4, $5, $5)
@@ -205,7 +205,7 @@ impl Store {
         subscriber_id: i64,
         now: DateTime<Utc>,
     ) -> Result<(Token, DateTime<Utc>), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let made = insert_confirmation(&mut tx, subscriber_id, None, now).await?;
         tx.commit().await?;
         Ok(made)
@@ -306,7 +306,7 @@ impl Store {
         key: &str,
         at: &str,
     ) -> Result<Option<(sqlx::Transaction<'static, sqlx::Sqlite>, Preferences)>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let row = sqlx::query(update)
             .bind(key)
             .bind(at)

@@ -451,7 +451,7 @@ impl Store {
         let mut report = ImportReport::default();
         // IMMEDIATE: the suppression check and the inserts see one state of
         // the database, so an erasure cannot slip in between them.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let key = super::suppression::suppression_key(&mut tx).await?;
         for (n, chunk) in rows.chunks(IMPORT_CHUNK).enumerate() {
             let hashes: Vec<String> = chunk
