@@ -454,3 +454,55 @@ fn an_ascii_digest_keeps_the_unsubscribe_url_whole_in_the_raw_message() {
         "{url} not whole in:\n{raw}"
     );
 }
+
+/// Runs `sql` on the site's database, as an admin's hand edit would.
+fn hand_edit(site: &Site, sql: &'static str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = gazette::store::Store::open(&site.path("gazette.db"))
+            .await
+            .unwrap();
+        sqlx::query(sql).execute(store.pool()).await.unwrap();
+        store.close().await;
+    })
+}
+
+#[test]
+fn a_hand_edited_bad_token_fails_that_delivery_alone_and_says_why() {
+    let site = Site::mailing_now(
+        "",
+        &["ann@example.org,Ann,active", "bob@example.org,Bob,active"],
+    );
+    // An admin's hand edit breaks bob's token.
+    hand_edit(
+        &site,
+        "UPDATE subscribers SET token = 'not a token' WHERE email = 'bob@example.org'",
+    );
+    // The run goes on (exit 0, as with any refused message): ann gets both
+    // issues, bob's two deliveries are failed.
+    let out = site.gazette(&["--json", "run"]);
+    expect_code(&out, 0);
+    let v = json(&out);
+    assert_eq!(sent_and(&v, "failed"), (Some(2), Some(2)), "{v}");
+    let files: Vec<_> = std::fs::read_dir(site.path("outbox"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(files.len(), 2);
+    assert!(
+        files
+            .iter()
+            .all(|f| f.contains("ann@example.org") && !f.contains("bob@"))
+    );
+    let out = site.gazette(&["deliveries", "2026-winter"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("the database holds a bad value (subscribers row")
+            && text.contains("column token")
+            && !text.contains("not a token"),
+        "{text}"
+    );
+}
