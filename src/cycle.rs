@@ -484,6 +484,7 @@ impl CycleReport {
                 Decision::Skipped { slug, reason } => {
                     s += &format!(" Not mailing {slug}: {reason}.")
                 }
+                Decision::Unreadable { reason } => s += &format!(" Not mailing: {reason}."),
             }
         }
         match &self.mail.send {

@@ -19,8 +19,19 @@ use crate::store::{Published, Store, StoreError};
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Decision {
-    Published { slug: String, recipients: u64 },
-    Skipped { slug: String, reason: String },
+    Published {
+        slug: String,
+        recipients: u64,
+    },
+    Skipped {
+        slug: String,
+        reason: String,
+    },
+    /// A row that does not read (a hand-edited date or release time): the
+    /// issue stays unpublished, the others go on. The reason names it.
+    Unreadable {
+        reason: String,
+    },
 }
 
 /// True when an issue dated `date` (midnight in `tz`) was more than `limit`
@@ -49,6 +60,16 @@ pub async fn publish_pending(
 ) -> Result<Vec<Decision>, StoreError> {
     let mut decisions = Vec::new();
     for issue in store.unpublished_issues().await? {
+        let issue = match issue {
+            Ok(issue) => issue,
+            Err(e @ StoreError::Corrupt { .. }) => {
+                decisions.push(Decision::Unreadable {
+                    reason: e.to_string(),
+                });
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let (slug, date) = (issue.slug, issue.issue_date);
         if too_old(date, tz, issue.released_at, skip_older_than) {
             let days = skip_older_than.as_secs() / 86_400;
@@ -145,6 +166,32 @@ mod tests {
         assert!(
             matches!(&d[..], [Decision::Published { slug: p, .. }, Decision::Skipped { slug: s, reason }]
                 if p == "fresh" && s == "stale" && reason.contains("when gazette released it")),
+            "{d:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_issue_row_that_does_not_read_waits_named_and_the_others_go_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("g.db")).await.unwrap();
+        let tz = chrono_tz::UTC;
+        let day = |d| NaiveDate::from_ymd_opt(2026, 12, d).unwrap();
+        let midnight = |d| day(d).and_hms_opt(0, 0, 0).unwrap();
+        let issues = [
+            issue("first", day(1), midnight(1)),
+            issue("second", day(2), midnight(2)),
+        ];
+        let now = Utc.with_ymd_and_hms(2026, 12, 2, 12, 0, 0).unwrap();
+        store.record_issues(&issues, tz, now).await.unwrap();
+        sqlx::query("UPDATE issues SET issue_date = 'someday' WHERE slug = 'first'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let week = Duration::from_secs(7 * 86_400);
+        let d = publish_pending(&store, tz, week, now).await.unwrap();
+        assert!(
+            matches!(&d[..], [Decision::Published { slug, .. }, Decision::Unreadable { reason }]
+                if reason.contains("issues row first, column issue_date") && slug == "second"),
             "{d:?}"
         );
     }

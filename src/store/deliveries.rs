@@ -200,6 +200,26 @@ impl Claims {
     }
 }
 
+/// One row of [`Store::unpublished_issues`].
+fn unpublished_issue(r: &sqlx::sqlite::SqliteRow) -> Result<UnpublishedIssue, StoreError> {
+    let slug: String = column(r, "issues", &"?", "slug")?;
+    let date: String = column(r, "issues", &slug, "issue_date")?;
+    let released: String = column(r, "issues", &slug, "released_at")?;
+    Ok(UnpublishedIssue {
+        issue_date: NaiveDate::parse_from_str(&date, "%Y-%m-%d")
+            .map_err(|e| corrupt("issues", &slug, "issue_date", &format!("{date:?}: {e}")))?,
+        released_at: time::parse(&released).ok_or_else(|| {
+            corrupt(
+                "issues",
+                &slug,
+                "released_at",
+                &format!("{released:?} is not a time"),
+            )
+        })?,
+        slug,
+    })
+}
+
 /// The subscriber values of one claimed row, parsed with the rules for
 /// stored values; a bad one is [`StoreError::Corrupt`] naming the row.
 fn claimed_recipient(
@@ -316,32 +336,16 @@ impl Store {
     }
 
     /// Released issues neither published nor skipped yet, oldest first.
-    /// Drafts and held issues wait.
-    pub async fn unpublished_issues(&self) -> Result<Vec<UnpublishedIssue>, StoreError> {
+    /// Drafts and held issues wait. One entry a row: a row whose date or
+    /// release time does not read (a hand edit) is its own `Corrupt` error,
+    /// so it waits, named, while the other issues go out.
+    pub async fn unpublished_issues(
+        &self,
+    ) -> Result<Vec<Result<UnpublishedIssue, StoreError>>, StoreError> {
         let rows = sqlx::query("SELECT slug, issue_date, released_at FROM issues WHERE mail_state = 'unpublished' AND released_at IS NOT NULL ORDER BY issue_date, slug")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                let slug: String = column(r, "issues", &"?", "slug")?;
-                let date: String = column(r, "issues", &slug, "issue_date")?;
-                let released: String = column(r, "issues", &slug, "released_at")?;
-                Ok(UnpublishedIssue {
-                    issue_date: NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|e| {
-                        corrupt("issues", &slug, "issue_date", &format!("{date:?}: {e}"))
-                    })?,
-                    released_at: time::parse(&released).ok_or_else(|| {
-                        corrupt(
-                            "issues",
-                            &slug,
-                            "released_at",
-                            &format!("{released:?} is not a time"),
-                        )
-                    })?,
-                    slug,
-                })
-            })
-            .collect()
+        Ok(rows.iter().map(unpublished_issue).collect())
     }
 
     /// Slugs of issues with rows due now (they need composing).
@@ -946,7 +950,7 @@ mod tests {
             .unwrap();
         let unpublished = store.unpublished_issues().await.unwrap();
         assert_eq!(
-            unpublished[0],
+            *unpublished[0].as_ref().unwrap(),
             UnpublishedIssue {
                 slug: "i1".into(),
                 issue_date: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
@@ -996,7 +1000,8 @@ mod tests {
             .await
             .unwrap();
         drop(conn);
-        let e = store.unpublished_issues().await.unwrap_err().to_string();
+        let rows = store.unpublished_issues().await.unwrap();
+        let e = rows[0].as_ref().unwrap_err().to_string();
         assert!(e.contains("issues row i2, column issue_date"), "{e}");
         let e = store.delivery_counts(None).await.unwrap_err().to_string();
         assert!(e.contains("issues row i1, column title"), "{e}");
