@@ -471,22 +471,38 @@ fn hand_edit(site: &Site, sql: &'static str) {
 }
 
 #[test]
-fn a_hand_edited_bad_token_fails_that_delivery_alone_and_says_why() {
+fn hand_edited_bad_values_fail_those_deliveries_alone_and_say_why_but_not_in_the_log() {
     let site = Site::mailing_now(
         "",
-        &["ann@example.org,Ann,active", "bob@example.org,Bob,active"],
+        &[
+            "ann@example.org,Ann,active",
+            "bob@example.org,Bob,active",
+            "cy@example.org,Cy,active",
+        ],
     );
-    // An admin's hand edit breaks bob's token.
+    // An admin's hand edits break bob's token and cy's address.
     hand_edit(
         &site,
         "UPDATE subscribers SET token = 'not a token' WHERE email = 'bob@example.org'",
     );
+    hand_edit(
+        &site,
+        "UPDATE subscribers SET email = 'cy@nodot' WHERE email = 'cy@example.org'",
+    );
     // The run goes on (exit 0, as with any refused message): ann gets both
-    // issues, bob's two deliveries are failed.
+    // issues, bob's and cy's deliveries are failed.
     let out = site.gazette(&["--json", "run"]);
     expect_code(&out, 0);
     let v = json(&out);
-    assert_eq!(sent_and(&v, "failed"), (Some(2), Some(2)), "{v}");
+    assert_eq!(sent_and(&v, "failed"), (Some(2), Some(4)), "{v}");
+    let log = stderr(&out);
+    assert!(
+        log.contains("a claimed row holds a value that does not read")
+            && !log.contains("cy@")
+            && !log.contains("nodot")
+            && !log.contains("not a token"),
+        "the log names rows, not values: {log}"
+    );
     let files: Vec<_> = std::fs::read_dir(site.path("outbox"))
         .unwrap()
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
@@ -495,13 +511,14 @@ fn a_hand_edited_bad_token_fails_that_delivery_alone_and_says_why() {
     assert!(
         files
             .iter()
-            .all(|f| f.contains("ann@example.org") && !f.contains("bob@"))
+            .all(|f| f.contains("ann@example.org") && !f.contains("bob@") && !f.contains("cy@"))
     );
     let out = site.gazette(&["deliveries", "2026-winter"]);
     let text = stdout(&out);
     assert!(
         text.contains("the database holds a bad value (subscribers row")
             && text.contains("column token")
+            && text.contains("column email: the domain \"nodot\" has no dot")
             && !text.contains("not a token"),
         "{text}"
     );
