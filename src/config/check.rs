@@ -375,7 +375,7 @@ pub(super) fn http(h: RawHttp, problems: &mut Problems<'_>) -> HttpConfig {
     }
     let mut trusted_proxies = Vec::new();
     for p in h.trusted_proxies.iter().flatten() {
-        match crate::web::proxy::IpNet::parse(p) {
+        match crate::config::IpNet::parse(p) {
             Ok(net) => trusted_proxies.push(net),
             Err(e) => problems.bad("http.trusted_proxies", e),
         }

@@ -36,7 +36,9 @@ pub use raw::{
     RawConfig, RawContent, RawDatabase, RawDkim, RawFeeds, RawHttp, RawMail, RawPublication,
     RawSchedule, RawSmtp,
 };
-pub use values::{BaseUrlError, CronError, DurationError, parse_cron, parse_duration};
+pub use values::{
+    BaseUrlError, CronError, DurationError, IpNet, IpNetError, parse_cron, parse_duration,
+};
 
 use problems::{Locator, Problems};
 

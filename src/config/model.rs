@@ -166,7 +166,7 @@ pub struct HttpConfig {
     /// Open connections at most.
     pub max_connections: usize,
     /// Reverse proxies whose `X-Forwarded-For` names the client.
-    pub trusted_proxies: Vec<crate::web::proxy::IpNet>,
+    pub trusted_proxies: Vec<crate::config::IpNet>,
 }
 
 pub const DEFAULT_SUBJECT: &str = "{{ issue.title }} | {{ publication.title }}";

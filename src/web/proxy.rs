@@ -12,62 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::http::HeaderMap;
 
-/// An address or a network in CIDR form (`10.0.0.0/8`, `::1`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpNet {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-/// A `http.trusted_proxies` entry that is neither an address nor a network.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{input:?} is not an address or network such as \"127.0.0.1\", \"10.0.0.0/8\" or \"::1\"")]
-pub struct IpNetError {
-    /// The entry as written.
-    pub input: String,
-}
-
-impl IpNet {
-    pub fn parse(s: &str) -> Result<IpNet, IpNetError> {
-        let bad = || IpNetError {
-            input: s.to_string(),
-        };
-        let (addr, prefix) = match s.trim().split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s.trim(), None),
-        };
-        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
-        };
-        Ok(IpNet { addr, prefix })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        // An IPv4 peer on an IPv6 socket arrives as ::ffff:a.b.c.d.
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
+pub use crate::config::{IpNet, IpNetError};
 
 /// The client's address: `peer`, or when `peer` is a trusted proxy, the
 /// rightmost `X-Forwarded-For` entry that is not a trusted proxy (port 0:
