@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::config::Config;
 use crate::content::{self, Ingest, Issue, Problem, ScanError, ScanOptions, SourceTree};
@@ -298,11 +298,7 @@ async fn ingest_and_build_feeds(
         elapsed: Duration::ZERO,
     };
 
-    let next_release = store
-        .meta(META_NEXT_RELEASE)
-        .await?
-        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-        .map(|t| t.with_timezone(&Utc));
+    let next_release = store.meta_time(META_NEXT_RELEASE).await?;
     if store.meta(META_FINGERPRINT).await?.as_deref() == Some(key.as_str())
         && feeds_present(config)
         && next_release.is_none_or(|t| now < t)
@@ -348,14 +344,7 @@ async fn ingest_and_build_feeds(
     store
         .set_meta(META_PROBLEMS, &encode_problems(&report.problems))
         .await?;
-    store
-        .set_meta(
-            META_NEXT_RELEASE,
-            &next_release
-                .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
-                .unwrap_or_default(),
-        )
-        .await?;
+    store.set_meta_time(META_NEXT_RELEASE, next_release).await?;
     store.set_meta(META_FINGERPRINT, &key).await?;
     Ok((report, tree, Some(ingest)))
 }

@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -198,6 +200,23 @@ impl Store {
         Ok(())
     }
 
+    /// A time kept in `meta` (e.g. the cycle's next held moment), written
+    /// and read as every stored time is (`time.rs`); `None` when unset or
+    /// not a time.
+    pub async fn meta_time(&self, key: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self.meta(key).await?.as_deref().and_then(time::parse))
+    }
+
+    /// Set (or, with `None`, clear) a time kept in `meta`.
+    pub async fn set_meta_time(
+        &self,
+        key: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        self.set_meta(key, &at.map(time::ledger_time).unwrap_or_default())
+            .await
+    }
+
     pub async fn close(self) {
         self.pool.close().await;
     }
@@ -215,6 +234,25 @@ fn is_empty_file(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_meta_time_reads_back_and_clears_and_older_forms_still_read() {
+        use chrono::TimeZone;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("g.db")).await.unwrap();
+        let at = Utc.with_ymd_and_hms(2026, 12, 24, 17, 0, 0).unwrap();
+        assert_eq!(store.meta_time("k").await.unwrap(), None);
+        store.set_meta_time("k", Some(at)).await.unwrap();
+        assert_eq!(store.meta_time("k").await.unwrap(), Some(at));
+        store.set_meta_time("k", None).await.unwrap();
+        assert_eq!(store.meta_time("k").await.unwrap(), None);
+        // What cycles wrote before (`AutoSi`, any offset) still reads.
+        store
+            .set_meta("k", "2026-12-24T18:00:00+01:00")
+            .await
+            .unwrap();
+        assert_eq!(store.meta_time("k").await.unwrap(), Some(at));
+    }
 
     #[tokio::test]
     async fn opens_in_wal_mode_and_creates_missing_folders() {
