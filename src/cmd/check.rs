@@ -12,6 +12,9 @@ use gazette::cycle::{self, plural};
 /// function for both, so that nothing `check` refuses can be served).
 fn template_problems(config: &Config) -> Vec<String> {
     gazette::web::pages::Pages::problems(config)
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 pub fn check(config: &Config, json: bool) -> Result<ExitCode> {

@@ -303,9 +303,9 @@ pub fn notice(
 /// takes); an address read from an older row that has no wire form fails
 /// here, with the reason.
 fn wire_address(email: &SubscriberEmail) -> Result<lettre::Address, RenderError> {
-    email.mailbox().map_err(|e| RenderError::Recipient {
+    email.mailbox().map_err(|reason| RenderError::Recipient {
         email: email.as_str().to_string(),
-        message: format!("cannot be mailed: {e}"),
+        reason,
     })
 }
 

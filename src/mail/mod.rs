@@ -47,8 +47,11 @@ pub enum RenderError {
     /// `mail.from` / `mail.reply_to` / `[mail.dkim]` unusable for sending.
     #[error(transparent)]
     Sender(#[from] SenderError),
-    #[error("recipient {email:?}: {message}")]
-    Recipient { email: String, message: String },
+    #[error("recipient {email:?}: cannot be mailed: {reason}")]
+    Recipient {
+        email: String,
+        reason: crate::subscribers::EmailError,
+    },
     #[error("cannot build the message for {to}: {message}")]
     Message { to: String, message: String },
 }

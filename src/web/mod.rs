@@ -38,8 +38,8 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
-    #[error("{0}")]
-    Pages(String),
+    #[error(transparent)]
+    Pages(pages::PageProblems),
 }
 
 /// What every handler can reach; cheap to clone.

@@ -149,18 +149,35 @@ enum PageError {
     Store(#[from] StoreError),
 }
 
+/// One problem with the page or digest templates, as `serve` refuses to
+/// start with and `gazette check` lists: it names the file and line.
+#[derive(Debug, thiserror::Error)]
+pub enum PageProblem {
+    /// A template that does not compile, or fails on sample values.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    /// The digest fails on a sample issue (what `/issues/SLUG` shows).
+    #[error(transparent)]
+    Digest(#[from] crate::mail::RenderError),
+}
+
+/// Every [`PageProblem`] of a start, one a line.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct PageProblems(pub Vec<PageProblem>);
+
 impl Pages {
     /// Compile the page templates (and the digest templates the web
     /// versions use) and render each page once against sample values, so
     /// that a broken template stops `serve` at start with its file and line
     /// instead of failing a reader's request.
     pub fn load(config: &Config) -> Result<Pages, WebError> {
-        let pages = Pages::build(config).map_err(|errors| WebError::Pages(errors.join("\n")))?;
+        let pages = Pages::build(config).map_err(|errors| WebError::Pages(PageProblems(errors)))?;
         Ok(pages)
     }
 
     /// Every problem with the page templates, for `gazette check`.
-    pub fn problems(config: &Config) -> Vec<String> {
+    pub fn problems(config: &Config) -> Vec<PageProblem> {
         match Pages::build(config) {
             Ok(_) => Vec::new(),
             Err(errors) => errors,
@@ -172,12 +189,16 @@ impl Pages {
     /// rendered against a sample issue (what `/issues/SLUG` shows) and every
     /// page against sample values. A missing `mail.from` is not a template
     /// problem (only sending needs it).
-    fn build(config: &Config) -> Result<Pages, Vec<String>> {
-        let strings =
-            |errors: Vec<TemplateError>| errors.iter().map(ToString::to_string).collect::<Vec<_>>();
+    fn build(config: &Config) -> Result<Pages, Vec<PageProblem>> {
+        let problems = |errors: Vec<TemplateError>| {
+            errors
+                .into_iter()
+                .map(PageProblem::Template)
+                .collect::<Vec<_>>()
+        };
         let (renderer, templates) = match (
-            Renderer::load_all(config).map_err(strings),
-            PageTemplates::load(config).map_err(strings),
+            Renderer::load_all(config).map_err(problems),
+            PageTemplates::load(config).map_err(problems),
         ) {
             (Ok(r), Ok(t)) => (r, t),
             (r, t) => {
@@ -188,7 +209,7 @@ impl Pages {
         };
         match renderer.check() {
             Ok(()) | Err(crate::mail::RenderError::Sender(_)) => {}
-            Err(e) => return Err(vec![e.to_string()]),
+            Err(e) => return Err(vec![e.into()]),
         }
         let site = Site::new(config);
         let pages = Pages {
@@ -204,7 +225,7 @@ impl Pages {
             publication: site.value(),
             site,
         };
-        pages.check().map_err(|e| vec![e.to_string()])?;
+        pages.check().map_err(|e| vec![e.into()])?;
         Ok(pages)
     }
 
