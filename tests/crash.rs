@@ -22,16 +22,8 @@ fn smtp_site(port: u16) -> Site {
 }
 
 fn sqlite_count(site: &Site, sql: &'static str) -> i64 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let store = gazette::store::Store::open(&site.path("gazette.db"))
-            .await
-            .unwrap();
+    site.with_db(async |store| {
         let (n,): (i64,) = sqlx::query_as(sql).fetch_one(store.pool()).await.unwrap();
-        store.close().await;
         n
     })
 }

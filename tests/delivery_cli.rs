@@ -457,17 +457,9 @@ fn an_ascii_digest_keeps_the_unsubscribe_url_whole_in_the_raw_message() {
 
 /// Runs `sql` on the site's database, as an admin's hand edit would.
 fn hand_edit(site: &Site, sql: &'static str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let store = gazette::store::Store::open(&site.path("gazette.db"))
-            .await
-            .unwrap();
+    site.with_db(async |store| {
         sqlx::query(sql).execute(store.pool()).await.unwrap();
-        store.close().await;
-    })
+    });
 }
 
 #[test]

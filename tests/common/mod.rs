@@ -132,6 +132,23 @@ pub fn readers(n: usize) -> Vec<String> {
 }
 
 impl Site {
+    /// Runs `f` on the site's database (a hand edit or a check a test
+    /// makes beside the binary), on a runtime of its own.
+    pub fn with_db<T>(&self, f: impl AsyncFnOnce(&gazette::store::Store) -> T) -> T {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let store = gazette::store::Store::open(&self.path("gazette.db"))
+                .await
+                .expect("open the site's database");
+            let out = f(&store).await;
+            store.close().await;
+            out
+        })
+    }
+
     /// The fixture site with a `[mail]` section: a sender, issues never too
     /// old to mail (the fixture's dates are fixed; the tests must not depend
     /// on the day they run), then `mail` (more `[mail]` keys, ending with
