@@ -179,10 +179,10 @@ pub(super) fn is_env_name(s: &str) -> bool {
         && !s.starts_with(|c: char| c.is_ascii_digit())
 }
 
-/// `http.trusted_proxies`: the networks whose `X-Forwarded-For` the web
-/// side believes (see `web::proxy`). A config value, so it lives here and
-/// web uses it, not the other way round.
-/// An address or a network in CIDR form (`10.0.0.0/8`, `::1`).
+/// An address or a network in CIDR form (`10.0.0.0/8`, `::1`): one entry of
+/// `http.trusted_proxies`, whose `X-Forwarded-For` the web side believes
+/// (see `web::proxy`). A config value, so it lives here and web uses it,
+/// not the other way round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IpNet {
     addr: IpAddr,

@@ -231,6 +231,15 @@ fn is_empty_file(path: &Path) -> bool {
     len(path) == Some(0) && len(Path::new(&wal)).unwrap_or(0) == 0
 }
 
+/// The listed subscribers' addresses, in list order, for tests' asserts.
+#[cfg(test)]
+impl Store {
+    pub(crate) async fn listed_emails(&self) -> Vec<String> {
+        let listed = self.subscribers(None).await.expect("list subscribers");
+        listed.iter().map(|s| s.email.to_string()).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
