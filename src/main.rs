@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use gazette::config::Config;
+use gazette::store::InboundKind;
 use gazette::subscribers::Status;
 
 /// Big feeds and mail batches allocate and free tens of megabytes per cycle;
@@ -76,6 +77,12 @@ enum Command {
         #[command(subcommand)]
         command: SubscribersCommand,
     },
+    /// Returned mail (bounces, complaints, mailto unsubscribes): read it
+    /// from files, Maildir folders or mbox files, or list the decisions.
+    Inbound {
+        #[command(subcommand)]
+        command: InboundCommand,
+    },
     /// Delivery counts per issue; with SLUG, what did not go out and why.
     Deliveries { slug: Option<String> },
     /// Copy the database to OUT.db, consistently, also while `serve` runs
@@ -90,6 +97,33 @@ enum Command {
     /// on `[http] listen` (feeds, pages, admin API, /healthz, /metrics).
     /// SIGTERM or SIGINT stop it gracefully.
     Serve,
+}
+
+#[derive(Subcommand, Debug)]
+enum InboundCommand {
+    /// Process returned messages from files, Maildir folders or mbox files
+    /// (the TAG address is read from Delivered-To, X-Original-To or To).
+    /// Each message counts once: importing the same folder again changes
+    /// nothing.
+    Import {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// The latest decisions, newest first.
+    List {
+        /// Only this kind: hard, soft, sender, complaint, unsubscribe,
+        /// auto_reply, other, forged, unmatched.
+        #[arg(long, value_parser = inbound_kind_parser())]
+        kind: Option<InboundKind>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+fn inbound_kind_parser() -> impl clap::builder::TypedValueParser<Value = InboundKind> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(InboundKind::ALL.map(InboundKind::as_str))
+        .try_map(|s| InboundKind::parse(&s).ok_or_else(|| format!("unknown kind {s:?}")))
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -290,6 +324,12 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         Command::Run { wait } => cmd::mail::run(&config, cli.json, Duration::from_secs(wait)),
         Command::Deliveries { slug } => cmd::mail::deliveries(&config, slug.as_deref(), cli.json),
         Command::Serve => cmd::serve::serve(config),
+        Command::Inbound {
+            command: InboundCommand::Import { paths },
+        } => cmd::inbound::import(&config, &paths, cli.json),
+        Command::Inbound {
+            command: InboundCommand::List { kind, limit },
+        } => cmd::inbound::list(&config, kind, limit, cli.json),
         Command::Backup { out } => cmd::backup::backup(&config, &out, cli.json),
         Command::Issues {
             command: IssuesCommand::Send { slug, to, wait },

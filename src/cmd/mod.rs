@@ -5,6 +5,7 @@
 pub mod backup;
 pub mod check;
 pub mod feeds;
+pub mod inbound;
 pub mod issues;
 pub mod mail;
 pub mod serve;

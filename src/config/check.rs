@@ -12,16 +12,17 @@ use url::Url;
 
 use super::model::{
     ContentConfig, DEFAULT_SUBJECT, DatabaseConfig, DigestBody, DkimSettings, FeedsConfig,
-    HttpConfig, MailConfig, Publication, ScheduleConfig, Security, SmtpConfig, Transport,
+    HttpConfig, InboundConfig, MailConfig, Publication, ScheduleConfig, Security, SmtpConfig,
+    Transport,
 };
 use super::problems::Problems;
 use super::raw::{
-    RawContent, RawDatabase, RawDkim, RawFeeds, RawHttp, RawMail, RawPublication, RawSchedule,
-    RawSmtp,
+    RawContent, RawDatabase, RawDkim, RawFeeds, RawHttp, RawInbound, RawMail, RawPublication,
+    RawSchedule, RawSmtp,
 };
 use super::values::{
-    check_cron, is_dns_name, is_env_name, is_host_port, looks_like_mailbox, mailbox_domain,
-    parse_base_url, parse_duration, sqlite_path,
+    BounceAddress, check_cron, is_dns_name, is_env_name, is_host_port, looks_like_mailbox,
+    mailbox_domain, parse_base_url, parse_duration, sqlite_path,
 };
 
 /// `[publication]`: title and base_url are required.
@@ -193,6 +194,16 @@ pub(super) fn mail(m: RawMail, root: &Path, problems: &mut Problems<'_>) -> Mail
             );
         }
     }
+    let bounce_address = m
+        .bounce_address
+        .as_deref()
+        .and_then(|s| match BounceAddress::parse(s) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                problems.bad("mail.bounce_address", e);
+                None
+            }
+        });
     let smtp = smtp(m.smtp, root, problems);
     let dkim = dkim(m.dkim, m.from.as_deref(), root, problems);
     MailConfig {
@@ -208,6 +219,7 @@ pub(super) fn mail(m: RawMail, root: &Path, problems: &mut Problems<'_>) -> Mail
         retry_base,
         digest: m.digest.unwrap_or(DigestBody::Full),
         smtputf8: m.smtputf8.unwrap_or(false),
+        bounce_address,
         smtp,
         dkim,
     }
@@ -399,5 +411,96 @@ pub(super) fn http(h: RawHttp, problems: &mut Problems<'_>) -> HttpConfig {
         body_timeout,
         max_connections: max_connections as usize,
         trusted_proxies,
+    }
+}
+
+/// `[inbound]`: serve's SMTP listener for returns and what is kept of them.
+pub(super) fn inbound(i: RawInbound, problems: &mut Problems<'_>) -> InboundConfig {
+    if let Some(listen) = &i.listen
+        && listen.parse::<SocketAddr>().is_err()
+        && !is_host_port(listen)
+    {
+        problems.bad(
+            "inbound.listen",
+            format!("{listen:?} is not an address such as \"127.0.0.1:2526\""),
+        );
+    }
+    let mut int =
+        |key: &str, value: Option<i64>, default: i64, range: std::ops::RangeInclusive<i64>| {
+            let v = value.unwrap_or(default);
+            if range.contains(&v) {
+                v
+            } else {
+                problems.bad(
+                    key,
+                    format!(
+                        "must be between {} and {}, not {v}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                default
+            }
+        };
+    let max_message_bytes = int(
+        "inbound.max_message_bytes",
+        i.max_message_bytes,
+        10 << 20,
+        1024..=(1 << 30),
+    );
+    let max_sessions = int("inbound.max_sessions", i.max_sessions, 20, 1..=10_000);
+    let keep_raw_bytes = int(
+        "inbound.keep_raw_bytes",
+        i.keep_raw_bytes,
+        256 << 10,
+        0..=(64 << 20),
+    );
+    let soft_bounce_limit = int(
+        "inbound.soft_bounce_limit",
+        i.soft_bounce_limit,
+        3,
+        0..=1000,
+    );
+    let mut duration =
+        |key: &str, value: Option<&str>, default: &str, least: Duration| match parse_duration(
+            value.unwrap_or(default),
+        ) {
+            Ok(d) if d >= least => d,
+            Ok(_) => {
+                problems.bad(key, format!("must be at least {}s", least.as_secs()));
+                parse_duration(default).unwrap_or(least)
+            }
+            Err(msg) => {
+                problems.bad(key, msg);
+                parse_duration(default).unwrap_or(least)
+            }
+        };
+    let session_timeout = duration(
+        "inbound.session_timeout",
+        i.session_timeout.as_deref(),
+        "10m",
+        Duration::from_secs(1),
+    );
+    let keep_raw_for = duration(
+        "inbound.keep_raw_for",
+        i.keep_raw_for.as_deref(),
+        "30d",
+        Duration::ZERO,
+    );
+    let soft_bounce_window = duration(
+        "inbound.soft_bounce_window",
+        i.soft_bounce_window.as_deref(),
+        "90d",
+        Duration::from_secs(86_400),
+    );
+    InboundConfig {
+        listen: i.listen,
+        max_message_bytes: max_message_bytes as usize,
+        max_sessions: max_sessions as usize,
+        session_timeout,
+        keep_raw_for,
+        keep_raw_bytes: keep_raw_bytes as usize,
+        soft_bounce_limit: soft_bounce_limit as u32,
+        soft_bounce_window,
     }
 }

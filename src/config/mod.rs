@@ -28,16 +28,18 @@ use std::path::{Path, PathBuf};
 
 pub use model::{
     Config, ContentConfig, DEFAULT_SUBJECT, DatabaseConfig, DigestBody, DkimSettings, FeedsConfig,
-    HttpConfig, MailConfig, Publication, ScheduleConfig, Security, SmtpConfig, Transport,
+    HttpConfig, InboundConfig, MailConfig, Publication, ScheduleConfig, Security, SmtpConfig,
+    Transport,
 };
 pub use problems::{ConfigError, KeyProblem, Origin};
 pub use raw::OverrideError;
 pub use raw::{
-    RawConfig, RawContent, RawDatabase, RawDkim, RawFeeds, RawHttp, RawMail, RawPublication,
-    RawSchedule, RawSmtp,
+    RawConfig, RawContent, RawDatabase, RawDkim, RawFeeds, RawHttp, RawInbound, RawMail,
+    RawPublication, RawSchedule, RawSmtp,
 };
 pub use values::{
-    BaseUrlError, CronError, DurationError, IpNet, IpNetError, parse_cron, parse_duration,
+    BaseUrlError, BounceAddress, BounceAddressError, CronError, DurationError, IpNet, IpNetError,
+    parse_cron, parse_duration,
 };
 
 use problems::{Locator, Problems};
@@ -96,6 +98,7 @@ impl Config {
             schedule: check::schedule(raw.schedule, p),
             mail: check::mail(raw.mail, &root, p),
             http: check::http(raw.http, p),
+            inbound: check::inbound(raw.inbound, p),
         };
         problems.finish()?;
         Ok(config)

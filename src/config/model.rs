@@ -8,6 +8,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::problems::Origin;
+use super::values::BounceAddress;
 
 /// `[publication]`: who publishes, and where the public site lives.
 #[derive(Debug, Clone)]
@@ -44,6 +45,7 @@ pub struct Config {
     pub schedule: ScheduleConfig,
     pub mail: MailConfig,
     pub http: HttpConfig,
+    pub inbound: InboundConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -115,6 +117,10 @@ pub struct MailConfig {
     /// Whether addresses with a non-ASCII local part (`zoë@…`) may enter the
     /// list: only when the relay offers SMTPUTF8 (RFC 6531). Off by default.
     pub smtputf8: bool,
+    /// `mail.bounce_address`: when set, every message goes out with the
+    /// envelope sender `local+TAG@domain` of it (VERP, `mail::verp`), and
+    /// what comes back to those addresses is read (`inbound`).
+    pub bounce_address: Option<BounceAddress>,
     pub smtp: SmtpConfig,
     /// `[mail.dkim]`: sign every message when set.
     pub dkim: Option<DkimSettings>,
@@ -167,6 +173,28 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// Reverse proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<crate::config::IpNet>,
+}
+
+/// `[inbound]`: the SMTP listener of `serve` for returned mail, and what
+/// gazette does with what comes back (`inbound` module).
+#[derive(Debug, Clone)]
+pub struct InboundConfig {
+    /// `HOST:PORT` for `serve`'s SMTP listener; none without it.
+    pub listen: Option<String>,
+    /// A message larger than this is refused (552) or, on import, skipped.
+    pub max_message_bytes: usize,
+    /// SMTP sessions at once; more are turned away (421) at the greeting.
+    pub max_sessions: usize,
+    /// The longest one SMTP session may last.
+    pub session_timeout: Duration,
+    /// How long each processed message is kept (raw, cut to
+    /// `keep_raw_bytes`) beside its decision; the decision stays.
+    pub keep_raw_for: Duration,
+    pub keep_raw_bytes: usize,
+    /// Soft bounces for this many different issues within
+    /// `soft_bounce_window` mark a subscriber bounced; 0: never.
+    pub soft_bounce_limit: u32,
+    pub soft_bounce_window: Duration,
 }
 
 pub const DEFAULT_SUBJECT: &str = "{{ issue.title }} | {{ publication.title }}";

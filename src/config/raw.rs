@@ -70,6 +70,16 @@ raw_section!(RawHttp {
     max_connections: i64,
     trusted_proxies: Vec<String>
 });
+raw_section!(RawInbound {
+    listen: String,
+    max_message_bytes: i64,
+    max_sessions: i64,
+    session_timeout: String,
+    keep_raw_for: String,
+    keep_raw_bytes: i64,
+    soft_bounce_limit: i64,
+    soft_bounce_window: String
+});
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,6 +96,7 @@ pub struct RawMail {
     pub retry_base: Option<String>,
     pub digest: Option<DigestBody>,
     pub smtputf8: Option<bool>,
+    pub bounce_address: Option<String>,
     #[serde(default)]
     pub smtp: RawSmtp,
     #[serde(default)]
@@ -109,7 +120,8 @@ impl RawMail {
             skip_older_than,
             retry_base,
             digest,
-            smtputf8
+            smtputf8,
+            bounce_address
         );
         self.smtp.merge(over.smtp);
         self.dkim.merge(over.dkim);
@@ -134,6 +146,8 @@ pub struct RawConfig {
     pub mail: RawMail,
     #[serde(default)]
     pub http: RawHttp,
+    #[serde(default)]
+    pub inbound: RawInbound,
 }
 
 impl RawConfig {
@@ -145,6 +159,7 @@ impl RawConfig {
         self.schedule.merge(over.schedule);
         self.mail.merge(over.mail);
         self.http.merge(over.http);
+        self.inbound.merge(over.inbound);
     }
 }
 /// What [`read`] found: the merged raw values, the problems met on the way,
@@ -238,6 +253,7 @@ const SECTIONS: &[&str] = &[
     "mail.dkim",
     "mail",
     "http",
+    "inbound",
 ];
 /// toml's own message already shows the line, column and offending key; keep
 /// it, but on one line per fact.

@@ -317,3 +317,71 @@ mod tests {
         );
     }
 }
+
+/// `mail.bounce_address`: where returned mail goes, and the base of every
+/// envelope sender when it is set (`local+TAG@domain`, VERP). Plain ASCII
+/// `local@domain`, no display name; the local part may not hold `+`, which
+/// separates the TAG (it is also the `recipient_delimiter` an MTA in front
+/// is told about).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BounceAddress {
+    local: String,
+    /// Lowercased.
+    domain: String,
+}
+
+/// Why `mail.bounce_address` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BounceAddressError {
+    #[error("{0:?} is not an address such as \"bounces@news.example.org\" (no display name)")]
+    Shape(String),
+    #[error(
+        "{0:?}: the local part may not contain '+', which gazette puts before each message's tag"
+    )]
+    Plus(String),
+}
+
+impl BounceAddress {
+    pub fn parse(s: &str) -> Result<BounceAddress, BounceAddressError> {
+        let shape = || BounceAddressError::Shape(s.to_string());
+        let (local, domain) = s.trim().rsplit_once('@').ok_or_else(shape)?;
+        // The characters of a dot-atom that no MTA treats specially.
+        let atom_ok = !local.is_empty()
+            && local.len() <= 40
+            && !local.starts_with('.')
+            && !local.ends_with('.')
+            && !local.contains("..")
+            && local
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b));
+        if !atom_ok || !is_dns_name(domain) || !domain.contains('.') {
+            return Err(shape());
+        }
+        if local.contains('+') {
+            return Err(BounceAddressError::Plus(s.to_string()));
+        }
+        Ok(BounceAddress {
+            local: local.to_string(),
+            domain: domain.to_ascii_lowercase(),
+        })
+    }
+
+    pub fn local(&self) -> &str {
+        &self.local
+    }
+
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// `local+tag@domain`.
+    pub fn tagged(&self, tag: &str) -> String {
+        format!("{}+{tag}@{}", self.local, self.domain)
+    }
+}
+
+impl std::fmt::Display for BounceAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.local, self.domain)
+    }
+}

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::mail::verp::{Tag, Verp};
 use crate::mail::{Digest, Recipient, RenderError};
 use crate::store::Claimed;
 
@@ -53,9 +54,19 @@ pub enum ComposeError {
 #[derive(Default)]
 pub struct DigestComposer {
     digests: HashMap<String, Result<Digest, Unprepared>>,
+    /// With `mail.bounce_address`: each message's envelope sender names
+    /// its delivery row (VERP).
+    verp: Option<Arc<Verp>>,
 }
 
 impl DigestComposer {
+    pub fn with_verp(verp: Option<Arc<Verp>>) -> DigestComposer {
+        DigestComposer {
+            digests: HashMap::new(),
+            verp,
+        }
+    }
+
     pub fn insert(&mut self, slug: &str, digest: Result<Digest, Unprepared>) {
         self.digests.insert(slug.to_string(), digest);
     }
@@ -78,9 +89,13 @@ impl Composer for DigestComposer {
             token: &row.token,
         };
         let out = digest.message_as(&recipient, row.format)?;
+        let envelope_from = match &self.verp {
+            Some(v) => v.envelope_sender(Tag::Delivery(row.delivery_id)),
+            None => out.envelope_from,
+        };
         Ok(Composed {
             message_id: out.message_id,
-            envelope_from: out.envelope_from,
+            envelope_from,
             bytes: out.bytes,
         })
     }

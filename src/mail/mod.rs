@@ -10,6 +10,7 @@ pub mod dkim;
 pub mod message;
 mod qp;
 pub mod render;
+pub mod verp;
 
 pub use message::{Outgoing, Sender, SenderError};
 pub use render::{Digest, Parts, Renderer, TemplateError};

@@ -5,6 +5,7 @@
 
 mod backup;
 mod deliveries;
+mod inbound;
 mod issues;
 mod lock;
 mod roster;
@@ -27,6 +28,9 @@ pub use backup::{Backup, BackupError};
 pub use deliveries::{
     Attempt, Claimed, Claims, DeliveryProblem, DeliveryStatus, IssueDeliveries, MailState,
     Published, UnpublishedIssue, backoff,
+};
+pub use inbound::{
+    About, BounceRules, InboundKind, InboundQuery, InboundRecord, NewInbound, Recorded, Via,
 };
 pub use issues::{IssueRecord, RecordReport};
 pub use lock::{LockError, RunLock};

@@ -19,12 +19,20 @@ use crate::subscribers::SubscriberEmail;
 /// The key suppression hashes are made with (random per database, created
 /// by migration 0005).
 pub(super) async fn suppression_key(conn: &mut SqliteConnection) -> Result<[u8; 32], StoreError> {
-    let hex: Option<(String,)> =
-        sqlx::query_as("SELECT value FROM meta WHERE key = 'suppression_key'")
-            .fetch_optional(&mut *conn)
-            .await?;
+    meta_key(conn, "suppression_key").await
+}
+
+/// A 32-byte key kept in `meta` as 64 hex digits (made by a migration).
+pub(super) async fn meta_key(
+    conn: &mut SqliteConnection,
+    name: &str,
+) -> Result<[u8; 32], StoreError> {
+    let hex: Option<(String,)> = sqlx::query_as("SELECT value FROM meta WHERE key = $1")
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await?;
     let corrupt = || StoreError::Corrupt {
-        what: "meta.suppression_key is missing or not 64 hex digits".into(),
+        what: format!("meta.{name} is missing or not 64 hex digits"),
     };
     let hex = hex.ok_or_else(corrupt)?.0;
     let mut key = [0u8; 32];
@@ -45,7 +53,7 @@ pub(super) fn address_hash(key: &[u8; 32], email: &SubscriberEmail) -> String {
     key_hash(key, &email.key())
 }
 
-fn key_hash(key: &[u8; 32], email_key: &str) -> String {
+pub(super) fn key_hash(key: &[u8; 32], email_key: &str) -> String {
     blake3::keyed_hash(key, email_key.as_bytes())
         .to_hex()
         .to_string()

@@ -27,7 +27,10 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use crate::import::{self, ImportError, ImportOptions, ImportOutcome};
-use crate::store::{CheckedAdd, StoreError, SubscriberEdit, SubscriberQuery, SubscriberRecord};
+use crate::store::{
+    CheckedAdd, InboundKind, InboundQuery, StoreError, SubscriberEdit, SubscriberQuery,
+    SubscriberRecord,
+};
 use crate::subscribers::csv as subscriber_csv;
 use crate::subscribers::{Status, SubscriberEmail, SubscriberName, SubscriberRow};
 
@@ -59,6 +62,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/issues", get(list_issues))
         .route("/issues/{slug}/deliveries", get(issue_deliveries))
         .route("/cycle", post(run_cycle))
+        .route("/inbound", get(list_inbound))
+        .route("/inbound/{id}/raw", get(inbound_raw))
         .fallback(unknown_route)
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(middleware::map_response(json_errors))
@@ -619,6 +624,76 @@ async fn issue_deliveries(
     };
     let problems = state.store.delivery_problems(&slug).await?;
     Ok(Json(json!({ "issue": issue, "problems": problems })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InboundParams {
+    kind: Option<String>,
+    subscriber_id: Option<i64>,
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// Returned mail, newest first, with what gazette decided: why someone
+/// was marked bounced or unsubscribed. `before` (an id) pages back.
+async fn list_inbound(
+    State(state): State<AppState>,
+    params: Result<Query<InboundParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(p) = params?;
+    let kind = match p.kind.as_deref().filter(|k| !k.trim().is_empty()) {
+        Some(k) => Some(InboundKind::parse(k).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unknown kind {k:?}; one of: {}",
+                InboundKind::ALL.map(InboundKind::as_str).join(", ")
+            ))
+        })?),
+        None => None,
+    };
+    let limit = p.limit.unwrap_or(DEFAULT_PER_PAGE);
+    if !(1..=MAX_PER_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_PER_PAGE}"
+        )));
+    }
+    let items = state
+        .store
+        .inbound_list(&InboundQuery {
+            kind,
+            subscriber_id: p.subscriber_id,
+            before: p.before,
+            limit,
+        })
+        .await?;
+    let counts: serde_json::Map<String, Value> = state
+        .store
+        .inbound_counts()
+        .await?
+        .into_iter()
+        .map(|(k, n)| (k.as_str().to_string(), json!(n)))
+        .collect();
+    Ok(Json(json!({ "items": items, "counts": counts })))
+}
+
+/// The kept copy of one returned message (cut to `inbound.keep_raw_bytes`),
+/// as `message/rfc822`; 404 once it has expired or its subscriber was erased.
+async fn inbound_raw(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = id?;
+    let id = parse_id(&id)?;
+    match state.store.inbound_raw(id).await? {
+        Some(raw) => Ok((
+            [(axum::http::header::CONTENT_TYPE, "message/rfc822")],
+            raw,
+        )
+            .into_response()),
+        None => Err(ApiError::not_found(format!(
+            "no kept message {id} (never recorded, expired after inbound.keep_raw_for, or erased)"
+        ))),
+    }
 }
 
 fn stopping() -> ApiError {

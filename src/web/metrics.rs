@@ -166,6 +166,16 @@ async fn render(state: &AppState) -> Result<String, crate::store::StoreError> {
         let _ = writeln!(out, "gazette_deliveries{{status=\"{st}\"}} {n}");
     }
 
+    family(
+        &mut out,
+        "gazette_inbound_messages",
+        "gauge",
+        "Returned messages processed (bounces, complaints, mailto unsubscribes, ignored mail), by kind; kept in the database.",
+    );
+    for (kind, n) in state.store.inbound_counts().await? {
+        let _ = writeln!(out, "gazette_inbound_messages{{kind=\"{kind}\"}} {n}");
+    }
+
     let c = state.cycles.stats();
     family(
         &mut out,

@@ -30,6 +30,7 @@ use tower_service::Service;
 
 use crate::config::Config;
 use crate::cycles::Cycles;
+use crate::mail::verp::Verp;
 use crate::store::Store;
 
 /// Request bodies larger than this are refused with 413 (a subscriber CSV
@@ -55,6 +56,9 @@ pub struct Inner {
     /// The admin API token; `None` turns every API route into a 404.
     pub admin_token: Option<String>,
     pub pages: pages::Pages,
+    /// The VERP envelope senders of sign-up mails (with
+    /// `mail.bounce_address`), read from the store at first use.
+    verp: tokio::sync::OnceCell<Option<Arc<Verp>>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -95,7 +99,29 @@ impl AppState {
             cycles,
             admin_token,
             pages,
+            verp: tokio::sync::OnceCell::new(),
         })))
+    }
+}
+
+impl AppState {
+    /// With `mail.bounce_address` set: what makes each sign-up mail's
+    /// envelope sender. A database that cannot give the key is logged and
+    /// the mail goes out from `mail.from`, as without a bounce address.
+    pub async fn verp(&self) -> Option<Arc<Verp>> {
+        self.config.mail.bounce_address.as_ref()?;
+        self.verp
+            .get_or_init(|| async {
+                match self.store.verp_key().await {
+                    Ok(key) => Verp::from_config(&self.config, key).map(Arc::new),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read the VERP key; sign-up mails go out from mail.from");
+                        None
+                    }
+                }
+            })
+            .await
+            .clone()
     }
 }
 

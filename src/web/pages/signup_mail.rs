@@ -10,6 +10,7 @@ use minijinja::context;
 
 use super::Pages;
 use crate::config::Config;
+use crate::mail::verp::{Tag, Verp};
 use crate::delivery::notice::{Notice, NoticeOutcome};
 use crate::mail::{Outgoing, RenderError, SenderError, TemplateError};
 use crate::store::{CONFIRM_TTL, Preferences};
@@ -78,12 +79,19 @@ impl Pages {
     pub(super) async fn send_signup_mail(
         &self,
         config: &Config,
+        verp: Option<&Verp>,
         mail: SignupMail<'_>,
         p: &Preferences,
     ) {
         let kind = mail.name();
         let outgoing = match self.signup_message(mail, p) {
-            Ok(m) => m,
+            Ok(mut m) => {
+                // A bounce of it then names the subscriber (VERP).
+                if let Some(v) = verp {
+                    m.envelope_from = v.envelope_sender(Tag::Signup(p.id));
+                }
+                m
+            }
             Err(e) => {
                 tracing::error!(subscriber = p.id, error = %e, "cannot build the sign-up mail");
                 return;

@@ -138,12 +138,22 @@ pub(super) async fn subscribe(
                 token: c.token,
             };
             pages
-                .send_signup_mail(&state.config, SignupMail::Confirm { url: &link }, &p)
+                .send_signup_mail(
+                    &state.config,
+                    state.verp().await.as_deref(),
+                    SignupMail::Confirm { url: &link },
+                    &p,
+                )
                 .await;
         }
         Ok(Signup::AlreadyActive(p)) => {
             pages
-                .send_signup_mail(&state.config, SignupMail::Already, &p)
+                .send_signup_mail(
+                    &state.config,
+                    state.verp().await.as_deref(),
+                    SignupMail::Already,
+                    &p,
+                )
                 .await;
         }
         Ok(Signup::Throttled) => {

@@ -1,0 +1,273 @@
+//! Returned mail: bounces, complaints and mailto unsubscribes.
+//!
+//! ```text
+//! serve's SMTP listener (smtpd) ─┐
+//!                                ├─► Processor::process ─► report::classify (what it is)
+//! `inbound import` (mailbox) ────┘        │                 mail::verp (whom its address names)
+//!                                         └─► store::record_inbound (what it does, once)
+//! ```
+//!
+//! The address a message came to decides whom it is about (a VERP TAG names
+//! one delivery; forwarding rewrites a report's own recipient fields, so
+//! those are not trusted); its content decides what it is: a
+//! delivery-status or feedback-report part wins over any `Auto-Submitted`
+//! header. A message to the plain bounce address is matched by the
+//! Message-ID of our message quoted inside it.
+
+pub mod mailbox;
+pub mod report;
+pub mod smtpd;
+
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use crate::config::Config;
+use crate::mail::verp::{Owned, Tag, Verp};
+use crate::store::{About, BounceRules, InboundKind, NewInbound, Recorded, Store, StoreError, Via};
+use crate::subscribers::Token;
+use report::{Report, ReportKind, Severity};
+
+/// Why returned mail cannot be read with this config.
+#[derive(Debug, thiserror::Error)]
+pub enum InboundError {
+    #[error(
+        "mail.bounce_address is not set in {}: gazette reads only mail to addresses it made (set it, e.g. bounce_address = \"bounces@news.example.org\")",
+        .0.display()
+    )]
+    NoBounceAddress(std::path::PathBuf),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One message to process.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    pub via: Via,
+    /// The SMTP peer, or the file (and line) it was read from.
+    pub origin: Option<&'a str>,
+    /// The envelope recipients (SMTP), or the addresses its headers name
+    /// (import: Delivered-To, X-Original-To, To).
+    pub recipients: &'a [String],
+    pub raw: &'a [u8],
+}
+
+/// Reads returned messages and records what they do. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Processor {
+    store: Store,
+    verp: Arc<Verp>,
+    rules: BounceRules,
+    max_message_bytes: usize,
+}
+
+impl Processor {
+    /// With `mail.bounce_address` set, else [`InboundError::NoBounceAddress`].
+    pub async fn new(config: &Config, store: Store) -> Result<Processor, InboundError> {
+        let key = store.verp_key().await?;
+        let verp = Verp::from_config(config, key)
+            .ok_or_else(|| InboundError::NoBounceAddress(config.path.clone()))?;
+        let i = &config.inbound;
+        Ok(Processor {
+            store,
+            verp: Arc::new(verp),
+            rules: BounceRules {
+                soft_limit: i.soft_bounce_limit,
+                soft_window: chrono::Duration::from_std(i.soft_bounce_window)
+                    .unwrap_or(chrono::Duration::days(90)),
+                keep_raw_bytes: i.keep_raw_bytes,
+            },
+            max_message_bytes: i.max_message_bytes,
+        })
+    }
+
+    pub fn verp(&self) -> &Verp {
+        &self.verp
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes
+    }
+
+    /// Classify one message and record its effect (once per message).
+    #[tracing::instrument(level = "debug", skip_all, fields(via = ?msg.via, bytes = msg.raw.len()))]
+    pub async fn process(&self, msg: Incoming<'_>) -> Result<Recorded, StoreError> {
+        let report = report::classify(&msg.raw[..msg.raw.len().min(self.max_message_bytes)]);
+        let (recipient, owned) = self.address(msg.recipients);
+        let d = decide(owned, &report);
+        let recorded = self
+            .store
+            .record_inbound(
+                &NewInbound {
+                    via: msg.via,
+                    origin: msg.origin,
+                    recipient,
+                    raw: msg.raw,
+                    kind: d.kind,
+                    about: d.about,
+                    status: d.status,
+                    diagnostic: d.diagnostic,
+                    note: d.note,
+                },
+                &self.rules,
+                Utc::now(),
+            )
+            .await?;
+        tracing::info!(
+            id = recorded.id,
+            kind = %recorded.kind,
+            duplicate = recorded.duplicate,
+            subscriber = recorded.subscriber_id,
+            "returned mail: {}",
+            recorded.decision
+        );
+        Ok(recorded)
+    }
+
+    /// The first of `recipients` that is ours, and what it is; a TAG
+    /// address with a wrong MAC counts as ours but forged.
+    fn address<'r>(&self, recipients: &'r [String]) -> (Option<&'r str>, Address) {
+        for r in recipients {
+            if let Some(owned) = self.verp.owns(r) {
+                return (Some(r), Address::Ours(owned));
+            }
+        }
+        for r in recipients {
+            if self.verp.is_tag_shaped(r) {
+                return (Some(r), Address::Forged);
+            }
+        }
+        (recipients.first().map(String::as_str), Address::NotOurs)
+    }
+}
+
+/// What a message's address is to gazette.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Address {
+    Ours(Owned),
+    /// Our TAG's shape with a MAC gazette did not make.
+    Forged,
+    NotOurs,
+}
+
+/// What a message is and whom it is about, before the store looks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Decision {
+    kind: InboundKind,
+    about: About,
+    status: Option<String>,
+    diagnostic: Option<String>,
+    note: Option<String>,
+}
+
+impl Decision {
+    fn ignored(kind: InboundKind, note: impl Into<String>) -> Decision {
+        Decision {
+            kind,
+            about: About::Nobody,
+            status: None,
+            diagnostic: None,
+            note: Some(note.into()),
+        }
+    }
+}
+
+/// The pure part of processing: the address and the report decide.
+fn decide(address: Address, report: &Report) -> Decision {
+    let owned = match address {
+        Address::Ours(o) => o,
+        Address::Forged => {
+            return Decision::ignored(InboundKind::Forged, "the tag is not one gazette made");
+        }
+        Address::NotOurs => {
+            return Decision::ignored(InboundKind::Other, "not addressed to an address of ours");
+        }
+    };
+    let about = match owned {
+        Owned::Unsubscribe => return unsubscribe(report),
+        Owned::Tagged(Tag::Delivery(id)) => About::Delivery(id),
+        Owned::Tagged(Tag::Signup(id)) => About::Subscriber(id),
+        Owned::Bounce => match &report.original_message_id {
+            Some(mid) => About::MessageId(mid.clone()),
+            None => About::Nobody,
+        },
+    };
+    let unmatched_note = (about == About::Nobody)
+        .then(|| "ignored: no Message-ID of ours in the report".to_string());
+    match &report.kind {
+        ReportKind::Bounce(recipients) => {
+            // The worst of the report's recipients speaks for it: with a
+            // TAG address there is one, and a hard failure outweighs a
+            // delay of the same message.
+            let pick = recipients
+                .iter()
+                .max_by_key(|r| match r.severity() {
+                    Severity::Hard => 2,
+                    Severity::Sender => 1,
+                    Severity::Soft => 0,
+                });
+            let Some(r) = pick else {
+                return Decision::ignored(InboundKind::Other, "a delivery report without a failure");
+            };
+            let kind = match r.severity() {
+                Severity::Hard => InboundKind::Hard,
+                Severity::Soft => InboundKind::Soft,
+                Severity::Sender => InboundKind::Sender,
+            };
+            Decision {
+                kind,
+                about,
+                status: r.status.as_ref().map(ToString::to_string),
+                diagnostic: r.diagnostic.clone(),
+                note: unmatched_note,
+            }
+        }
+        ReportKind::Feedback { feedback_type } if feedback_type == "abuse" => Decision {
+            kind: InboundKind::Complaint,
+            about,
+            status: None,
+            diagnostic: None,
+            note: unmatched_note,
+        },
+        ReportKind::Feedback { feedback_type } => Decision::ignored(
+            InboundKind::Other,
+            format!("a feedback report of type {feedback_type:?}"),
+        ),
+        ReportKind::AutoReply => Decision::ignored(InboundKind::AutoReply, "an automatic reply"),
+        ReportKind::Other => Decision::ignored(InboundKind::Other, "not a report gazette acts on"),
+    }
+}
+
+/// A mail to the List-Unsubscribe address acts only with the token from
+/// that header's subject: `From` can be forged, the token cannot be guessed.
+fn unsubscribe(report: &Report) -> Decision {
+    let token = report.subject.as_deref().and_then(subject_token);
+    match token {
+        Some(t) => Decision {
+            kind: InboundKind::Unsubscribe,
+            about: About::Token(t),
+            status: None,
+            diagnostic: None,
+            note: None,
+        },
+        None => Decision::ignored(
+            InboundKind::Unsubscribe,
+            "no valid token in the subject (\"unsubscribe TOKEN\"); nothing changed",
+        ),
+    }
+}
+
+/// `unsubscribe TOKEN`, any case, with a reply prefix or stray spaces
+/// tolerated (some clients add "Re: " or keep the whole mailto subject).
+fn subject_token(subject: &str) -> Option<Token> {
+    let words: Vec<&str> = subject.split_whitespace().collect();
+    let at = words.iter().position(|w| w.eq_ignore_ascii_case("unsubscribe"))?;
+    Token::parse(words.get(at + 1)?).ok()
+}
+
+#[cfg(test)]
+mod tests;

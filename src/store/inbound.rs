@@ -1,0 +1,585 @@
+//! Returned mail in the store: one `inbound` row per processed message
+//! (migration 0007) and its effect on the ledger and the list, in one
+//! transaction, so a message either counts once with its effect or not at
+//! all (a crash in between leaves it to be delivered or imported again).
+//!
+//! What a message *is* (`InboundKind`) is decided above, in `inbound`, from
+//! its content and the address it came to; what it *does* depends on the
+//! database (the delivery it names, the subscriber's status, their earlier
+//! soft bounces) and is decided here.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
+
+use super::suppression::{key_hash, meta_key, suppression_key};
+use super::time::{ledger_time, stamp};
+use super::{Store, StoreError, column, corrupt};
+use crate::subscribers::Token;
+
+/// What a returned message was, as the `inbound.kind` column keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum InboundKind {
+    /// A permanent failure (5.x.x): the address is dead.
+    Hard,
+    /// A temporary failure (4.x.x) or a delay.
+    Soft,
+    /// A refusal about our sending side (5.7.x policy, 5.1.7/5.1.8): not
+    /// held against the subscriber.
+    Sender,
+    /// An ARF abuse report: the person marked an issue as spam.
+    Complaint,
+    /// The List-Unsubscribe mailto address.
+    Unsubscribe,
+    /// An RFC 3834 auto-reply, out-of-office.
+    AutoReply,
+    /// Anything else: ignored.
+    Other,
+    /// To a TAG address whose MAC is wrong (import only: the listener
+    /// refuses such an address at RCPT).
+    Forged,
+    /// A report whose message gazette cannot find (no or unknown Message-ID,
+    /// a delivery row that is gone).
+    Unmatched,
+}
+
+impl InboundKind {
+    pub const ALL: [InboundKind; 9] = [
+        InboundKind::Hard,
+        InboundKind::Soft,
+        InboundKind::Sender,
+        InboundKind::Complaint,
+        InboundKind::Unsubscribe,
+        InboundKind::AutoReply,
+        InboundKind::Other,
+        InboundKind::Forged,
+        InboundKind::Unmatched,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InboundKind::Hard => "hard",
+            InboundKind::Soft => "soft",
+            InboundKind::Sender => "sender",
+            InboundKind::Complaint => "complaint",
+            InboundKind::Unsubscribe => "unsubscribe",
+            InboundKind::AutoReply => "auto_reply",
+            InboundKind::Other => "other",
+            InboundKind::Forged => "forged",
+            InboundKind::Unmatched => "unmatched",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<InboundKind> {
+        InboundKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for InboundKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a message reached gazette.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Smtp,
+    Import,
+}
+
+impl Via {
+    fn as_str(self) -> &'static str {
+        match self {
+            Via::Smtp => "smtp",
+            Via::Import => "import",
+        }
+    }
+}
+
+/// Whom a message is about, as its address or content names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum About {
+    /// A digest's delivery row (its TAG).
+    Delivery(i64),
+    /// A sign-up mail's subscriber (its TAG).
+    Subscriber(i64),
+    /// The Message-ID of our message quoted in a report to the plain
+    /// bounce address.
+    MessageId(String),
+    /// The token of a mailto unsubscribe's subject.
+    Token(Token),
+    Nobody,
+}
+
+/// A processed message, before the store looks at whom it is about.
+#[derive(Debug, Clone)]
+pub struct NewInbound<'a> {
+    pub via: Via,
+    /// The SMTP peer, or the file (and line) it was read from.
+    pub origin: Option<&'a str>,
+    /// The address of ours it came to.
+    pub recipient: Option<&'a str>,
+    pub raw: &'a [u8],
+    pub kind: InboundKind,
+    pub about: About,
+    /// Enhanced status code, e.g. `5.1.1`.
+    pub status: Option<String>,
+    /// The remote server's words.
+    pub diagnostic: Option<String>,
+    /// Why, in words, when the kind alone does not say (e.g. "no token").
+    pub note: Option<String>,
+}
+
+/// The rules a bounce is weighed by (`[inbound]`).
+#[derive(Debug, Clone, Copy)]
+pub struct BounceRules {
+    /// Soft bounces for this many different issues within `soft_window`
+    /// mark the subscriber bounced; 0: never.
+    pub soft_limit: u32,
+    pub soft_window: chrono::Duration,
+    /// Bytes of the raw message kept.
+    pub keep_raw_bytes: usize,
+}
+
+/// What the store made of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// The `inbound` row (the earlier one for a duplicate).
+    pub id: i64,
+    pub kind: InboundKind,
+    /// Seen before: nothing was changed this time.
+    pub duplicate: bool,
+    pub delivery_id: Option<i64>,
+    pub subscriber_id: Option<i64>,
+    /// What gazette did, in words.
+    pub decision: String,
+}
+
+/// One `inbound` row, for `inbound list`, the API and the console.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InboundRecord {
+    pub id: i64,
+    pub received_at: String,
+    pub via: String,
+    pub origin: Option<String>,
+    pub recipient: Option<String>,
+    pub kind: String,
+    pub delivery_id: Option<i64>,
+    pub subscriber_id: Option<i64>,
+    /// The subscriber's address, unless they were erased.
+    pub email: Option<String>,
+    pub issue: Option<String>,
+    pub status: Option<String>,
+    pub diagnostic: Option<String>,
+    pub decision: String,
+    pub size: i64,
+    /// Whether the raw message is still kept.
+    pub raw_kept: bool,
+}
+
+/// Which rows `inbound list` wants: newest first, `before` an id for the
+/// next page.
+#[derive(Debug, Clone, Default)]
+pub struct InboundQuery {
+    pub kind: Option<InboundKind>,
+    pub subscriber_id: Option<i64>,
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
+/// The longest diagnostic kept (characters), as a delivery's reply too.
+const DIAGNOSTIC_CHARS: usize = 1000;
+
+impl Store {
+    /// The VERP MAC key (`meta.verp_key`, random per database).
+    pub async fn verp_key(&self) -> Result<[u8; 32], StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        meta_key(&mut conn, "verp_key").await
+    }
+
+    /// Record a processed message and apply its effect, in one transaction.
+    /// A message seen before (same bytes) changes nothing and returns the
+    /// earlier row.
+    pub async fn record_inbound(
+        &self,
+        msg: &NewInbound<'_>,
+        rules: &BounceRules,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded, StoreError> {
+        let digest = blake3::hash(msg.raw).to_hex().to_string();
+        let mut tx = self.write().await?;
+        if let Some(earlier) = earlier(&mut tx, &digest).await? {
+            tx.rollback().await?;
+            return Ok(earlier);
+        }
+        let target = resolve(&mut tx, &msg.about).await?;
+        let mut kind = msg.kind;
+        // A report we cannot tie to anyone is only counted.
+        if target.subscriber_id.is_none()
+            && matches!(
+                kind,
+                InboundKind::Hard | InboundKind::Soft | InboundKind::Sender | InboundKind::Complaint
+            )
+        {
+            kind = InboundKind::Unmatched;
+        }
+        let diagnostic = msg
+            .diagnostic
+            .as_deref()
+            .map(|d| d.chars().take(DIAGNOSTIC_CHARS).collect::<String>());
+        let decision = apply(&mut tx, kind, &target, msg, diagnostic.as_deref(), rules, now).await?;
+        let erased = target.erased;
+        let keep = if erased {
+            None
+        } else {
+            Some(&msg.raw[..msg.raw.len().min(rules.keep_raw_bytes)])
+        };
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO inbound (received_at, via, origin, recipient, digest, kind, delivery_id,
+                                  subscriber_id, status, diagnostic, decision, size, raw)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+             RETURNING id",
+        )
+        .bind(ledger_time(now))
+        .bind(msg.via.as_str())
+        .bind(if erased { None } else { msg.origin })
+        .bind(if erased { None } else { msg.recipient })
+        .bind(&digest)
+        .bind(kind.as_str())
+        .bind(target.delivery_id)
+        .bind(target.subscriber_id)
+        .bind(msg.status.as_deref())
+        .bind(if erased { None } else { diagnostic.as_deref() })
+        .bind(&decision)
+        .bind(msg.raw.len() as i64)
+        .bind(keep)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Recorded {
+            id,
+            kind,
+            duplicate: false,
+            delivery_id: target.delivery_id,
+            subscriber_id: target.subscriber_id,
+            decision,
+        })
+    }
+
+    /// The latest processed messages, newest first.
+    pub async fn inbound_list(&self, q: &InboundQuery) -> Result<Vec<InboundRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT m.id, m.received_at, m.via, m.origin, m.recipient, m.kind, m.delivery_id,
+                    m.subscriber_id, m.status, m.diagnostic, m.decision, m.size,
+                    m.raw IS NOT NULL AS raw_kept,
+                    CASE WHEN s.erased_at IS NULL THEN s.email END AS email, i.slug AS issue
+             FROM inbound m
+             LEFT JOIN subscribers s ON s.id = m.subscriber_id
+             LEFT JOIN deliveries d ON d.id = m.delivery_id
+             LEFT JOIN issues i ON i.id = d.issue_id
+             WHERE ($1 IS NULL OR m.kind = $1)
+               AND ($2 IS NULL OR m.subscriber_id = $2)
+               AND ($3 IS NULL OR m.id < $3)
+             ORDER BY m.id DESC
+             LIMIT $4",
+        )
+        .bind(q.kind.map(InboundKind::as_str))
+        .bind(q.subscriber_id)
+        .bind(q.before)
+        .bind(i64::from(q.limit.clamp(1, 1000)))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(inbound_row).collect()
+    }
+
+    /// The raw message kept for row `id` (cut to `inbound.keep_raw_bytes`),
+    /// `None` once expired or erased.
+    pub async fn inbound_raw(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        let row: Option<(Option<Vec<u8>>,)> = sqlx::query_as("SELECT raw FROM inbound WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.and_then(|(raw,)| raw))
+    }
+
+    /// How many messages of each kind were processed (every kind, zeros too).
+    pub async fn inbound_counts(&self) -> Result<Vec<(InboundKind, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT kind, COUNT(*) FROM inbound GROUP BY kind")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut counts: Vec<(InboundKind, u64)> =
+            InboundKind::ALL.iter().map(|&k| (k, 0)).collect();
+        for (kind, n) in rows {
+            let k = InboundKind::parse(&kind)
+                .ok_or_else(|| corrupt("inbound", &"(count)", "kind", &kind))?;
+            if let Some(slot) = counts.iter_mut().find(|(c, _)| *c == k) {
+                slot.1 = n.max(0) as u64;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Drop the raw messages received before `before` (their decisions
+    /// stay). Returns how many were dropped.
+    pub async fn expire_inbound_raw(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query("UPDATE inbound SET raw = NULL WHERE raw IS NOT NULL AND received_at < $1")
+            .bind(ledger_time(before))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// The row of a message already processed (same digest).
+async fn earlier(conn: &mut SqliteConnection, digest: &str) -> Result<Option<Recorded>, StoreError> {
+    let row: Option<(i64, String, Option<i64>, Option<i64>, String)> = sqlx::query_as(
+        "SELECT id, kind, delivery_id, subscriber_id, decision FROM inbound WHERE digest = $1",
+    )
+    .bind(digest)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((id, kind, delivery_id, subscriber_id, decision)) = row else {
+        return Ok(None);
+    };
+    let kind = InboundKind::parse(&kind).ok_or_else(|| corrupt("inbound", &id, "kind", &kind))?;
+    Ok(Some(Recorded {
+        id,
+        kind,
+        duplicate: true,
+        delivery_id,
+        subscriber_id,
+        decision: format!("seen before (message {id}): nothing changed"),
+    }))
+}
+
+/// Whom a message is about, as the database knows them.
+#[derive(Debug, Default)]
+struct Target {
+    delivery_id: Option<i64>,
+    issue_id: Option<i64>,
+    subscriber_id: Option<i64>,
+    status: Option<String>,
+    email_key: Option<String>,
+    erased: bool,
+}
+
+async fn resolve(conn: &mut SqliteConnection, about: &About) -> Result<Target, StoreError> {
+    type Row = (Option<i64>, Option<i64>, i64, String, String, Option<String>);
+    let row: Option<Row> = match about {
+        About::Delivery(id) => {
+            sqlx::query_as(
+                "SELECT d.id, d.issue_id, s.id, s.status, s.email_key, s.erased_at
+                 FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id WHERE d.id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+        About::MessageId(mid) => {
+            sqlx::query_as(
+                "SELECT d.id, d.issue_id, s.id, s.status, s.email_key, s.erased_at
+                 FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
+                 WHERE d.message_id = $1 ORDER BY d.id DESC LIMIT 1",
+            )
+            .bind(mid)
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+        About::Subscriber(id) => {
+            sqlx::query_as(
+                "SELECT NULL, NULL, id, status, email_key, erased_at FROM subscribers WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+        About::Token(token) => {
+            sqlx::query_as(
+                "SELECT NULL, NULL, id, status, email_key, erased_at FROM subscribers WHERE token = $1",
+            )
+            .bind(token.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+        About::Nobody => None,
+    };
+    Ok(match row {
+        None => Target::default(),
+        Some((delivery_id, issue_id, subscriber_id, status, email_key, erased_at)) => Target {
+            delivery_id,
+            issue_id,
+            subscriber_id: Some(subscriber_id),
+            status: Some(status),
+            email_key: Some(email_key),
+            erased: erased_at.is_some(),
+        },
+    })
+}
+
+/// Apply a message's effect; returns the decision in words.
+async fn apply(
+    conn: &mut SqliteConnection,
+    kind: InboundKind,
+    target: &Target,
+    msg: &NewInbound<'_>,
+    diagnostic: Option<&str>,
+    rules: &BounceRules,
+    now: DateTime<Utc>,
+) -> Result<String, StoreError> {
+    let status = target.status.as_deref().unwrap_or("");
+    let listed = matches!(status, "active" | "pending");
+    Ok(match (kind, target.subscriber_id) {
+        (InboundKind::Hard, Some(sid)) => {
+            if let Some(did) = target.delivery_id {
+                let reply = bounce_reply(msg.status.as_deref(), diagnostic);
+                sqlx::query(
+                    "UPDATE deliveries SET status = 'bounced', last_reply = $2, updated_at = $3
+                     WHERE id = $1 AND status IN ('sent', 'failed', 'bounced')",
+                )
+                .bind(did)
+                .bind(reply)
+                .bind(ledger_time(now))
+                .execute(&mut *conn)
+                .await?;
+            }
+            if listed {
+                mark_bounced(conn, sid, now).await?;
+                "hard bounce: subscriber marked bounced".to_string()
+            } else {
+                format!("hard bounce: subscriber already {status}, left as is")
+            }
+        }
+        (InboundKind::Soft, Some(sid)) => {
+            let issues = soft_issues(conn, sid, target.issue_id, rules, now).await?;
+            if rules.soft_limit > 0 && issues >= u64::from(rules.soft_limit) && listed {
+                mark_bounced(conn, sid, now).await?;
+                format!(
+                    "soft bounce ({issues} issues within {} days): subscriber marked bounced",
+                    rules.soft_window.num_days()
+                )
+            } else {
+                format!("soft bounce: recorded ({issues} of {} issues)", rules.soft_limit)
+            }
+        }
+        (InboundKind::Sender, Some(_)) => {
+            "refused for a reason about our sending side: recorded, not held against the subscriber"
+                .to_string()
+        }
+        (InboundKind::Complaint, Some(sid)) => {
+            if listed || status == "bounced" {
+                super::subscribers::set_status_on(&mut *conn, sid, crate::subscribers::Status::Unsubscribed, now)
+                    .await?;
+            }
+            if let Some(key) = &target.email_key
+                && !target.erased
+            {
+                let hash = key_hash(&suppression_key(conn).await?, key);
+                sqlx::query(
+                    "INSERT INTO suppressions (address_hash, erased_at, reason) VALUES ($1, $2, 'complaint')
+                     ON CONFLICT (address_hash) DO NOTHING",
+                )
+                .bind(hash)
+                .bind(stamp(now))
+                .execute(&mut *conn)
+                .await?;
+            }
+            "complaint: unsubscribed, and suppressed against imports and admin adds until they sign up again"
+                .to_string()
+        }
+        (InboundKind::Unsubscribe, Some(sid)) => {
+            if listed {
+                super::subscribers::set_status_on(&mut *conn, sid, crate::subscribers::Status::Unsubscribed, now)
+                    .await?;
+                sqlx::query("DELETE FROM confirmations WHERE subscriber_id = $1")
+                    .bind(sid)
+                    .execute(&mut *conn)
+                    .await?;
+                "unsubscribed by mail".to_string()
+            } else {
+                format!("unsubscribe by mail: subscriber already {status}, left as is")
+            }
+        }
+        (InboundKind::Unsubscribe, None) => match &msg.note {
+            Some(n) => format!("ignored: {n}"),
+            None => "ignored: the token names nobody; nothing changed".to_string(),
+        },
+        (InboundKind::Unmatched, _) => msg
+            .note
+            .clone()
+            .unwrap_or_else(|| "ignored: names no message of ours".to_string()),
+        (InboundKind::Forged, _) => "ignored: the address's tag is not one gazette made".to_string(),
+        (InboundKind::AutoReply, _) => "ignored: an automatic reply".to_string(),
+        (InboundKind::Other, _) => msg
+            .note
+            .clone()
+            .map(|n| format!("ignored: {n}"))
+            .unwrap_or_else(|| "ignored: not a report gazette acts on".to_string()),
+        (_, None) => "ignored: names no message of ours".to_string(),
+    })
+}
+
+/// A hard bounce's reply on its delivery row: "bounced: 5.1.1 <words>".
+fn bounce_reply(status: Option<&str>, diagnostic: Option<&str>) -> String {
+    let mut s = String::from("bounced:");
+    for part in [status, diagnostic].into_iter().flatten() {
+        s.push(' ');
+        s.push_str(part);
+    }
+    s
+}
+
+async fn mark_bounced(conn: &mut SqliteConnection, sid: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+    super::subscribers::set_status_on(&mut *conn, sid, crate::subscribers::Status::Bounced, now).await?;
+    Ok(())
+}
+
+/// Different issues this subscriber soft-bounced within the window,
+/// counting the one being recorded.
+async fn soft_issues(
+    conn: &mut SqliteConnection,
+    sid: i64,
+    this_issue: Option<i64>,
+    rules: &BounceRules,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let since = ledger_time(now - rules.soft_window);
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(DISTINCT issue) FROM (
+             SELECT d.issue_id AS issue FROM inbound m JOIN deliveries d ON d.id = m.delivery_id
+             WHERE m.subscriber_id = $1 AND m.kind = 'soft' AND m.received_at >= $2
+             UNION SELECT $3 WHERE $3 IS NOT NULL)",
+    )
+    .bind(sid)
+    .bind(since)
+    .bind(this_issue)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(n.max(0) as u64)
+}
+
+fn inbound_row(r: &SqliteRow) -> Result<InboundRecord, StoreError> {
+    let id: i64 = column(r, "inbound", &"?", "id")?;
+    let c = |name: &str| column::<Option<String>>(r, "inbound", &id, name);
+    Ok(InboundRecord {
+        id,
+        received_at: column(r, "inbound", &id, "received_at")?,
+        via: column(r, "inbound", &id, "via")?,
+        origin: c("origin")?,
+        recipient: c("recipient")?,
+        kind: column(r, "inbound", &id, "kind")?,
+        delivery_id: column(r, "inbound", &id, "delivery_id")?,
+        subscriber_id: column(r, "inbound", &id, "subscriber_id")?,
+        email: c("email")?,
+        issue: c("issue")?,
+        status: c("status")?,
+        diagnostic: c("diagnostic")?,
+        decision: column(r, "inbound", &id, "decision")?,
+        size: column(r, "inbound", &id, "size")?,
+        raw_kept: column(r, "inbound", &id, "raw_kept")?,
+    })
+}
