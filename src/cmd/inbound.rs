@@ -56,7 +56,10 @@ pub fn import(config: &Config, paths: &[PathBuf], json: bool) -> Result<ExitCode
                     "decision": recorded.decision,
                 }));
             } else {
-                println!("{}: {} ({})", found.origin, recorded.decision, recorded.kind);
+                println!(
+                    "{}: {} ({})",
+                    found.origin, recorded.decision, recorded.kind
+                );
             }
         }
         expire(config, store).await?;
@@ -96,7 +99,12 @@ async fn expire(config: &Config, store: &gazette::store::Store) -> Result<()> {
 }
 
 /// The latest decisions, newest first.
-pub fn list(config: &Config, kind: Option<InboundKind>, limit: u32, json: bool) -> Result<ExitCode> {
+pub fn list(
+    config: &Config,
+    kind: Option<InboundKind>,
+    limit: u32,
+    json: bool,
+) -> Result<ExitCode> {
     super::with_store(config, async |store| {
         let rows = store
             .inbound_list(&InboundQuery {

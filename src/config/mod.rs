@@ -87,6 +87,7 @@ impl Config {
         earlier: Vec<KeyProblem>,
     ) -> Result<Config, ConfigError> {
         let root = folder_of(&at.path);
+        let bounce_given = raw.mail.bounce_address.is_some();
         let mut problems = Problems::new(at, earlier);
         let p = &mut problems;
         let config = Config {
@@ -100,6 +101,12 @@ impl Config {
             http: check::http(raw.http, p),
             inbound: check::inbound(raw.inbound, p),
         };
+        if config.inbound.listen.is_some() && !bounce_given {
+            problems.bad(
+                "inbound.listen",
+                "needs mail.bounce_address: gazette accepts only mail to addresses it made from it",
+            );
+        }
         problems.finish()?;
         Ok(config)
     }

@@ -452,3 +452,58 @@ fn mail_smtputf8_is_off_unless_set() {
         .to_string();
     assert!(e.contains("GAZETTE_MAIL_SMTPUTF8"), "{e}");
 }
+
+#[test]
+fn inbound_keys_have_defaults_and_need_a_bounce_address() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.mail.bounce_address, None);
+    assert_eq!(c.inbound.listen, None);
+    assert_eq!(c.inbound.max_message_bytes, 10 << 20);
+    assert_eq!(c.inbound.soft_bounce_limit, 3);
+    assert_eq!(c.inbound.keep_raw_for, Duration::from_secs(30 * 86400));
+
+    let c = parse(&format!(
+        "{MINIMAL}[mail]\nbounce_address = \"Bounces@News.Example.org\"\n[inbound]\nlisten = \"127.0.0.1:2526\"\nsoft_bounce_limit = 0\n"
+    ))
+    .unwrap();
+    let b = c.mail.bounce_address.unwrap();
+    assert_eq!(b.to_string(), "Bounces@news.example.org");
+    assert_eq!(b.tagged("d1-x"), "Bounces+d1-x@news.example.org");
+    assert_eq!(c.inbound.soft_bounce_limit, 0);
+
+    let e = err(&format!(
+        "{MINIMAL}[inbound]\nlisten = \"127.0.0.1:2526\"\n"
+    ));
+    assert!(
+        e.contains("inbound.listen") && e.contains("mail.bounce_address"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_inbound_values_are_named_with_their_lines() {
+    let e = err(&format!(
+        "{MINIMAL}[mail]\nbounce_address = \"bounces+x@news.example.org\"\n[inbound]\nmax_sessions = 0\nsession_timeout = \"soon\"\nlisten = \"nowhere\"\n"
+    ));
+    for want in [
+        ":5: mail.bounce_address: \"bounces+x@news.example.org\": the local part may not contain '+'",
+        ":7: inbound.max_sessions: must be between 1 and 10000, not 0",
+        ":8: inbound.session_timeout: \"soon\" is not a duration",
+        ":9: inbound.listen: \"nowhere\" is not an address",
+    ] {
+        assert!(e.contains(want), "{want} missing in:\n{e}");
+    }
+    // A bounce address that was given but refused is one problem, not two.
+    assert_eq!(e.matches("inbound.listen").count(), 1, "{e}");
+    for bad in [
+        "Bounces <b@news.example.org>",
+        "bounces",
+        "b@localhost",
+        "bö@news.example.org",
+    ] {
+        assert!(
+            crate::config::BounceAddress::parse(bad).is_err(),
+            "{bad} should be refused"
+        );
+    }
+}

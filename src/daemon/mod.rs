@@ -24,6 +24,7 @@ pub use schedule::{Schedule, ScheduleError, Step};
 
 use crate::config::Config;
 use crate::cycles::Cycles;
+use crate::inbound::listener::Listener;
 use crate::store::{Store, StoreError};
 
 /// How long a stop waits for the cycle in flight (the contract allows 10 s
@@ -44,6 +45,13 @@ pub enum ServeError {
     Listen(#[from] crate::web::server::BindError),
     #[error(transparent)]
     Web(#[from] crate::web::WebError),
+    #[error(transparent)]
+    Inbound(#[from] crate::inbound::InboundError),
+    #[error("cannot listen on {listen} (inbound.listen): {source}")]
+    InboundListen {
+        listen: String,
+        source: std::io::Error,
+    },
 }
 
 /// The schedule loop: a cycle at start, then one per due slot and one when
@@ -118,6 +126,30 @@ pub async fn serve(
 
     let wake = Arc::new(tokio::sync::Notify::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let inbound = match &config.inbound.listen {
+        None => None,
+        Some(listen) => {
+            let processor = crate::inbound::Processor::new(&config, store.clone()).await?;
+            let listener = tokio::net::TcpListener::bind(listen.as_str())
+                .await
+                .map_err(|source| ServeError::InboundListen {
+                    listen: listen.clone(),
+                    source,
+                })?;
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "returned mail: SMTP listening");
+            }
+            let mut stop = stop_rx.clone();
+            let limits = Listener::limits(&config.inbound);
+            Some(tokio::spawn(Listener::new(processor).run(
+                listener,
+                limits,
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            )))
+        }
+    };
     let http = tokio::spawn(crate::web::server::run(
         listeners,
         crate::web::app(state),
@@ -140,6 +172,11 @@ pub async fn serve(
     }
     if tokio::time::timeout_at(deadline, http).await.is_err() {
         tracing::warn!("HTTP connections still open at the stop; closed");
+    }
+    if let Some(inbound) = inbound
+        && tokio::time::timeout_at(deadline, inbound).await.is_err()
+    {
+        tracing::warn!("SMTP sessions still open at the stop; closed");
     }
     // A cycle cut off above still holds a connection; do not wait for it.
     let _ = tokio::time::timeout(Duration::from_secs(1), store.close()).await;

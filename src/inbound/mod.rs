@@ -14,6 +14,7 @@
 //! header. A message to the plain bounce address is matched by the
 //! Message-ID of our message quoted inside it.
 
+pub mod listener;
 pub mod mailbox;
 pub mod report;
 pub mod smtpd;
@@ -203,15 +204,16 @@ fn decide(address: Address, report: &Report) -> Decision {
             // The worst of the report's recipients speaks for it: with a
             // TAG address there is one, and a hard failure outweighs a
             // delay of the same message.
-            let pick = recipients
-                .iter()
-                .max_by_key(|r| match r.severity() {
-                    Severity::Hard => 2,
-                    Severity::Sender => 1,
-                    Severity::Soft => 0,
-                });
+            let pick = recipients.iter().max_by_key(|r| match r.severity() {
+                Severity::Hard => 2,
+                Severity::Sender => 1,
+                Severity::Soft => 0,
+            });
             let Some(r) = pick else {
-                return Decision::ignored(InboundKind::Other, "a delivery report without a failure");
+                return Decision::ignored(
+                    InboundKind::Other,
+                    "a delivery report without a failure",
+                );
             };
             let kind = match r.severity() {
                 Severity::Hard => InboundKind::Hard,
@@ -265,7 +267,9 @@ fn unsubscribe(report: &Report) -> Decision {
 /// tolerated (some clients add "Re: " or keep the whole mailto subject).
 fn subject_token(subject: &str) -> Option<Token> {
     let words: Vec<&str> = subject.split_whitespace().collect();
-    let at = words.iter().position(|w| w.eq_ignore_ascii_case("unsubscribe"))?;
+    let at = words
+        .iter()
+        .position(|w| w.eq_ignore_ascii_case("unsubscribe"))?;
     Token::parse(words.get(at + 1)?).ok()
 }
 

@@ -35,18 +35,30 @@ fn a_tag_names_the_delivery_and_the_worst_recipient_decides() {
     assert_eq!(d.status.as_deref(), Some("5.1.1"));
     assert_eq!(d.diagnostic.as_deref(), Some("550 no such user"));
 
-    let soft = report(ReportKind::Bounce(vec![bounce(Action::Delayed, "4.4.7", "timeout")]));
+    let soft = report(ReportKind::Bounce(vec![bounce(
+        Action::Delayed,
+        "4.4.7",
+        "timeout",
+    )]));
     let d = decide(Address::Ours(Owned::Tagged(Tag::Signup(7))), &soft);
     assert_eq!((d.kind, d.about), (InboundKind::Soft, About::Subscriber(7)));
 
-    let policy = report(ReportKind::Bounce(vec![bounce(Action::Failed, "5.7.1", "SPF fail")]));
+    let policy = report(ReportKind::Bounce(vec![bounce(
+        Action::Failed,
+        "5.7.1",
+        "SPF fail",
+    )]));
     let d = decide(Address::Ours(Owned::Tagged(Tag::Delivery(1))), &policy);
     assert_eq!(d.kind, InboundKind::Sender);
 }
 
 #[test]
 fn the_plain_bounce_address_is_matched_by_the_quoted_message_id() {
-    let mut r = report(ReportKind::Bounce(vec![bounce(Action::Failed, "5.1.1", "gone")]));
+    let mut r = report(ReportKind::Bounce(vec![bounce(
+        Action::Failed,
+        "5.1.1",
+        "gone",
+    )]));
     let d = decide(Address::Ours(Owned::Bounce), &r);
     assert_eq!(
         d.about,
@@ -70,9 +82,18 @@ fn complaints_auto_replies_and_other_mail() {
     });
     assert_eq!(decide(tagged, &not_spam).kind, InboundKind::Other);
     assert_eq!(decide(tagged, &not_spam).about, About::Nobody);
-    assert_eq!(decide(tagged, &report(ReportKind::AutoReply)).kind, InboundKind::AutoReply);
-    assert_eq!(decide(tagged, &report(ReportKind::Other)).kind, InboundKind::Other);
-    assert_eq!(decide(tagged, &report(ReportKind::Bounce(vec![]))).kind, InboundKind::Other);
+    assert_eq!(
+        decide(tagged, &report(ReportKind::AutoReply)).kind,
+        InboundKind::AutoReply
+    );
+    assert_eq!(
+        decide(tagged, &report(ReportKind::Other)).kind,
+        InboundKind::Other
+    );
+    assert_eq!(
+        decide(tagged, &report(ReportKind::Bounce(vec![]))).kind,
+        InboundKind::Other
+    );
     assert_eq!(decide(Address::Forged, &abuse).kind, InboundKind::Forged);
     assert_eq!(decide(Address::NotOurs, &abuse).kind, InboundKind::Other);
 }
@@ -90,7 +111,12 @@ fn a_mailto_unsubscribe_acts_only_with_a_token() {
         assert_eq!(d.kind, InboundKind::Unsubscribe, "{subject}");
         assert_eq!(d.about, About::Token(token.clone()), "{subject}");
     }
-    for subject in [None, Some("unsubscribe"), Some("unsubscribe me please"), Some("hello")] {
+    for subject in [
+        None,
+        Some("unsubscribe"),
+        Some("unsubscribe me please"),
+        Some("hello"),
+    ] {
         let mut r = report(ReportKind::Other);
         r.subject = subject.map(str::to_string);
         let d = decide(Address::Ours(Owned::Unsubscribe), &r);

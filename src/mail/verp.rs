@@ -93,7 +93,7 @@ impl VerpKey {
         let mut chars = head.chars();
         let kind = chars.next()?.to_ascii_lowercase();
         let digits = chars.as_str();
-        if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
         let id: i64 = digits.parse().ok()?;

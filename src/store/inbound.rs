@@ -220,7 +220,10 @@ impl Store {
         if target.subscriber_id.is_none()
             && matches!(
                 kind,
-                InboundKind::Hard | InboundKind::Soft | InboundKind::Sender | InboundKind::Complaint
+                InboundKind::Hard
+                    | InboundKind::Soft
+                    | InboundKind::Sender
+                    | InboundKind::Complaint
             )
         {
             kind = InboundKind::Unmatched;
@@ -229,7 +232,16 @@ impl Store {
             .diagnostic
             .as_deref()
             .map(|d| d.chars().take(DIAGNOSTIC_CHARS).collect::<String>());
-        let decision = apply(&mut tx, kind, &target, msg, diagnostic.as_deref(), rules, now).await?;
+        let decision = apply(
+            &mut tx,
+            kind,
+            &target,
+            msg,
+            diagnostic.as_deref(),
+            rules,
+            now,
+        )
+        .await?;
         let erased = target.erased;
         let keep = if erased {
             None
@@ -297,10 +309,11 @@ impl Store {
     /// The raw message kept for row `id` (cut to `inbound.keep_raw_bytes`),
     /// `None` once expired or erased.
     pub async fn inbound_raw(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
-        let row: Option<(Option<Vec<u8>>,)> = sqlx::query_as("SELECT raw FROM inbound WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<(Option<Vec<u8>>,)> =
+            sqlx::query_as("SELECT raw FROM inbound WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.and_then(|(raw,)| raw))
     }
 
@@ -326,17 +339,21 @@ impl Store {
     /// stay). Returns how many were dropped.
     pub async fn expire_inbound_raw(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut tx = self.write().await?;
-        let done = sqlx::query("UPDATE inbound SET raw = NULL WHERE raw IS NOT NULL AND received_at < $1")
-            .bind(ledger_time(before))
-            .execute(&mut *tx)
-            .await?;
+        let done =
+            sqlx::query("UPDATE inbound SET raw = NULL WHERE raw IS NOT NULL AND received_at < $1")
+                .bind(ledger_time(before))
+                .execute(&mut *tx)
+                .await?;
         tx.commit().await?;
         Ok(done.rows_affected())
     }
 }
 
 /// The row of a message already processed (same digest).
-async fn earlier(conn: &mut SqliteConnection, digest: &str) -> Result<Option<Recorded>, StoreError> {
+async fn earlier(
+    conn: &mut SqliteConnection,
+    digest: &str,
+) -> Result<Option<Recorded>, StoreError> {
     let row: Option<(i64, String, Option<i64>, Option<i64>, String)> = sqlx::query_as(
         "SELECT id, kind, delivery_id, subscriber_id, decision FROM inbound WHERE digest = $1",
     )
@@ -353,7 +370,7 @@ async fn earlier(conn: &mut SqliteConnection, digest: &str) -> Result<Option<Rec
         duplicate: true,
         delivery_id,
         subscriber_id,
-        decision: format!("seen before (message {id}): nothing changed"),
+        decision: format!("seen before (message {id}: {decision}); nothing changed"),
     }))
 }
 
@@ -369,7 +386,14 @@ struct Target {
 }
 
 async fn resolve(conn: &mut SqliteConnection, about: &About) -> Result<Target, StoreError> {
-    type Row = (Option<i64>, Option<i64>, i64, String, String, Option<String>);
+    type Row = (
+        Option<i64>,
+        Option<i64>,
+        i64,
+        String,
+        String,
+        Option<String>,
+    );
     let row: Option<Row> = match about {
         About::Delivery(id) => {
             sqlx::query_as(
@@ -390,22 +414,18 @@ async fn resolve(conn: &mut SqliteConnection, about: &About) -> Result<Target, S
             .fetch_optional(&mut *conn)
             .await?
         }
-        About::Subscriber(id) => {
-            sqlx::query_as(
-                "SELECT NULL, NULL, id, status, email_key, erased_at FROM subscribers WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?
-        }
-        About::Token(token) => {
-            sqlx::query_as(
-                "SELECT NULL, NULL, id, status, email_key, erased_at FROM subscribers WHERE token = $1",
-            )
-            .bind(token.as_str())
-            .fetch_optional(&mut *conn)
-            .await?
-        }
+        About::Subscriber(id) => sqlx::query_as(
+            "SELECT NULL, NULL, id, status, email_key, erased_at FROM subscribers WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?,
+        About::Token(token) => sqlx::query_as(
+            "SELECT NULL, NULL, id, status, email_key, erased_at FROM subscribers WHERE token = $1",
+        )
+        .bind(token.as_str())
+        .fetch_optional(&mut *conn)
+        .await?,
         About::Nobody => None,
     };
     Ok(match row {
@@ -463,7 +483,10 @@ async fn apply(
                     rules.soft_window.num_days()
                 )
             } else {
-                format!("soft bounce: recorded ({issues} of {} issues)", rules.soft_limit)
+                format!(
+                    "soft bounce: recorded ({issues} of {} issues)",
+                    rules.soft_limit
+                )
             }
         }
         (InboundKind::Sender, Some(_)) => {
@@ -472,8 +495,13 @@ async fn apply(
         }
         (InboundKind::Complaint, Some(sid)) => {
             if listed || status == "bounced" {
-                super::subscribers::set_status_on(&mut *conn, sid, crate::subscribers::Status::Unsubscribed, now)
-                    .await?;
+                super::subscribers::set_status_on(
+                    &mut *conn,
+                    sid,
+                    crate::subscribers::Status::Unsubscribed,
+                    now,
+                )
+                .await?;
             }
             if let Some(key) = &target.email_key
                 && !target.erased
@@ -493,8 +521,13 @@ async fn apply(
         }
         (InboundKind::Unsubscribe, Some(sid)) => {
             if listed {
-                super::subscribers::set_status_on(&mut *conn, sid, crate::subscribers::Status::Unsubscribed, now)
-                    .await?;
+                super::subscribers::set_status_on(
+                    &mut *conn,
+                    sid,
+                    crate::subscribers::Status::Unsubscribed,
+                    now,
+                )
+                .await?;
                 sqlx::query("DELETE FROM confirmations WHERE subscriber_id = $1")
                     .bind(sid)
                     .execute(&mut *conn)
@@ -512,7 +545,9 @@ async fn apply(
             .note
             .clone()
             .unwrap_or_else(|| "ignored: names no message of ours".to_string()),
-        (InboundKind::Forged, _) => "ignored: the address's tag is not one gazette made".to_string(),
+        (InboundKind::Forged, _) => {
+            "ignored: the address's tag is not one gazette made".to_string()
+        }
         (InboundKind::AutoReply, _) => "ignored: an automatic reply".to_string(),
         (InboundKind::Other, _) => msg
             .note
@@ -533,8 +568,13 @@ fn bounce_reply(status: Option<&str>, diagnostic: Option<&str>) -> String {
     s
 }
 
-async fn mark_bounced(conn: &mut SqliteConnection, sid: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
-    super::subscribers::set_status_on(&mut *conn, sid, crate::subscribers::Status::Bounced, now).await?;
+async fn mark_bounced(
+    conn: &mut SqliteConnection,
+    sid: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    super::subscribers::set_status_on(&mut *conn, sid, crate::subscribers::Status::Bounced, now)
+        .await?;
     Ok(())
 }
 
@@ -582,4 +622,380 @@ fn inbound_row(r: &SqliteRow) -> Result<InboundRecord, StoreError> {
         size: column(r, "inbound", &id, "size")?,
         raw_kept: column(r, "inbound", &id, "raw_kept")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::subscribers::{Status, SubscriberEmail};
+
+    /// Three issues, subscribers a (active), b (active), c (unsubscribed),
+    /// each with a sent delivery of every issue; ids: delivery = 10 *
+    /// issue + subscriber.
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("g.db")).await.unwrap();
+        for i in 1..=3 {
+            sqlx::query(
+                "INSERT INTO issues (id, slug, title, issue_date, content_hash, article_count, first_seen_at, updated_at)
+                 VALUES ($1, 'i' || $1, 'Issue', '2026-11-20', 'h', 1, 'now', 'now')",
+            )
+            .bind(i)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+        for (id, email, status) in [
+            (1, "a@example.org", "active"),
+            (2, "b@example.org", "active"),
+            (3, "c@example.org", "unsubscribed"),
+        ] {
+            sqlx::query(
+                "INSERT INTO subscribers (id, email, email_key, status, token, created_at, updated_at)
+                 VALUES ($1, $2, $2, $3, $4, 'now', 'now')",
+            )
+            .bind(id)
+            .bind(email)
+            .bind(status)
+            .bind(Token::generate().unwrap().as_str().to_string())
+            .execute(store.pool())
+            .await
+            .unwrap();
+            for issue in 1..=3 {
+                sqlx::query(
+                    "INSERT INTO deliveries (id, issue_id, subscriber_id, status, next_attempt_at, message_id, created_at, updated_at, last_reply)
+                     VALUES ($1, $2, $3, 'sent', 'now', $4, 'now', 'now', '250 ok')",
+                )
+                .bind(issue * 10 + id)
+                .bind(issue)
+                .bind(id)
+                .bind(format!("<i{issue}.s{id}@news.example.org>"))
+                .execute(store.pool())
+                .await
+                .unwrap();
+            }
+        }
+        (dir, store)
+    }
+
+    const RULES: BounceRules = BounceRules {
+        soft_limit: 3,
+        soft_window: chrono::Duration::days(90),
+        keep_raw_bytes: 16,
+    };
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap()
+    }
+
+    fn msg<'a>(raw: &'a [u8], kind: InboundKind, about: About) -> NewInbound<'a> {
+        NewInbound {
+            via: Via::Smtp,
+            origin: Some("127.0.0.1:40000"),
+            recipient: Some("bounces+d11-x@news.example.org"),
+            raw,
+            kind,
+            about,
+            status: Some("5.1.1".into()),
+            diagnostic: Some("550 5.1.1 <a@example.org>: user unknown".into()),
+            note: None,
+        }
+    }
+
+    async fn status_of(store: &Store, id: i64) -> String {
+        let (s,): (String,) = sqlx::query_as("SELECT status FROM subscribers WHERE id = $1")
+            .bind(id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        s
+    }
+
+    async fn delivery(store: &Store, id: i64) -> (String, String) {
+        sqlx::query_as("SELECT status, last_reply FROM deliveries WHERE id = $1")
+            .bind(id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_hard_bounce_marks_the_delivery_and_the_subscriber_once() {
+        let (_d, store) = store().await;
+        let raw = b"a hard bounce, longer than sixteen bytes";
+        let r = store
+            .record_inbound(
+                &msg(raw, InboundKind::Hard, About::Delivery(11)),
+                &RULES,
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!((r.kind, r.duplicate), (InboundKind::Hard, false));
+        assert_eq!((r.delivery_id, r.subscriber_id), (Some(11), Some(1)));
+        assert_eq!(status_of(&store, 1).await, "bounced");
+        let (st, reply) = delivery(&store, 11).await;
+        assert_eq!(st, "bounced");
+        assert_eq!(
+            reply,
+            "bounced: 5.1.1 550 5.1.1 <a@example.org>: user unknown"
+        );
+        assert_eq!(status_of(&store, 2).await, "active");
+        // The raw message is kept, cut to keep_raw_bytes.
+        assert_eq!(store.inbound_raw(r.id).await.unwrap().unwrap(), &raw[..16]);
+
+        // The same bytes again: the earlier row, nothing new.
+        let again = store
+            .record_inbound(
+                &msg(raw, InboundKind::Hard, About::Delivery(11)),
+                &RULES,
+                now(),
+            )
+            .await
+            .unwrap();
+        assert!(again.duplicate);
+        assert_eq!(again.id, r.id);
+        let counts = store.inbound_counts().await.unwrap();
+        assert!(counts.contains(&(InboundKind::Hard, 1)), "{counts:?}");
+
+        let listed = store
+            .inbound_list(&InboundQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].email.as_deref(), Some("a@example.org"));
+        assert_eq!(listed[0].issue.as_deref(), Some("i1"));
+        assert_eq!(listed[0].status.as_deref(), Some("5.1.1"));
+    }
+
+    #[tokio::test]
+    async fn soft_bounces_count_issues_not_messages() {
+        let (_d, store) = store().await;
+        let soft = |raw: &'static [u8], delivery: i64| {
+            let mut m = msg(raw, InboundKind::Soft, About::Delivery(delivery));
+            m.status = Some("4.2.2".into());
+            m
+        };
+        // Two soft bounces of issue 1 and one of issue 2: two issues.
+        for (raw, d) in [(&b"s1"[..], 12), (b"s2", 12), (b"s3", 22)] {
+            let r = store
+                .record_inbound(&soft(raw, d), &RULES, now())
+                .await
+                .unwrap();
+            assert_eq!(r.kind, InboundKind::Soft);
+            assert_eq!(status_of(&store, 2).await, "active", "{}", r.decision);
+        }
+        // A third issue reaches the limit.
+        let r = store
+            .record_inbound(&soft(b"s4", 32), &RULES, now())
+            .await
+            .unwrap();
+        assert!(r.decision.contains("marked bounced"), "{}", r.decision);
+        assert_eq!(status_of(&store, 2).await, "bounced");
+        // The delivery rows are not bounced by a soft bounce.
+        assert_eq!(delivery(&store, 32).await.0, "sent");
+
+        // Older than the window: not counted.
+        let (_d2, store) = self::store().await;
+        let long_ago = now() - chrono::Duration::days(100);
+        store
+            .record_inbound(&soft(b"o1", 12), &RULES, long_ago)
+            .await
+            .unwrap();
+        store
+            .record_inbound(&soft(b"o2", 22), &RULES, long_ago)
+            .await
+            .unwrap();
+        let r = store
+            .record_inbound(&soft(b"o3", 32), &RULES, now())
+            .await
+            .unwrap();
+        assert_eq!(status_of(&store, 2).await, "active", "{}", r.decision);
+        // A limit of 0 never marks anyone.
+        let never = BounceRules {
+            soft_limit: 0,
+            ..RULES
+        };
+        for (raw, d) in [(&b"n1"[..], 11), (b"n2", 21), (b"n3", 31)] {
+            store
+                .record_inbound(&soft(raw, d), &never, now())
+                .await
+                .unwrap();
+        }
+        assert_eq!(status_of(&store, 1).await, "active");
+    }
+
+    #[tokio::test]
+    async fn a_complaint_unsubscribes_and_suppresses_until_sign_up() {
+        let (_d, store) = store().await;
+        let r = store
+            .record_inbound(
+                &msg(b"arf", InboundKind::Complaint, About::Delivery(21)),
+                &RULES,
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.kind, InboundKind::Complaint);
+        assert_eq!(status_of(&store, 1).await, "unsubscribed");
+        let email = SubscriberEmail::parse("A@example.org").unwrap();
+        assert!(store.is_suppressed(&email).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn sender_side_refusals_and_unknown_targets_change_nobody() {
+        let (_d, store) = store().await;
+        let r = store
+            .record_inbound(
+                &msg(b"policy", InboundKind::Sender, About::Delivery(11)),
+                &RULES,
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.kind, InboundKind::Sender);
+        assert_eq!(status_of(&store, 1).await, "active");
+        assert_eq!(delivery(&store, 11).await.0, "sent");
+        for about in [
+            About::Delivery(999),
+            About::MessageId("<nobody@example.org>".into()),
+            About::Nobody,
+        ] {
+            let raw = format!("{about:?}");
+            let r = store
+                .record_inbound(
+                    &msg(raw.as_bytes(), InboundKind::Hard, about),
+                    &RULES,
+                    now(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.kind, InboundKind::Unmatched);
+        }
+        // A report to the plain address finds the delivery by Message-ID.
+        let r = store
+            .record_inbound(
+                &msg(
+                    b"by id",
+                    InboundKind::Hard,
+                    About::MessageId("<i3.s2@news.example.org>".into()),
+                ),
+                &RULES,
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!((r.delivery_id, r.subscriber_id), (Some(32), Some(2)));
+        assert_eq!(status_of(&store, 2).await, "bounced");
+    }
+
+    #[tokio::test]
+    async fn a_mailto_unsubscribe_needs_the_token_and_erasure_takes_the_raw_copy() {
+        let (_d, store) = store().await;
+        let (token,): (String,) = sqlx::query_as("SELECT token FROM subscribers WHERE id = 2")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        let token = Token::parse(&token).unwrap();
+        let r = store
+            .record_inbound(
+                &msg(b"unsub", InboundKind::Unsubscribe, About::Token(token)),
+                &RULES,
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.decision, "unsubscribed by mail");
+        assert_eq!(status_of(&store, 2).await, "unsubscribed");
+        let r = store
+            .record_inbound(
+                &msg(
+                    b"bad token",
+                    InboundKind::Unsubscribe,
+                    About::Token(Token::generate().unwrap()),
+                ),
+                &RULES,
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.subscriber_id, None);
+        assert!(r.decision.starts_with("ignored"), "{}", r.decision);
+
+        // Erasure: the kept message and the words about the person go.
+        let hard = store
+            .record_inbound(
+                &msg(b"hard for a", InboundKind::Hard, About::Delivery(11)),
+                &RULES,
+                now(),
+            )
+            .await
+            .unwrap();
+        assert!(store.inbound_raw(hard.id).await.unwrap().is_some());
+        store
+            .set_subscriber_status(1, Status::Active, now())
+            .await
+            .unwrap();
+        store
+            .erase_subscriber_by_email(&SubscriberEmail::parse("a@example.org").unwrap(), now())
+            .await
+            .unwrap();
+        assert_eq!(store.inbound_raw(hard.id).await.unwrap(), None);
+        let listed = store
+            .inbound_list(&InboundQuery {
+                subscriber_id: Some(1),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(listed[0].diagnostic, None);
+        assert_eq!(listed[0].email, None);
+    }
+
+    #[tokio::test]
+    async fn raw_copies_expire_and_decisions_stay() {
+        let (_d, store) = store().await;
+        let old = store
+            .record_inbound(
+                &msg(b"old", InboundKind::AutoReply, About::Nobody),
+                &RULES,
+                now() - chrono::Duration::days(40),
+            )
+            .await
+            .unwrap();
+        let new = store
+            .record_inbound(
+                &msg(b"new", InboundKind::Other, About::Nobody),
+                &RULES,
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .expire_inbound_raw(now() - chrono::Duration::days(30))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(store.inbound_raw(old.id).await.unwrap(), None);
+        assert!(store.inbound_raw(new.id).await.unwrap().is_some());
+        assert_eq!(
+            store
+                .inbound_list(&InboundQuery {
+                    limit: 5,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+    }
 }

@@ -685,11 +685,9 @@ async fn inbound_raw(
     let Path(id) = id?;
     let id = parse_id(&id)?;
     match state.store.inbound_raw(id).await? {
-        Some(raw) => Ok((
-            [(axum::http::header::CONTENT_TYPE, "message/rfc822")],
-            raw,
-        )
-            .into_response()),
+        Some(raw) => {
+            Ok(([(axum::http::header::CONTENT_TYPE, "message/rfc822")], raw).into_response())
+        }
         None => Err(ApiError::not_found(format!(
             "no kept message {id} (never recorded, expired after inbound.keep_raw_for, or erased)"
         ))),

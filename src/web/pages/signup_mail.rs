@@ -10,8 +10,8 @@ use minijinja::context;
 
 use super::Pages;
 use crate::config::Config;
-use crate::mail::verp::{Tag, Verp};
 use crate::delivery::notice::{Notice, NoticeOutcome};
+use crate::mail::verp::{Tag, Verp};
 use crate::mail::{Outgoing, RenderError, SenderError, TemplateError};
 use crate::store::{CONFIRM_TTL, Preferences};
 
