@@ -15,6 +15,9 @@ pub struct SmtpServer {
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct Received {
     pub rcpt: Vec<String>,
+    /// The envelope sender (MAIL FROM).
+    #[serde(default)]
+    pub mail_from: String,
     /// The MAIL FROM parameters, e.g. `SMTPUTF8`.
     #[serde(default)]
     pub mail_options: Vec<String>,
