@@ -7,12 +7,58 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::returns::{self, Sent, deliver};
+use common::returns::{self, Original, deliver};
 use common::serve::{Opts, Server};
 use common::smtp::{self, SmtpServer, free_port};
 use common::{Site, expect_code, json, stdout};
 
 const BOUNCE_TO: &str = "bounces@example.org";
+
+/// A delivery as the test SMTP server received it: whom it was for, the
+/// VERP envelope sender it came from, and its Message-ID.
+#[derive(Debug, Clone)]
+struct Sent {
+    rcpt: String,
+    verp: String,
+    message_id: String,
+    /// The token of the List-Unsubscribe mailto subject.
+    token: String,
+    mailto: String,
+}
+
+/// Every message the test server got, with what the returns need.
+fn sent(server: &SmtpServer) -> Vec<Sent> {
+    let mut out = Vec::new();
+    for (i, r) in server.received().into_iter().enumerate() {
+        let raw = std::fs::read_to_string(server.messages_dir().join(format!("{}.eml", i + 1)))
+            .unwrap_or_default();
+        let unfolded = raw.replace("\r\n ", " ").replace("\r\n\t", " ");
+        let mailto = unfolded
+            .split("<mailto:")
+            .nth(1)
+            .and_then(|m| m.split('>').next())
+            .unwrap_or_default();
+        let (addr, subject) = mailto.split_once("?subject=").unwrap_or((mailto, ""));
+        out.push(Sent {
+            rcpt: r.rcpt[0].clone(),
+            verp: r.mail_from.clone(),
+            message_id: r.message_id.clone().unwrap_or_default(),
+            token: subject.trim_start_matches("unsubscribe%20").to_string(),
+            mailto: addr.to_string(),
+        });
+    }
+    out
+}
+
+impl Sent {
+    fn original(&self) -> Original<'_> {
+        Original {
+            rcpt: &self.rcpt,
+            verp: &self.verp,
+            message_id: &self.message_id,
+        }
+    }
+}
 
 /// A site mailing over SMTP with a bounce address, its first issue sent to
 /// `rows` (`email,name,status`), and what the SMTP server received.
@@ -26,7 +72,7 @@ fn sent_site(smtp: &SmtpServer, rows: &[&str]) -> (Site, Vec<Sent>) {
     );
     site.remove("content/2026-autumn");
     expect_code(&site.gazette(&["run"]), 0);
-    let sent = returns::sent(smtp);
+    let sent = sent(smtp);
     assert_eq!(sent.len(), rows.len(), "{sent:?}");
     (site, sent)
 }
@@ -92,7 +138,7 @@ fn returns_through_the_listener_change_the_ledger_the_list_and_the_next_issue() 
         &[&hard.verp],
         returns::postfix_dsn(
             &hard.verp,
-            hard,
+            &hard.original(),
             "failed",
             "5.1.1",
             "550 5.1.1 <hard@example.net>: Recipient address rejected: User unknown",
@@ -108,7 +154,7 @@ fn returns_through_the_listener_change_the_ledger_the_list_and_the_next_issue() 
         &[&soft.verp],
         returns::postfix_dsn(
             &soft.verp,
-            soft,
+            &soft.original(),
             "delayed",
             "4.2.2",
             "452 4.2.2 Mailbox full",
@@ -121,7 +167,7 @@ fn returns_through_the_listener_change_the_ledger_the_list_and_the_next_issue() 
     let (_, data) = deliver(
         port,
         &[&complains.verp],
-        returns::arf(&complains.verp, complains).as_bytes(),
+        returns::arf(&complains.verp, &complains.original()).as_bytes(),
     );
     assert!(data.starts_with("250"), "{data}");
 
@@ -247,8 +293,8 @@ fn the_listener_refuses_what_is_not_ours_and_survives_garbage_and_floods() {
 
     // A 20 MB message: refused whole (552), the session and serve go on.
     let big = {
-        let mut m =
-            returns::postfix_dsn(&one.verp, one, "failed", "5.1.1", "550 gone").into_bytes();
+        let mut m = returns::postfix_dsn(&one.verp, &one.original(), "failed", "5.1.1", "550 gone")
+            .into_bytes();
         m.extend(std::iter::repeat_n(b'x', 20 << 20).collect::<Vec<u8>>());
         m
     };
@@ -284,7 +330,13 @@ fn the_listener_refuses_what_is_not_ours_and_survives_garbage_and_floods() {
     assert!(s.command("NOOP").starts_with("250"));
 
     // A report split into one-byte writes still arrives whole.
-    let dsn = returns::postfix_dsn(&one.verp, one, "failed", "5.1.1", "550 5.1.1 user unknown");
+    let dsn = returns::postfix_dsn(
+        &one.verp,
+        &one.original(),
+        "failed",
+        "5.1.1",
+        "550 5.1.1 user unknown",
+    );
     let (mut s, _) = returns::Session::connect(port);
     assert!(s.command("HELO relay.example.net").starts_with("250"));
     assert!(s.command("MAIL FROM:<>").starts_with("250"));
@@ -330,15 +382,21 @@ fn inbound_import_reads_files_maildirs_and_mboxes_once() {
     // by the Message-ID inside it.
     site.write(
         "returns/Maildir/new/1.eml",
-        &returns::postfix_dsn(&a.verp, a, "failed", "5.1.1", "550 5.1.1 no such user"),
+        &returns::postfix_dsn(
+            &a.verp,
+            &a.original(),
+            "failed",
+            "5.1.1",
+            "550 5.1.1 no such user",
+        ),
     );
     site.write("returns/Maildir/cur/.keep", "");
     let mbox = format!(
         "From MAILER-DAEMON Tue Dec  1 10:00:00 2026\n{}\nFrom fbl@mail.example.net Tue Dec  1 11:00:00 2026\n{}\n",
-        returns::arf(&b.verp, b).replace("\r\n", "\n"),
+        returns::arf(&b.verp, &b.original()).replace("\r\n", "\n"),
         returns::postfix_dsn(
             BOUNCE_TO,
-            c,
+            &c.original(),
             "failed",
             "5.2.1",
             "550 5.2.1 mailbox disabled"

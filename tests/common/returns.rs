@@ -1,50 +1,31 @@
-//! Returned mail for the inbound tests: messages shaped as the common MTAs
-//! and mailbox providers write them (built here, with the real VERP address
-//! and Message-ID of a delivery), and a small SMTP client that hands them
-//! to gazette's listener the way an MTA would, with every reply kept.
+//! Returned mail for the inbound tests and bench: messages shaped as the
+//! common MTAs and mailbox providers write them (built here, with the real
+//! VERP address and Message-ID of a delivery), and a small SMTP client that
+//! hands them to gazette's listener the way an MTA would, with every reply
+//! kept. Stands alone (no other harness code) so that benches/ can include
+//! it with `#[path]`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-/// A delivery as the test SMTP server received it: whom it was for, the
-/// VERP envelope sender it came from, and its Message-ID.
+/// What a return quotes of our message: to whom it went, its envelope
+/// sender (VERP) and its Message-ID.
 #[derive(Debug, Clone)]
-pub struct Sent {
-    pub rcpt: String,
-    pub verp: String,
-    pub message_id: String,
-    /// The token of the List-Unsubscribe mailto subject.
-    pub token: String,
-    pub mailto: String,
+pub struct Original<'a> {
+    pub rcpt: &'a str,
+    pub verp: &'a str,
+    pub message_id: &'a str,
 }
 
-/// Every message the test server got, with what the returns need.
-pub fn sent(server: &super::smtp::SmtpServer) -> Vec<Sent> {
-    let mut out = Vec::new();
-    for (i, r) in server.received().into_iter().enumerate() {
-        let raw = std::fs::read_to_string(server.messages_dir().join(format!("{}.eml", i + 1)))
-            .unwrap_or_default();
-        let unfolded = raw.replace("\r\n ", " ").replace("\r\n\t", " ");
-        let mailto = unfolded
-            .split("<mailto:")
-            .nth(1)
-            .and_then(|m| m.split('>').next())
-            .unwrap_or_default();
-        let (addr, subject) = mailto.split_once("?subject=").unwrap_or((mailto, ""));
-        out.push(Sent {
-            rcpt: r.rcpt[0].clone(),
-            verp: r.mail_from.clone(),
-            message_id: r.message_id.clone().unwrap_or_default(),
-            token: subject.trim_start_matches("unsubscribe%20").to_string(),
-            mailto: addr.to_string(),
-        });
-    }
-    out
-}
-
-/// Postfix's DSN (RFC 3464): `action` "failed" or "delayed".
-pub fn postfix_dsn(to: &str, s: &Sent, action: &str, status: &str, diagnostic: &str) -> String {
+/// Postfix's DSN (RFC 3464), delivered to `to`: `action` "failed" or "delayed".
+pub fn postfix_dsn(
+    to: &str,
+    s: &Original<'_>,
+    action: &str,
+    status: &str,
+    diagnostic: &str,
+) -> String {
     let boundary = "B4C1D2E3F4.1764673200/relay.example.net";
     let (subject, intro) = if action == "failed" {
         (
@@ -77,7 +58,7 @@ Return-Path: <{verp}>\r\nFrom: The Test Ledger <ledger@example.org>\r\nTo: {rcpt
 }
 
 /// An ARF complaint (RFC 5965) as a mailbox provider's feedback loop sends it.
-pub fn arf(to: &str, s: &Sent) -> String {
+pub fn arf(to: &str, s: &Original<'_>) -> String {
     let b = "----=_arf_7d1c";
     format!(
         "Delivered-To: {to}\r\nFrom: Feedback Loop <fbl@mail.example.net>\r\nTo: {to}\r\nSubject: Complaint about your message\r\n\
