@@ -211,6 +211,11 @@ pub async fn run(
         };
         report.mail.send = Some(send_mail(config, store, &ingest, &due, control).await?);
     }
+    // Returned messages are kept for inbound.keep_raw_for; their
+    // decisions stay (a partial index makes this cheap when nothing is due).
+    if let Ok(keep) = chrono::Duration::from_std(config.inbound.keep_raw_for) {
+        store.expire_inbound_raw(now - keep).await?;
+    }
     report.elapsed = started.elapsed();
     Ok(report)
 }

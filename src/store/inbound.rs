@@ -338,6 +338,16 @@ impl Store {
     /// Drop the raw messages received before `before` (their decisions
     /// stay). Returns how many were dropped.
     pub async fn expire_inbound_raw(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        // A read first: a cycle with nothing to expire writes nothing.
+        let due: Option<(i64,)> = sqlx::query_as(
+            "SELECT 1 FROM inbound WHERE raw IS NOT NULL AND received_at < $1 LIMIT 1",
+        )
+        .bind(ledger_time(before))
+        .fetch_optional(&self.pool)
+        .await?;
+        if due.is_none() {
+            return Ok(0);
+        }
         let mut tx = self.write().await?;
         let done =
             sqlx::query("UPDATE inbound SET raw = NULL WHERE raw IS NOT NULL AND received_at < $1")
