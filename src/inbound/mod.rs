@@ -1,0 +1,3 @@
+//! Mail that comes back to gazette: bounces, complaints, mailto unsubscribes.
+
+pub mod smtpd;
