@@ -95,7 +95,7 @@ impl Default for Limits {
 }
 
 /// One message as the client handed it over.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Envelope {
     /// The reverse path (`MAIL FROM`) without brackets: empty for the
     /// null sender `<>` that bounces and reports come from.
@@ -108,6 +108,19 @@ pub struct Envelope {
     pub data: Vec<u8>,
     /// The client's address.
     pub peer: SocketAddr,
+}
+
+/// The message's size, not its bytes: an envelope in a log line must not
+/// carry a reader's mail into it.
+impl std::fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Envelope")
+            .field("mail_from", &self.mail_from)
+            .field("recipients", &self.recipients)
+            .field("data", &format_args!("<{} bytes>", self.data.len()))
+            .field("peer", &self.peer)
+            .finish()
+    }
 }
 
 /// The inbox's answer about one recipient address at `RCPT TO`.
@@ -215,7 +228,9 @@ pub async fn serve<I: Inbox>(
             let _ = tcp.try_write(busy.as_bytes());
             continue;
         };
-        told_full = false;
+        if places.available_permits() > limits.max_sessions / 2 {
+            told_full = false;
+        }
         // Replies are small and the client waits for each (or for each
         // pipelined group): Nagle's algorithm would hold them back.
         if let Err(e) = tcp.set_nodelay(true) {

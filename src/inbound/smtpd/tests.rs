@@ -852,3 +852,22 @@ fn host_names_cannot_forge_reply_lines() {
     );
     assert_eq!(safe_hostname(" \t"), "localhost");
 }
+
+#[test]
+fn an_envelope_in_a_log_line_shows_no_body() {
+    let e = Envelope {
+        mail_from: String::new(),
+        recipients: vec!["bounces+t@example.org".into()],
+        data: b"Subject: private\r\n\r\nDear reader\r\n".to_vec(),
+        peer: "127.0.0.1:2525".parse().unwrap(),
+    };
+    let shown = format!("{e:?}");
+    assert!(
+        shown.contains("<33 bytes>") && shown.contains("bounces+t@example.org"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("private") && !shown.contains("83, 117"),
+        "{shown}"
+    );
+}
