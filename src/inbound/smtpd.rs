@@ -167,7 +167,9 @@ struct Shared<I> {
 /// within a short grace ([`STOP_GRACE`]), answer others 421.
 ///
 /// Returns once every session has ended. Errors of single connections are
-/// logged, never returned; the `Result` is for the listener itself.
+/// logged, never returned (nothing a client does makes this fail). Dropping
+/// the future instead of resolving `stop` aborts every session at once,
+/// without a reply.
 #[tracing::instrument(skip_all, fields(listen = ?listener.local_addr().ok()))]
 pub async fn serve<I: Inbox>(
     listener: TcpListener,
