@@ -122,20 +122,22 @@ impl BounceRecipient {
     ///   status) whose diagnostic names SPF, DKIM, DMARC or a block list,
     ///   since older servers refuse policy with a generic code. These
     ///   would recur for every recipient at that provider; marking them
-    ///   bounced would empty the list for our own fault.
+    ///   bounced would empty the list for our own fault (Mailman, which
+    ///   counts them, has an open issue asking not to).
     /// - 5.2.2 (mailbox full) and 5.3.x but 5.3.4 (the receiving system
     ///   is full or not accepting mail): **Soft**. RFC 3463 calls 5.2.2
     ///   useful "for both permanent and persistent transient errors", and
-    ///   Amazon SES, Postal and Mailgun count a full mailbox as a soft
-    ///   bounce: such mailboxes often come back, and the bounce score over
-    ///   several issues (Mailman's model) catches those that do not.
+    ///   Amazon SES reports a full mailbox as a transient bounce: such
+    ///   mailboxes often come back, and a bounce score over several issues
+    ///   (Mailman's: hard 1, soft 0.5, against a threshold) catches those
+    ///   that do not.
     /// - Any other class 5, 5.4.x included: **Hard**. 5.4.x looks like
     ///   routing trouble, but in practice it is Office 365's 5.4.1 for an
     ///   unknown recipient and Postfix's 5.4.4 for a domain that does not
     ///   exist: facts about the address.
     /// - No status: a 5xx reply code in the diagnostic is **Hard**, a 4xx
     ///   one **Soft**; a failure that says nothing is **Hard** (the MTA
-    ///   gave up on the address).
+    ///   gave up on the address; Mailman too says "when in doubt, hard").
     pub fn severity(&self) -> Severity {
         if self.action == Action::Delayed {
             return Severity::Soft;

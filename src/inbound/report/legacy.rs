@@ -105,7 +105,7 @@ pub(super) fn bounce(
             if found.is_empty() {
                 found = records(text, action);
             }
-            return Some(or_unnamed(found, text, action));
+            return Some(or_unnamed(found, header, text, action));
         }
     }
     if let Some(found) = gmail(text, &lower) {
@@ -123,15 +123,22 @@ pub(super) fn bounce(
         } else {
             Action::Failed
         };
-        return Some(or_unnamed(Vec::new(), text, action));
+        return Some(or_unnamed(Vec::new(), header, text, action));
     }
     None
 }
 
 /// A bounce that is one for sure but names no address in a form we read:
-/// one entry without a recipient (the caller knows the delivery from the
-/// address the bounce came to), with the first code the text gives.
-fn or_unnamed(found: Vec<BounceRecipient>, text: &str, action: Action) -> Vec<BounceRecipient> {
+/// the addresses of `X-Failed-Recipients` (Exim, Gmail), else one entry
+/// without a recipient (the caller knows the delivery from the address the
+/// bounce came to); each with the first line of the text that holds a
+/// code.
+fn or_unnamed(
+    found: Vec<BounceRecipient>,
+    header: &[Field],
+    text: &str,
+    action: Action,
+) -> Vec<BounceRecipient> {
     if !found.is_empty() {
         return found;
     }
@@ -139,12 +146,25 @@ fn or_unnamed(found: Vec<BounceRecipient>, text: &str, action: Action) -> Vec<Bo
         .lines()
         .find(|l| EnhancedStatus::in_text(l).is_some())
         .map(|l| fields::clean_line(l, MAX_DIAGNOSTIC));
-    vec![BounceRecipient {
-        recipient: None,
+    let entry = |recipient: Option<String>| BounceRecipient {
+        recipient,
         action,
         status: line.as_deref().and_then(EnhancedStatus::in_text),
-        diagnostic: line,
-    }]
+        diagnostic: line.clone(),
+    };
+    let named: Vec<BounceRecipient> = fields::get(header, "x-failed-recipients")
+        .unwrap_or("")
+        .split(',')
+        .map(|a| a.trim().trim_start_matches('<').trim_end_matches('>'))
+        .filter(|a| is_address(a))
+        .take(MAX_RECIPIENTS)
+        .map(|a| entry(Some(a.to_owned())))
+        .collect();
+    if named.is_empty() {
+        vec![entry(None)]
+    } else {
+        named
+    }
 }
 
 /// The text up to the first line where the original is quoted.
@@ -365,9 +385,14 @@ fn from_mailer_daemon(header: &[Field]) -> bool {
 }
 
 fn is_bounce_subject(subject: &str) -> bool {
-    const WORDS: [&str; 12] = [
+    const WORDS: [&str; 17] = [
         "undeliver",
-        "undelivered",
+        "unzustellbar",
+        "non remis",
+        "non distribu",
+        "onbestelbaar",
+        "non recapitabile",
+        "no se pudo entregar",
         "delivery status notification",
         "returned mail",
         "delivery failure",

@@ -659,3 +659,83 @@ fn big_inputs_are_read_in_bounded_pieces() {
     );
     check_bounds(&classify(raw.as_bytes()));
 }
+
+#[test]
+fn a_daemon_bounce_in_no_known_form_is_still_a_bounce() {
+    let raw = "Return-Path: <>\nFrom: Mailer-Daemon <MAILER-DAEMON@mx.example.net>\nSubject: Unzustellbar: The Example Gazette\nX-Failed-Recipients: a@example.net, <b@example.net>\n\nDie Nachricht konnte nicht zugestellt werden.\nGrund: 550 5.1.1 Benutzer unbekannt\n";
+    let ReportKind::Bounce(list) = classify(raw.as_bytes()).kind else {
+        panic!("not a bounce")
+    };
+    let names: Vec<_> = list.iter().map(|r| r.recipient.as_deref()).collect();
+    assert_eq!(names, [Some("a@example.net"), Some("b@example.net")]);
+    assert!(list.iter().all(|r| r.severity() == Severity::Hard));
+    assert_eq!(
+        list[0].diagnostic.as_deref(),
+        Some("Grund: 550 5.1.1 Benutzer unbekannt")
+    );
+
+    let unnamed = raw.replace("X-Failed-Recipients: a@example.net, <b@example.net>\n", "");
+    let ReportKind::Bounce(list) = classify(unnamed.as_bytes()).kind else {
+        panic!("not a bounce")
+    };
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].recipient, None);
+    assert_eq!(
+        list[0].status.map(|s| s.to_string()).as_deref(),
+        Some("5.1.1")
+    );
+
+    // The same words from a person are not a bounce.
+    let person = unnamed.replace("Return-Path: <>\n", "").replace(
+        "Mailer-Daemon <MAILER-DAEMON@mx.example.net>",
+        "a@example.org",
+    );
+    assert_eq!(classify(person.as_bytes()).kind, ReportKind::Other);
+}
+
+#[test]
+fn text_bounces_tell_delays_and_several_addresses() {
+    let exim = "From: Mail Delivery System <Mailer-Daemon@relay.example.org>\nSubject: Warning: message 1uKq delayed 24 hours\n\nThis message was created automatically by mail delivery software.\nA message that you sent has not yet been delivered to one or more of its\nrecipients after more than 24 hours on the queue on relay.example.org.\n\nThe addresses to which the message has not yet been delivered are:\n\n  a@example.net\n    host mx.example.net [192.0.2.25]: 451 4.2.0 try later\n  b@example.com\n    Connection timed out\n\nNo action is required on your part.\n";
+    let ReportKind::Bounce(list) = classify(exim.as_bytes()).kind else {
+        panic!("not a bounce")
+    };
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert!(list.iter().all(|r| r.action == Action::Delayed));
+    assert_eq!(
+        list[0].status.map(|s| s.to_string()).as_deref(),
+        Some("4.2.0")
+    );
+    assert_eq!(list[1].recipient.as_deref(), Some("b@example.com"));
+    assert_eq!(list[1].status, None);
+    assert_eq!(list[1].severity(), Severity::Soft);
+
+    let qmail = "From: MAILER-DAEMON@mail.example.com\nSubject: failure notice\n\nHi. This is the qmail-send program at mail.example.com.\nI'm afraid I wasn't able to deliver your message to the following addresses.\nThis is a permanent error; I've given up. Sorry it didn't work out.\n\n<a@example.com>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n<b@example.com>:\n192.0.2.41 failed after I sent the message.\nRemote host said: 552 5.2.2 Mailbox over quota\n\n--- Below this line is a copy of the message.\n\nTo: <c@example.com>:\n";
+    let ReportKind::Bounce(list) = classify(qmail.as_bytes()).kind else {
+        panic!("not a bounce")
+    };
+    let got: Vec<_> = list
+        .iter()
+        .map(|r| {
+            (
+                r.recipient.clone().unwrap(),
+                r.status.unwrap().to_string(),
+                r.severity(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "a@example.com".to_owned(),
+                "5.1.1".to_owned(),
+                Severity::Hard
+            ),
+            (
+                "b@example.com".to_owned(),
+                "5.2.2".to_owned(),
+                Severity::Soft
+            ),
+        ]
+    );
+}
