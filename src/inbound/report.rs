@@ -94,6 +94,9 @@ pub enum Severity {
 
 /// Longest diagnostic kept, in characters.
 const MAX_DIAGNOSTIC: usize = 1000;
+/// Longest subject kept, in characters: an `unsubscribe TOKEN` subject is
+/// 55, anything near this is not one.
+const MAX_SUBJECT: usize = 1000;
 /// Most recipients read from one bounce: a return to a VERP address is
 /// about one delivery, and a report to the plain address rarely lists
 /// more than a few.
@@ -195,7 +198,12 @@ fn contains_word(text: &str, word: &str) -> bool {
 #[tracing::instrument(level = "debug", skip_all, fields(bytes = raw.len()))]
 pub fn classify(raw: &[u8]) -> Report {
     let raw = cut_nested(raw);
-    let Some(message) = MessageParser::default().parse(raw) else {
+    // mail-parser returns no message rather than one without parts, and
+    // `subject()` relies on that; the filter keeps it so here.
+    let parsed = MessageParser::default()
+        .parse(raw)
+        .filter(|m| !m.parts.is_empty());
+    let Some(message) = parsed else {
         return Report {
             kind: ReportKind::Other,
             original_message_id: None,
@@ -205,7 +213,7 @@ pub fn classify(raw: &[u8]) -> Report {
     let header = fields::header(&header_text(&message));
     let subject = message
         .subject()
-        .map(|s| fields::clean_line(s, MAX_DIAGNOSTIC))
+        .map(|s| fields::clean_line(s, MAX_SUBJECT))
         .filter(|s| !s.is_empty());
 
     let mut kind = None;
@@ -284,7 +292,9 @@ fn cut_nested(raw: &[u8]) -> &[u8] {
 
 /// The raw header block of the message (bounded), as text.
 fn header_text(message: &Message<'_>) -> String {
-    let root = message.root_part();
+    let Some(root) = message.parts.first() else {
+        return String::new();
+    };
     let start = root.offset_header as usize;
     let end = (root.offset_body as usize).min(start.saturating_add(MAX_PART_SCAN));
     let bytes = message.raw_message.get(start..end).unwrap_or_default();
@@ -301,12 +311,14 @@ fn part_text(body: &PartType<'_>) -> String {
         PartType::Binary(b) | PartType::InlineBinary(b) => b,
         // A nested message's `raw_message` may be the whole outer input;
         // its root part's offsets say where it lies.
-        PartType::Message(m) => {
-            let root = m.root_part();
-            m.raw_message
-                .get(root.offset_header as usize..root.offset_end as usize)
-                .unwrap_or_default()
-        }
+        PartType::Message(m) => m
+            .parts
+            .first()
+            .and_then(|root| {
+                m.raw_message
+                    .get(root.offset_header as usize..root.offset_end as usize)
+            })
+            .unwrap_or_default(),
         PartType::Multipart(_) => &[],
     };
     String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_PART_SCAN)]).into_owned()

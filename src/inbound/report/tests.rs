@@ -559,12 +559,24 @@ fn check_bounds(report: &Report) {
             }
         }
     }
+    if let ReportKind::Feedback { feedback_type } = &report.kind {
+        assert!(!feedback_type.is_empty() && feedback_type.len() <= 64);
+        assert!(!feedback_type.contains(|c: char| c.is_control() || c.is_whitespace()));
+    }
     if let Some(s) = &report.subject {
-        assert!(!s.contains(|c: char| c.is_control()), "{s:?}");
+        assert!(s.chars().count() <= MAX_SUBJECT);
+        assert!(
+            !s.is_empty() && !s.contains(|c: char| c.is_control()),
+            "{s:?}"
+        );
     }
     if let Some(id) = &report.original_message_id {
         assert!(id.starts_with('<') && id.ends_with('>'), "{id:?}");
-        assert!(!id.contains(char::is_whitespace), "{id:?}");
+        assert!(id.len() <= 998);
+        assert!(
+            !id.contains(|c: char| c.is_whitespace() || c.is_control()),
+            "{id:?}"
+        );
     }
 }
 
@@ -652,7 +664,7 @@ fn big_inputs_are_read_in_bounded_pieces() {
     let raw = format!("Subject: {}\n\nbody\n", "a".repeat(10 << 20));
     let report = classify(raw.as_bytes());
     check_bounds(&report);
-    assert_eq!(report.subject.map(|s| s.len()), Some(MAX_DIAGNOSTIC));
+    assert_eq!(report.subject.map(|s| s.len()), Some(MAX_SUBJECT));
     let raw = format!(
         "Content-Type: multipart/report; report-type=delivery-status; boundary=b\n\n--b\nContent-Type: message/delivery-status\n\nFinal-Recipient: rfc822; a@example.net\nAction: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 x\n{}--b--\n",
         " more text on a folded line\n".repeat(400_000)
@@ -738,4 +750,60 @@ fn text_bounces_tell_delays_and_several_addresses() {
             ),
         ]
     );
+}
+
+#[test]
+fn line_ends_do_not_change_the_classification() {
+    fn lf(bytes: &[u8]) -> Vec<u8> {
+        bytes.iter().copied().filter(|b| *b != b'\r').collect()
+    }
+    fn crlf(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(bytes.len() * 2);
+        for &b in &lf(bytes) {
+            if b == b'\n' {
+                out.push(b'\r');
+            }
+            out.push(b);
+        }
+        out
+    }
+    for file in fixture_files() {
+        if file == "garbage.eml" {
+            continue;
+        }
+        let bytes = fixture(&file);
+        assert_eq!(classify(&lf(&bytes)), classify(&crlf(&bytes)), "{file}");
+    }
+}
+
+#[test]
+fn encoded_and_global_report_parts_are_read() {
+    use base64::Engine as _;
+    let dsn = "Reporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: rfc822; a@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 unknown\r\n";
+    let encoded = base64::engine::general_purpose::STANDARD.encode(dsn);
+    let raw = format!(
+        "From: MAILER-DAEMON@mx.example.net\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\nContent-Type: message/delivery-status\r\nContent-Transfer-Encoding: base64\r\n\r\n{encoded}\r\n--b--\r\n"
+    );
+    let ReportKind::Bounce(list) = classify(raw.as_bytes()).kind else {
+        panic!("not a bounce")
+    };
+    assert_eq!(list[0].recipient.as_deref(), Some("a@example.net"));
+    assert_eq!(list[0].diagnostic.as_deref(), Some("550 5.1.1 unknown"));
+
+    // RFC 6533: an SMTPUTF8 DSN, UTF-8 address, original header quoted as
+    // message/global-headers.
+    let raw = "From: MAILER-DAEMON@mx.example.net\r\nContent-Type: multipart/report; report-type=global-delivery-status; boundary=b\r\n\r\n--b\r\nContent-Type: message/global-delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\nFinal-Recipient: utf-8; jos\u{e9}@ejemplo.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--b\r\nContent-Type: message/global-headers\r\n\r\nSubject: The Example Gazette\r\nMessage-ID: <2026-05-03.e6f708192a3b4c5d@news.example.org>\r\n\r\n--b--\r\n";
+    let report = classify(raw.as_bytes());
+    assert_eq!(
+        report.original_message_id.as_deref(),
+        Some("<2026-05-03.e6f708192a3b4c5d@news.example.org>")
+    );
+    let ReportKind::Bounce(list) = report.kind else {
+        panic!("not a bounce")
+    };
+    assert_eq!(
+        list[0].recipient.as_deref(),
+        Some("jos\u{e9}@ejemplo.example")
+    );
+    assert_eq!(list[0].severity(), Severity::Hard);
 }
