@@ -1,5 +1,6 @@
 //! Bounces without a `message/delivery-status` part: the plain-text
-//! reports of qmail, older Exim, Yahoo, older Exchange, Gmail's text, and,
+//! reports of qmail, older Exim, Yahoo, older Exchange, Sendmail without
+//! its DSN part, Gmail's text, and,
 //! last, any message from a mailer daemon whose subject says it is a
 //! bounce.
 //!
@@ -68,11 +69,27 @@ const EXCHANGE: Format = Format {
     ],
 };
 
-const FORMATS: [&Format; 4] = [&QMAIL, &YAHOO, &EXIM, &EXCHANGE];
+/// Sendmail without DSN support (or with its DSN part lost): the
+/// addresses under a dashed heading, each with "(reason: ...)".
+const SENDMAIL: Format = Format {
+    markers: &[
+        "----- the following addresses had permanent fatal errors -----",
+        "----- the following addresses had transient non-fatal errors -----",
+    ],
+    delayed: &["the following addresses had transient non-fatal errors"],
+    records_after: &[
+        "the following addresses had permanent fatal errors",
+        "the following addresses had transient non-fatal errors",
+    ],
+};
+
+const FORMATS: [&Format; 5] = [&QMAIL, &YAHOO, &EXIM, &EXCHANGE, &SENDMAIL];
 
 /// Lines (lowercase, matched at the start of the trimmed line) where an
 /// MTA starts quoting the original: nothing after them is the MTA's.
-const COPY_MARKERS: [&str; 9] = [
+const COPY_MARKERS: [&str; 11] = [
+    "----- original message follows -----",
+    "----- message header follows -----",
     "--- below this line is a copy of the message",
     "------ this is a copy of the message",
     "------ this is a copy of your message",

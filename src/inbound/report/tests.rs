@@ -807,3 +807,23 @@ fn encoded_and_global_report_parts_are_read() {
     );
     assert_eq!(list[0].severity(), Severity::Hard);
 }
+
+#[test]
+fn sendmail_text_without_its_dsn_part_is_read() {
+    let raw = "From: Mail Delivery Subsystem <MAILER-DAEMON@smtp.example.com>\nSubject: Returned mail: see transcript for details\n\nThe original message was received at Sun, 3 May 2026 06:00:05 GMT\nfrom news.example.org [198.51.100.7]\n\n   ----- The following addresses had permanent fatal errors -----\n<a@example.com>\n    (reason: 550 5.1.1 <a@example.com>... User unknown)\n\n   ----- Transcript of session follows -----\n... while talking to mail.example.com.:\n>>> RCPT To:<a@example.com>\n<<< 550 5.1.1 <a@example.com>... User unknown\n\n   ----- Original message follows -----\n\nMessage-ID: <2026-05-03.f708192a3b4c5d6e@news.example.org>\nTo: <b@example.com>\n";
+    let report = classify(raw.as_bytes());
+    assert_eq!(
+        report.original_message_id.as_deref(),
+        Some("<2026-05-03.f708192a3b4c5d6e@news.example.org>")
+    );
+    let ReportKind::Bounce(list) = report.kind else {
+        panic!("not a bounce")
+    };
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0].recipient.as_deref(), Some("a@example.com"));
+    assert_eq!(
+        list[0].status.map(|s| s.to_string()).as_deref(),
+        Some("5.1.1")
+    );
+    assert_eq!(list[0].severity(), Severity::Hard);
+}
