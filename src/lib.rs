@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod delivery;
 pub mod feeds;
 pub mod import;
+pub mod inbound;
 pub mod mail;
 pub mod release;
 pub mod store;
