@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::postfix::{Postfix, Setup};
+use common::postfix::{Bounces, Postfix, Setup};
 use common::smtp::SmtpServer;
 use gazette::inbound::mailbox;
 use mail_parser::MimeHeaders;
@@ -122,7 +122,7 @@ fn postfix_dsns_reach_the_bounce_port_at_the_exact_verp_address() {
     // A deferred message expires after 4 s: the expiry DSN comes too.
     let postfix = Postfix::start_with(Setup {
         relay_port: relay.port,
-        bounce_port: catcher.port,
+        bounces: Bounces::Port(catcher.port),
         queue_lifetime: "4s",
     });
 
@@ -248,4 +248,111 @@ fn a_return_from_outside_keeps_its_tag_through_the_transport_line() {
         "the dot-stuffing is undone on the way"
     );
     assert!(relay.received().is_empty(), "nothing went to the relayhost");
+}
+
+/// Two hard bounces, delivered by Postfix's virtual(8) into `bounces`
+/// (a Maildir or an mbox), read back as `inbound import` reads them.
+fn returns_delivered_into(bounces: Bounces) {
+    let relay = SmtpServer::start(&["--bounce-rcpt", "^gone@"]);
+    let postfix = Postfix::start_with(Setup {
+        relay_port: relay.port,
+        bounces,
+        queue_lifetime: "1h",
+    });
+    let other = "bounces+d5-eeeeeeeeeeeeeeee@news.example.org";
+    // A body line that an mbox must quote (">From ") and the reader unquote.
+    let body = "\r\nFrom the quay, the cranes are back.\r\n";
+    postfix.submit(
+        HARD,
+        &["gone@example.com"],
+        &(digest("gone@example.com", 2) + body),
+    );
+    postfix.submit(
+        other,
+        &["gone@example.net"],
+        &(digest("gone@example.net", 5) + body),
+    );
+
+    let delivered = |log: &str| {
+        log.matches("status=sent (delivered to maildir)").count()
+            + log.matches("status=sent (delivered to mailbox)").count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while delivered(&postfix.log()) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "two returns not delivered in 60 s\n--- maillog\n{}",
+            postfix.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let path = postfix.mailbox(bounces);
+    let found: Vec<mailbox::Found> = mailbox::read(std::slice::from_ref(&path), 1 << 20)
+        .map(|m| m.expect("a delivered return"))
+        .collect();
+    assert_eq!(
+        found.len(),
+        2,
+        "{:?}",
+        found.iter().map(|f| &f.origin).collect::<Vec<_>>()
+    );
+    let mut tags = Vec::new();
+    for f in &found {
+        let text = String::from_utf8_lossy(&f.raw);
+        // virtual(8) names the full VERP address, first in our order.
+        let recipients = mailbox::header_recipients(&f.raw);
+        assert!(
+            text.starts_with("Return-Path: <>\n"),
+            "{}: {text}",
+            f.origin
+        );
+        assert_eq!(recipients.len(), 3, "{recipients:?}");
+        assert!(
+            recipients.iter().all(|r| r == &recipients[0]),
+            "{recipients:?}"
+        );
+        tags.push(recipients[0].clone());
+        let status = delivery_status(&f.raw);
+        assert_eq!(
+            (status["Action"].as_str(), status["Status"].as_str()),
+            ("failed", "5.1.1")
+        );
+        assert!(
+            text.contains("\nFrom the quay, the cranes are back."),
+            "{text}"
+        );
+        assert!(!text.contains(">From the quay"), "{text}");
+        match bounces {
+            Bounces::Mbox => assert!(
+                f.origin.starts_with(&format!("{}:", path.display())),
+                "{}",
+                f.origin
+            ),
+            _ => assert!(
+                f.origin.starts_with(&format!("{}/new/", path.display())),
+                "{}",
+                f.origin
+            ),
+        }
+    }
+    tags.sort();
+    assert_eq!(tags, [HARD, other]);
+    if let Bounces::Mbox = bounces {
+        let raw = std::fs::read(&path).expect("the mbox");
+        assert!(
+            String::from_utf8_lossy(&raw).contains("\n>From the quay"),
+            "Postfix quoted the line in the mbox (so the reader had something to undo)"
+        );
+    }
+}
+
+#[test]
+fn postfix_returns_in_a_maildir_are_read_with_their_verp_address() {
+    returns_delivered_into(Bounces::Maildir);
+}
+
+#[test]
+fn postfix_returns_in_an_mbox_are_split_and_unquoted() {
+    returns_delivered_into(Bounces::Mbox);
 }

@@ -201,7 +201,10 @@ impl Messages {
         // One byte more than allowed: a file that grew since the stat is
         // still caught, and never read beyond the limit.
         let mut raw = Vec::with_capacity(len as usize);
-        if let Err(source) = reader.take(self.max as u64 + 1).read_to_end(&mut raw) {
+        if let Err(source) = reader
+            .take((self.max as u64).saturating_add(1))
+            .read_to_end(&mut raw)
+        {
             return Some(Err(MailboxError::Read { origin, source }));
         }
         if raw.len() > self.max {

@@ -23,9 +23,28 @@
 //! With `recipient_delimiter = +`, Postfix looks `bounces+TAG@news.example.org`
 //! up as itself, then as `bounces@news.example.org` (transport(5)), so the
 //! one line routes the plain bounce address and every VERP address of it,
-//! and the message keeps its full `RCPT TO` (the TAG) on the way. The
-//! tests use `texthash:` (the same file format, read at start, no
+//! and the message keeps its full `RCPT TO` (the TAG) on the way.
+//! The tests use `texthash:` (the same file format, read at start, no
 //! `postmap` needed).
+//!
+//! For `gazette inbound import`, the returns are delivered into a mailbox
+//! instead ([`Bounces::Maildir`], [`Bounces::Mbox`]); the setup is then
+//!
+//! ```text
+//! # /etc/postfix/main.cf
+//! recipient_delimiter = +
+//! virtual_mailbox_domains = news.example.org
+//! virtual_mailbox_base = /var/mail/vhosts
+//! virtual_mailbox_maps = hash:/etc/postfix/vmailbox
+//! virtual_uid_maps = static:5000
+//! virtual_gid_maps = static:5000
+//!
+//! # /etc/postfix/vmailbox (a trailing / makes a Maildir, else an mbox)
+//! bounces@news.example.org  news.example.org/bounces/
+//! ```
+//!
+//! and Postfix's virtual(8) agent writes `X-Original-To` and `Delivered-To`
+//! with the full `bounces+TAG@news.example.org` address.
 //!
 //! Several instances can run at once: nothing is shared but the binaries
 //! (own ports, config, queue and data folders, log file). Postfix runs as
@@ -40,8 +59,20 @@ use std::time::{Duration, Instant};
 
 use super::smtp::free_port;
 
-/// The publication's bounce address the instance routes to `bounce_port`.
+/// The publication's bounce address, which the instance routes as
+/// [`Setup::bounces`] says.
 pub const BOUNCE_ADDRESS: &str = "bounces@news.example.org";
+
+/// Where the bounce address and its `+TAG` forms go.
+#[derive(Debug, Clone, Copy)]
+pub enum Bounces {
+    /// Over SMTP to 127.0.0.1:port (`transport_maps`).
+    Port(u16),
+    /// Into the Maildir [`Postfix::mailbox`] (virtual(8)).
+    Maildir,
+    /// Into the mbox file [`Postfix::mailbox`] (virtual(8)).
+    Mbox,
+}
 
 pub struct Postfix {
     pub dir: tempfile::TempDir,
@@ -55,8 +86,7 @@ pub struct Postfix {
 pub struct Setup {
     /// Where everything not for the bounce address goes (`relayhost`).
     pub relay_port: u16,
-    /// Where the bounce address and its `+TAG` forms go (`transport_maps`).
-    pub bounce_port: u16,
+    pub bounces: Bounces,
     /// `maximal_queue_lifetime`: a deferred message fails after this
     /// (its DSN says `Action: failed` with the 4.x.x status).
     pub queue_lifetime: &'static str,
@@ -69,7 +99,7 @@ impl Postfix {
     pub fn start(relay_port: u16, bounce_port: u16) -> Postfix {
         Postfix::start_with(Setup {
             relay_port,
-            bounce_port,
+            bounces: Bounces::Port(bounce_port),
             queue_lifetime: "1h",
         })
     }
@@ -87,21 +117,23 @@ impl Postfix {
         // their folders below this one.
         set_mode(dir.path(), 0o755);
         let root = dir.path();
-        for sub in ["etc", "queue", "data"] {
+        for sub in ["etc", "queue", "data", "mail"] {
             std::fs::create_dir(root.join(sub)).expect("mkdir");
         }
         // The master's lock and the caches live in data_directory, which
-        // must belong to mail_owner.
-        chown_to_postfix(&root.join("data"));
+        // must belong to mail_owner; virtual(8) delivers as `nobody`.
+        chown(&root.join("data"), "postfix:postfix");
+        chown(&root.join("mail"), "nobody:nogroup");
         let smtpd_port = free_port();
         let etc = root.join("etc");
         std::fs::write(etc.join("main.cf"), main_cf(root, &setup)).expect("write main.cf");
         std::fs::write(etc.join("master.cf"), master_cf(smtpd_port)).expect("write master.cf");
-        std::fs::write(
-            etc.join("transport"),
-            format!("{BOUNCE_ADDRESS}  smtp:[127.0.0.1]:{}\n", setup.bounce_port),
-        )
-        .expect("write transport");
+        let (map, line) = match setup.bounces {
+            Bounces::Port(port) => ("transport", format!("smtp:[127.0.0.1]:{port}")),
+            Bounces::Maildir => ("vmailbox", "bounces/".to_string()),
+            Bounces::Mbox => ("vmailbox", "bounces.mbox".to_string()),
+        };
+        std::fs::write(etc.join(map), format!("{BOUNCE_ADDRESS}  {line}\n")).expect("write map");
         std::fs::write(root.join("maillog"), "").expect("create maillog");
         let instance = Postfix { dir, smtpd_port };
         // `postfix start` says why it failed only in the log (or on a
@@ -134,6 +166,16 @@ impl Postfix {
 
     pub fn config_dir(&self) -> PathBuf {
         self.dir.path().join("etc")
+    }
+
+    /// The Maildir or mbox file the bounce address is delivered to (with
+    /// [`Bounces::Maildir`] or [`Bounces::Mbox`]).
+    pub fn mailbox(&self, bounces: Bounces) -> PathBuf {
+        let mail = self.dir.path().join("mail");
+        match bounces {
+            Bounces::Port(_) | Bounces::Maildir => mail.join("bounces"),
+            Bounces::Mbox => mail.join("bounces.mbox"),
+        }
     }
 
     /// The instance's mail log so far (`maillog_file`).
@@ -204,6 +246,31 @@ impl Drop for Postfix {
 /// main.cf: only what differs from Postfix's built-in defaults, each with
 /// the reason.
 fn main_cf(root: &Path, s: &Setup) -> String {
+    let bounces = match s.bounces {
+        // The line users copy (see the module documentation).
+        Bounces::Port(_) => format!(
+            "# Returns from outside for the publication's domain are accepted too.
+relay_domains = news.example.org
+transport_maps = texthash:{root}/etc/transport
+",
+            root = root.display()
+        ),
+        Bounces::Maildir | Bounces::Mbox => {
+            use std::os::unix::fs::MetadataExt;
+            let nobody = std::fs::metadata(root.join("mail")).expect("mail folder");
+            format!(
+                "virtual_mailbox_domains = news.example.org
+virtual_mailbox_base = {root}/mail
+virtual_mailbox_maps = texthash:{root}/etc/vmailbox
+virtual_uid_maps = static:{uid}
+virtual_gid_maps = static:{gid}
+",
+                root = root.display(),
+                uid = nobody.uid(),
+                gid = nobody.gid()
+            )
+        }
+    };
     let root = root.display();
     format!(
         "\
@@ -219,7 +286,8 @@ syslog_name = postfix-gazette-test
 myhostname = relay.example.net
 mydomain = example.net
 myorigin = $myhostname
-# No local delivery at all: everything is relayed.
+# No local(8) delivery: everything is relayed (or, for the bounce
+# address with Bounces::Maildir or Mbox, delivered by virtual(8)).
 mydestination =
 local_recipient_maps =
 alias_maps =
@@ -227,13 +295,10 @@ alias_database =
 inet_interfaces = loopback-only
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
-# Returns from outside for the publication's domain are accepted too.
-relay_domains = news.example.org
 relayhost = [127.0.0.1]:{relay}
-# The line users copy (see the module documentation).
+# bounces+TAG@ is bounces@ with an extension, for every lookup.
 recipient_delimiter = +
-transport_maps = texthash:{root}/etc/transport
-smtp_tls_security_level = none
+{bounces}smtp_tls_security_level = none
 smtpd_tls_security_level = none
 # Fast queue: retries every second, the delay warning (an `Action:
 # delayed` DSN) at the first deferral after a second.
@@ -276,6 +341,7 @@ retry     unix  - - n - - error
 discard   unix  - - n - - discard
 anvil     unix  - - n - 1 anvil
 scache    unix  - - n - 1 scache
+virtual   unix  - n n - - virtual
 postlog   unix-dgram n - n - 1 postlogd
 "
     )
@@ -287,15 +353,15 @@ fn set_mode(path: &Path, mode: u32) {
         .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
 }
 
-fn chown_to_postfix(path: &Path) {
+fn chown(path: &Path, owner: &str) {
     let out = Command::new("chown")
-        .arg("postfix:postfix")
+        .arg(owner)
         .arg(path)
         .output()
         .expect("run chown");
     assert!(
         out.status.success(),
-        "chown postfix {} (the tests run Postfix as root): {}",
+        "chown {owner} {} (the tests run Postfix as root): {}",
         path.display(),
         String::from_utf8_lossy(&out.stderr)
     );
