@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod mail;
+pub mod postfix;
 pub mod returns;
 pub mod serve;
 pub mod smtp;
