@@ -166,10 +166,12 @@ struct Decision {
 }
 
 impl Decision {
-    fn ignored(kind: InboundKind, note: impl Into<String>) -> Decision {
+    /// Counted, nothing else; still tied to whom its address names, so an
+    /// admin sees it in that subscriber's history.
+    fn ignored(kind: InboundKind, about: About, note: impl Into<String>) -> Decision {
         Decision {
             kind,
-            about: About::Nobody,
+            about,
             status: None,
             diagnostic: None,
             note: Some(note.into()),
@@ -182,10 +184,18 @@ fn decide(address: Address, report: &Report) -> Decision {
     let owned = match address {
         Address::Ours(o) => o,
         Address::Forged => {
-            return Decision::ignored(InboundKind::Forged, "the tag is not one gazette made");
+            return Decision::ignored(
+                InboundKind::Forged,
+                About::Nobody,
+                "the tag is not one gazette made",
+            );
         }
         Address::NotOurs => {
-            return Decision::ignored(InboundKind::Other, "not addressed to an address of ours");
+            return Decision::ignored(
+                InboundKind::Other,
+                About::Nobody,
+                "not addressed to an address of ours",
+            );
         }
     };
     let about = match owned {
@@ -212,6 +222,7 @@ fn decide(address: Address, report: &Report) -> Decision {
             let Some(r) = pick else {
                 return Decision::ignored(
                     InboundKind::Other,
+                    about,
                     "a delivery report without a failure",
                 );
             };
@@ -237,10 +248,15 @@ fn decide(address: Address, report: &Report) -> Decision {
         },
         ReportKind::Feedback { feedback_type } => Decision::ignored(
             InboundKind::Other,
+            about,
             format!("a feedback report of type {feedback_type:?}"),
         ),
-        ReportKind::AutoReply => Decision::ignored(InboundKind::AutoReply, "an automatic reply"),
-        ReportKind::Other => Decision::ignored(InboundKind::Other, "not a report gazette acts on"),
+        ReportKind::AutoReply => {
+            Decision::ignored(InboundKind::AutoReply, about, "an automatic reply")
+        }
+        ReportKind::Other => {
+            Decision::ignored(InboundKind::Other, about, "not a report gazette acts on")
+        }
     }
 }
 
@@ -258,6 +274,7 @@ fn unsubscribe(report: &Report) -> Decision {
         },
         None => Decision::ignored(
             InboundKind::Unsubscribe,
+            About::Nobody,
             "no valid token in the subject (\"unsubscribe TOKEN\"); nothing changed",
         ),
     }

@@ -81,7 +81,8 @@ fn complaints_auto_replies_and_other_mail() {
         feedback_type: "not-spam".into(),
     });
     assert_eq!(decide(tagged, &not_spam).kind, InboundKind::Other);
-    assert_eq!(decide(tagged, &not_spam).about, About::Nobody);
+    // Ignored, but still tied to the delivery its address names.
+    assert_eq!(decide(tagged, &not_spam).about, About::Delivery(3));
     assert_eq!(
         decide(tagged, &report(ReportKind::AutoReply)).kind,
         InboundKind::AutoReply
