@@ -356,3 +356,87 @@ fn postfix_returns_in_a_maildir_are_read_with_their_verp_address() {
 fn postfix_returns_in_an_mbox_are_split_and_unquoted() {
     returns_delivered_into(Bounces::Mbox);
 }
+
+/// The whole setup users will have: gazette sends through Postfix, which
+/// relays to a server that refuses gone@ and defers later@; Postfix's own
+/// DSNs go to the VERP addresses, which its `transport_maps` line hands to
+/// `gazette serve`'s listener; the list shows the effect.
+#[test]
+fn gazette_behind_postfix_learns_from_postfixs_own_dsns() {
+    let relay = SmtpServer::start(&[
+        "--bounce-rcpt",
+        "^gone@",
+        "--tempfail-rcpt",
+        "^later@:1000000",
+    ]);
+    let listener = common::smtp::free_port();
+    let postfix = Postfix::start(relay.port, listener);
+    let site = common::Site::mailing_now(
+        &format!(
+            "bounce_address = \"{}\"\n{}",
+            common::postfix::BOUNCE_ADDRESS,
+            common::smtp::via(postfix.smtpd_port, "none")
+        ),
+        &[
+            "ok@example.com,Ok,active",
+            "gone@example.com,Gone,active",
+            "later@example.com,Later,active",
+        ],
+    );
+    site.remove("content/2026-autumn");
+    // serve's first cycle mails the issue through Postfix.
+    let listen = format!("127.0.0.1:{listener}");
+    let server = site.serve_with(common::serve::Opts {
+        env: &[("GAZETTE_INBOUND_LISTEN", &listen)],
+        ..Default::default()
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let kinds = loop {
+        let (_, body) = server.api("GET", "/inbound", None, None);
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        let kinds: BTreeMap<String, String> = v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|i| {
+                Some((
+                    i["email"].as_str()?.to_string(),
+                    i["kind"].as_str()?.to_string(),
+                ))
+            })
+            .collect();
+        if kinds.len() >= 2 {
+            break kinds;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Postfix's DSNs did not reach gazette in 60 s: {v}\n--- gazette\n{}\n--- maillog\n{}",
+            server.log_text(),
+            postfix.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(kinds["gone@example.com"], "hard", "{kinds:?}");
+    assert_eq!(kinds["later@example.com"], "soft", "{kinds:?}");
+    assert!(!kinds.contains_key("ok@example.com"), "{kinds:?}");
+    assert_eq!(site.status_of("gone@example.com"), "bounced");
+    assert_eq!(site.status_of("later@example.com"), "active");
+    assert_eq!(site.status_of("ok@example.com"), "active");
+    // The ledger keeps Postfix's words for the dead address.
+    let deliveries = common::json(&site.gazette(&["--json", "deliveries", "2026-winter"]));
+    let gone = deliveries["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .find(|p| p["email"] == "gone@example.com")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(gone["status"], "bounced", "{deliveries}");
+    assert!(
+        gone["last_reply"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("5.1.1"),
+        "{deliveries}"
+    );
+}
