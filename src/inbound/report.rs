@@ -210,6 +210,31 @@ pub fn classify(raw: &[u8]) -> Report {
             subject: None,
         };
     };
+    let report = classify_parsed(&message);
+    drop_flat(message);
+    report
+}
+
+/// mail-parser's tree is dropped recursively, one stack frame per nested
+/// message: a message nesting some hundred thousand levels (a few MB, in
+/// spellings such as `message /rfc822` that no byte scan can list in
+/// full) would overflow the stack and abort the whole process. The parse
+/// itself keeps its own stack; this takes the tree apart with ours.
+fn drop_flat(message: Message<'_>) {
+    let mut stack = vec![message];
+    while let Some(mut m) = stack.pop() {
+        for part in &mut m.parts {
+            if matches!(part.body, PartType::Message(_))
+                && let PartType::Message(inner) = std::mem::take(&mut part.body)
+            {
+                stack.push(inner);
+            }
+        }
+    }
+}
+
+/// What a parsed message says.
+fn classify_parsed(message: &Message<'_>) -> Report {
     let header = fields::header(&header_text(&message));
     let subject = message
         .subject()

@@ -673,6 +673,17 @@ fn deep_nesting_stays_within_the_stack() {
     let multipart = "Content-Type: multipart/mixed; boundary=m\r\n\r\n--m\r\n";
     let raw = format!("Subject: deep\r\n{}body\r\n", multipart.repeat(20_000));
     check_bounds(&classify(raw.as_bytes()));
+    // Spellings mail-parser reads as message/rfc822 that a byte scan for
+    // "message/" misses: 300,000 levels, about 10 MB. The tree is taken
+    // apart without recursion (drop_flat), so the stack holds.
+    for level in [
+        "Content-Type: message /rfc822\r\n\r\n",
+        "Content-Type: message(x)/rfc822\r\n\r\n",
+        "Content-Type: message\r\n /rfc822\r\n\r\n",
+    ] {
+        let raw = format!("Subject: deep\r\n{}body\r\n", level.repeat(300_000));
+        check_bounds(&classify(raw.as_bytes()));
+    }
     let base64 = "Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n";
     let raw = format!("Subject: deep\r\n{}Zm9v\r\n", base64.repeat(20_000));
     check_bounds(&classify(raw.as_bytes()));
