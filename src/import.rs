@@ -99,7 +99,7 @@ impl fmt::Display for SkipReason {
             SkipReason::Invalid(reason) => f.write_str(reason),
             SkipReason::Erased(email) => write!(
                 f,
-                "{email} was erased at their request; it is not imported again"
+                "{email} was erased at their request, or complained of spam; it is not imported again"
             ),
         }
     }
@@ -253,7 +253,7 @@ mod tests {
         assert_eq!(
             shown(&got),
             vec![
-                "3: GONE@example.org was erased at their request; it is not imported again",
+                "3: GONE@example.org was erased at their request, or complained of spam; it is not imported again",
                 "4: invalid address \"bob@example\": the domain \"example\" has no dot",
                 "7: duplicate of line 2 (ann@example.org)",
             ]
@@ -316,7 +316,7 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&outcome).unwrap(),
             "{\"already_subscribed\":1,\"erased\":1,\"imported\":2,\"skipped\":[\
-             {\"line\":3,\"reason\":\"gone@example.org was erased at their request; it is not imported again\"},\
+             {\"line\":3,\"reason\":\"gone@example.org was erased at their request, or complained of spam; it is not imported again\"},\
              {\"line\":4,\"reason\":\"no address\"}],\
              \"warnings\":[{\"line\":1,\"reason\":\"ignoring a column\"}]}"
         );

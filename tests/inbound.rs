@@ -250,6 +250,27 @@ fn returns_through_the_listener_change_the_ledger_the_list_and_the_next_issue() 
     let add = site.gazette(&["subscribers", "add", "complains@example.net", "--confirmed"]);
     assert_ne!(add.status.code(), Some(0), "{}", stdout(&add));
     assert_eq!(site.status_of("complains@example.net"), "unsubscribed");
+    // Nor an edit through the API, nor an import.
+    let (_, body) = server.api("GET", "/subscribers?q=complains", None, None);
+    let listed: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let id = listed["items"][0]["id"].as_i64().expect("id");
+    let (status, body) = server.api(
+        "PATCH",
+        &format!("/subscribers/{id}"),
+        None,
+        Some(r#"{"status": "active"}"#),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("spam complaint"), "{body}");
+    let (status, body) = server.api(
+        "POST",
+        "/subscribers/import",
+        None,
+        Some("email,name\ncomplains@example.net,Again\n"),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"imported\":0"), "{body}");
+    assert_eq!(site.status_of("complains@example.net"), "unsubscribed");
 
     // The next issue goes to the soft-bounced and the untouched readers only.
     site.add_issue("2026-spring", "Spring");

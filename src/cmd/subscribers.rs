@@ -71,7 +71,7 @@ pub fn add(
         CheckedAdd::Added(s) => (true, s),
         CheckedAdd::AlreadyThere(s) => (false, s),
         CheckedAdd::Erased => bail!(
-            "{} was erased at their request (`subscribers erase`); it is not added again",
+            "{} was erased at their request (`subscribers erase`), or complained of spam; it is not added again",
             row.email
         ),
     };

@@ -28,7 +28,10 @@ impl Listener {
             session_timeout: config.session_timeout,
             command_timeout: Duration::from_secs(60).min(config.session_timeout),
             max_sessions: config.max_sessions,
-            max_recipients: 100,
+            // One recipient per transaction: each return is about the one
+            // address it came to, and recorded once by its bytes; a second
+            // RCPT gets 452 and the MTA sends it again on its own.
+            max_recipients: 1,
         }
     }
 

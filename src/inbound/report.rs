@@ -127,14 +127,12 @@ impl BounceRecipient {
     ///   would recur for every recipient at that provider; marking them
     ///   bounced would empty the list for our own fault (Mailman, which
     ///   counts them, has an open issue asking not to).
-    /// - 5.2.2 (mailbox full) and 5.3.x but 5.3.4 (the receiving system
-    ///   is full or not accepting mail): **Soft**. RFC 3463 calls 5.2.2
-    ///   useful "for both permanent and persistent transient errors", and
-    ///   Amazon SES reports a full mailbox as a transient bounce: such
-    ///   mailboxes often come back, and a bounce score over several issues
-    ///   (Mailman's: hard 1, soft 0.5, against a threshold) catches those
-    ///   that do not.
-    /// - Any other class 5, 5.4.x included: **Hard**. 5.4.x looks like
+    /// - Any other class 5, 5.2.2 (mailbox full) and 5.4.x included:
+    ///   **Hard**, as the contract says of every failed 5.x.x not about
+    ///   our side. (Amazon SES reports a full mailbox as transient, and
+    ///   RFC 3463 allows 5.2.2 for persistent transient errors; but a
+    ///   server that answers 5xx has stopped retrying, and a mailbox full
+    ///   for days is in practice abandoned.) 5.4.x looks like
     ///   routing trouble, but in practice it is Office 365's 5.4.1 for an
     ///   unknown recipient and Postfix's 5.4.4 for a domain that does not
     ///   exist: facts about the address.
@@ -159,7 +157,6 @@ impl BounceRecipient {
         match (status.class, status.subject, status.detail) {
             (5, 1, 7 | 8) | (5, 7, _) | (5, 2, 3) | (5, 3, 4) => Severity::Sender,
             (5, 0, 0) if names_sender_policy(diagnostic) => Severity::Sender,
-            (5, 2, 2) | (5, 3, _) => Severity::Soft,
             (5, _, _) => Severity::Hard,
             // Class 4, and a class 2 "failure", which contradicts itself.
             _ => Severity::Soft,

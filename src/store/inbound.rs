@@ -468,8 +468,11 @@ async fn apply(
             if let Some(did) = target.delivery_id {
                 let reply = bounce_reply(msg.status.as_deref(), diagnostic);
                 sqlx::query(
+                    // 'sending' too: a DSN can come back before the send
+                    // loop records its batch, whose update then leaves a
+                    // row that is no longer 'sending' alone.
                     "UPDATE deliveries SET status = 'bounced', last_reply = $2, updated_at = $3
-                     WHERE id = $1 AND status IN ('sent', 'failed', 'bounced')",
+                     WHERE id = $1 AND status IN ('sending', 'sent', 'failed', 'bounced')",
                 )
                 .bind(did)
                 .bind(reply)
@@ -589,7 +592,8 @@ async fn mark_bounced(
 }
 
 /// Different issues this subscriber soft-bounced within the window,
-/// counting the one being recorded.
+/// counting the one being recorded; only since they were last marked
+/// bounced, so that someone who signs up again starts from nothing.
 async fn soft_issues(
     conn: &mut SqliteConnection,
     sid: i64,
@@ -601,7 +605,9 @@ async fn soft_issues(
     let (n,): (i64,) = sqlx::query_as(
         "SELECT COUNT(DISTINCT issue) FROM (
              SELECT d.issue_id AS issue FROM inbound m JOIN deliveries d ON d.id = m.delivery_id
+             JOIN subscribers s ON s.id = m.subscriber_id
              WHERE m.subscriber_id = $1 AND m.kind = 'soft' AND m.received_at >= $2
+               AND (s.bounced_at IS NULL OR m.received_at > s.bounced_at)
              UNION SELECT $3 WHERE $3 IS NOT NULL)",
     )
     .bind(sid)
@@ -809,6 +815,15 @@ mod tests {
         assert_eq!(status_of(&store, 2).await, "bounced");
         // The delivery rows are not bounced by a soft bounce.
         assert_eq!(delivery(&store, 32).await.0, "sent");
+        // Back on the list (a new sign-up): the count starts again, and
+        // one more soft bounce does not mark them.
+        store
+            .set_subscriber_status(2, Status::Active, now() + chrono::Duration::seconds(1))
+            .await
+            .unwrap();
+        let later = now() + chrono::Duration::seconds(2);
+        let r = store.record_inbound(&soft(b"s5", 12), &RULES, later).await.unwrap();
+        assert_eq!(status_of(&store, 2).await, "active", "{}", r.decision);
 
         // Older than the window: not counted.
         let (_d2, store) = self::store().await;
@@ -855,6 +870,14 @@ mod tests {
         assert_eq!(status_of(&store, 1).await, "unsubscribed");
         let email = SubscriberEmail::parse("A@example.org").unwrap();
         assert!(store.is_suppressed(&email).await.unwrap());
+        // No admin edit brings them back.
+        let back = crate::store::SubscriberEdit {
+            name: None,
+            status: Some(Status::Active),
+        };
+        let e = store.edit_subscriber(1, &back, now()).await.unwrap_err();
+        assert!(matches!(e, StoreError::Suppressed { .. }), "{e}");
+        assert_eq!(status_of(&store, 1).await, "unsubscribed");
     }
 
     #[tokio::test]

@@ -68,6 +68,10 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("{who} is not on the list")]
     UnknownSubscriber { who: String },
+    #[error(
+        "{who} asked not to be mailed (erased at their request, or a spam complaint): only their own confirmed sign-up brings them back"
+    )]
+    Suppressed { who: String },
     #[error("cannot get random bytes for a subscriber token: {0}")]
     Random(getrandom::Error),
     #[error("the database holds a bad value ({what}); was it edited by hand?")]

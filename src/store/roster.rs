@@ -249,13 +249,27 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<SubscriberRecord, StoreError> {
         let mut tx = self.write().await?;
-        let exists: Option<(i64,)> =
-            sqlx::query_as("SELECT id FROM subscribers WHERE id = $1 AND erased_at IS NULL")
+        let exists: Option<(String,)> =
+            sqlx::query_as("SELECT email_key FROM subscribers WHERE id = $1 AND erased_at IS NULL")
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
-        if exists.is_none() {
+        let Some((email_key,)) = exists else {
             return Err(unknown(id));
+        };
+        // A complaint suppresses the address like an erasure: no admin
+        // puts it back on the list; only the person's confirmed sign-up.
+        if matches!(edit.status, Some(Status::Active | Status::Pending)) {
+            let key = super::suppression::suppression_key(&mut tx).await?;
+            let hash = super::suppression::key_hash(&key, &email_key);
+            if !super::suppression::suppressed_among(&mut tx, &[hash])
+                .await?
+                .is_empty()
+            {
+                return Err(StoreError::Suppressed {
+                    who: format!("subscriber {id}"),
+                });
+            }
         }
         if let Some(name) = &edit.name {
             sqlx::query(

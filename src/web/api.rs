@@ -122,6 +122,7 @@ impl From<StoreError> for ApiError {
             StoreError::UnknownSubscriber { who } => {
                 ApiError::not_found(format!("{who} not found"))
             }
+            e @ StoreError::Suppressed { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
             other => {
                 tracing::error!(error = %other, "admin API: store error");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string())
@@ -410,7 +411,7 @@ async fn add_subscriber(
         CheckedAdd::Erased => Err(ApiError::new(
             StatusCode::CONFLICT,
             format!(
-                "{} was erased at the person's request and cannot be added again",
+                "{} was erased at the person's request, or complained of spam, and cannot be added again",
                 row.email
             ),
         )

@@ -58,7 +58,7 @@ pub struct Inner {
     pub pages: pages::Pages,
     /// The VERP envelope senders of sign-up mails (with
     /// `mail.bounce_address`), read from the store at first use.
-    verp: tokio::sync::OnceCell<Option<Arc<Verp>>>,
+    verp: tokio::sync::OnceCell<Arc<Verp>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -110,18 +110,25 @@ impl AppState {
     /// the mail goes out from `mail.from`, as without a bounce address.
     pub async fn verp(&self) -> Option<Arc<Verp>> {
         self.config.mail.bounce_address.as_ref()?;
-        self.verp
-            .get_or_init(|| async {
-                match self.store.verp_key().await {
-                    Ok(key) => Verp::from_config(&self.config, key).map(Arc::new),
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot read the VERP key; sign-up mails go out from mail.from");
-                        None
-                    }
-                }
+        // A failed read is not kept: the next sign-up mail tries again.
+        let got = self
+            .verp
+            .get_or_try_init(|| async {
+                let key = self.store.verp_key().await?;
+                Verp::from_config(&self.config, key).map(Arc::new).ok_or(
+                    crate::store::StoreError::Corrupt {
+                        what: "mail.bounce_address vanished".into(),
+                    },
+                )
             })
-            .await
-            .clone()
+            .await;
+        match got {
+            Ok(v) => Some(v.clone()),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the VERP key; this sign-up mail goes out from mail.from");
+                None
+            }
+        }
     }
 }
 

@@ -248,7 +248,7 @@ const CASES: &[Case] = &[
                 recipient: Some("jo@example.com"),
                 action: Action::Failed,
                 status: Some("5.2.2"),
-                severity: Severity::Soft,
+                severity: Severity::Hard,
                 diagnostic: true,
             },
         ]),
@@ -460,8 +460,8 @@ fn severity_follows_the_documented_rules() {
         (Failed, Some("4.7.1"), None, Soft),
         (Delayed, Some("5.1.1"), None, Soft),
         (Delayed, None, None, Soft),
-        (Failed, Some("5.2.2"), None, Soft),
-        (Failed, Some("5.3.2"), None, Soft),
+        (Failed, Some("5.2.2"), None, Hard),
+        (Failed, Some("5.3.2"), None, Hard),
         (Failed, Some("2.0.0"), None, Soft),
         (Failed, Some("5.1.7"), None, Sender),
         (Failed, Some("5.1.8"), None, Sender),
@@ -780,7 +780,7 @@ fn text_bounces_tell_delays_and_several_addresses() {
             (
                 "b@example.com".to_owned(),
                 "5.2.2".to_owned(),
-                Severity::Soft
+                Severity::Hard
             ),
         ]
     );
