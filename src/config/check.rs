@@ -461,6 +461,14 @@ pub(super) fn inbound(i: RawInbound, problems: &mut Problems<'_>) -> InboundConf
         3,
         0..=1000,
     );
+    // One soft bounce never changes a subscriber (the contract): 0 turns
+    // the rule off, else it takes at least two issues.
+    if soft_bounce_limit == 1 {
+        problems.bad(
+            "inbound.soft_bounce_limit",
+            "must be 0 (never) or at least 2: one soft bounce never marks a subscriber bounced",
+        );
+    }
     let mut duration =
         |key: &str, value: Option<&str>, default: &str, least: Duration| match parse_duration(
             value.unwrap_or(default),

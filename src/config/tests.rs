@@ -471,6 +471,11 @@ fn inbound_keys_have_defaults_and_need_a_bounce_address() {
     assert_eq!(b.tagged("d1-x"), "Bounces+d1-x@news.example.org");
     assert_eq!(c.inbound.soft_bounce_limit, 0);
 
+    let e = err(&format!("{MINIMAL}[inbound]\nsoft_bounce_limit = 1\n"));
+    assert!(
+        e.contains(":5: inbound.soft_bounce_limit: must be 0 (never) or at least 2"),
+        "{e}"
+    );
     let e = err(&format!(
         "{MINIMAL}[inbound]\nlisten = \"127.0.0.1:2526\"\n"
     ));

@@ -822,7 +822,10 @@ mod tests {
             .await
             .unwrap();
         let later = now() + chrono::Duration::seconds(2);
-        let r = store.record_inbound(&soft(b"s5", 12), &RULES, later).await.unwrap();
+        let r = store
+            .record_inbound(&soft(b"s5", 12), &RULES, later)
+            .await
+            .unwrap();
         assert_eq!(status_of(&store, 2).await, "active", "{}", r.decision);
 
         // Older than the window: not counted.
