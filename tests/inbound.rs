@@ -84,10 +84,16 @@ fn of<'a>(sent: &'a [Sent], rcpt: &str) -> &'a Sent {
 }
 
 fn serve_inbound(site: &Site) -> (Server, u16) {
+    serve_inbound_with(site, &[])
+}
+
+fn serve_inbound_with(site: &Site, env: &[(&str, &str)]) -> (Server, u16) {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
+    let mut all = vec![("GAZETTE_INBOUND_LISTEN", listen.as_str())];
+    all.extend_from_slice(env);
     let server = site.serve_with(Opts {
-        env: &[("GAZETTE_INBOUND_LISTEN", &listen)],
+        env: &all,
         ..Opts::default()
     });
     (server, port)
@@ -287,11 +293,33 @@ fn returns_through_the_listener_change_the_ledger_the_list_and_the_next_issue() 
 }
 
 #[test]
-fn the_listener_refuses_what_is_not_ours_and_survives_garbage_and_floods() {
+fn the_listener_refuses_what_is_not_ours_and_survives_garbage_floods_and_crowds() {
     let smtp = SmtpServer::start(&[]);
     let (site, sent) = sent_site(&smtp, &["one@example.net,One,active"]);
-    let (server, port) = serve_inbound(&site);
+    let (server, port) = serve_inbound_with(&site, &[("GAZETTE_INBOUND_MAX_SESSIONS", "3")]);
     let one = &sent[0];
+
+    // More sessions than inbound.max_sessions: the one past it is turned
+    // away at the greeting; once one closes, a new one is served.
+    let crowd: Vec<_> = (0..3)
+        .map(|_| {
+            let (s, greeting) = returns::Session::connect(port);
+            assert!(greeting.starts_with("220"), "{greeting}");
+            s
+        })
+        .collect();
+    let (_, greeting) = returns::Session::connect(port);
+    assert!(greeting.starts_with("421"), "{greeting}");
+    drop(crowd);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, greeting) = returns::Session::connect(port);
+        if greeting.starts_with("220") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no place freed: {greeting}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // Forged and foreign addresses are refused at RCPT.
     let forged = {
@@ -412,6 +440,29 @@ fn inbound_import_reads_files_maildirs_and_mboxes_once() {
         ),
     );
     site.write("returns/Maildir/cur/.keep", "");
+    // A TAG with a MAC gazette did not make: recorded as forged, nobody
+    // touched.
+    let forged_tag = {
+        let (local, domain) = a.verp.split_once('@').expect("address");
+        let (head, mac) = local.split_once('-').expect("tag");
+        let flipped: String = mac.chars().rev().collect();
+        format!("{head}-{flipped}@{domain}")
+    };
+    assert_ne!(forged_tag, a.verp);
+    let c_original = c.original();
+    site.write(
+        "returns/Maildir/new/2.eml",
+        &returns::postfix_dsn(
+            &forged_tag,
+            &Original {
+                verp: &forged_tag,
+                ..c_original
+            },
+            "failed",
+            "5.1.1",
+            "550 5.1.1 forged",
+        ),
+    );
     let mbox = format!(
         "From MAILER-DAEMON Tue Dec  1 10:00:00 2026\n{}\nFrom fbl@mail.example.net Tue Dec  1 11:00:00 2026\n{}\n",
         returns::arf(&b.verp, &b.original()).replace("\r\n", "\n"),
@@ -433,7 +484,8 @@ fn inbound_import_reads_files_maildirs_and_mboxes_once() {
     ]);
     expect_code(&out, 0);
     let said = stdout(&out);
-    assert!(said.contains("3 processed"), "{said}");
+    assert!(said.contains("4 processed"), "{said}");
+    assert!(said.contains("1 forged"), "{said}");
     assert_eq!(site.status_of("a@example.net"), "bounced");
     assert_eq!(site.status_of("b@example.net"), "unsubscribed");
     assert_eq!(site.status_of("c@example.net"), "bounced");
@@ -449,9 +501,24 @@ fn inbound_import_reads_files_maildirs_and_mboxes_once() {
     ]);
     let v = json(&out);
     assert_eq!(v["processed"], 0, "{v}");
-    // The folder holds both again (its mbox file and its Maildir): six
-    // sightings of the three messages.
-    assert_eq!(v["seen_before"], 6, "{v}");
+    // The folder holds both again (its mbox file and its Maildir): eight
+    // sightings of the four messages.
+    assert_eq!(v["seen_before"], 8, "{v}");
+
+    // A 20 MB message is named and skipped, unread (inbound.max_message_bytes).
+    let big = format!(
+        "{}{}",
+        returns::postfix_dsn(&a.verp, &a.original(), "failed", "5.1.1", "550 big"),
+        "x".repeat(20 << 20)
+    );
+    site.write("big/huge.eml", &big);
+    let out = site.gazette(&["inbound", "import", "big"]);
+    expect_code(&out, 1);
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("huge.eml") && err.contains("over the limit"),
+        "{err}"
+    );
 
     // A path that does not exist is named; the rest still count.
     let out = site.gazette(&["inbound", "import", "/nonexistent/returns"]);

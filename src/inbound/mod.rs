@@ -97,7 +97,19 @@ impl Processor {
     /// Classify one message and record its effect (once per message).
     #[tracing::instrument(level = "debug", skip_all, fields(via = ?msg.via, bytes = msg.raw.len()))]
     pub async fn process(&self, msg: Incoming<'_>) -> Result<Recorded, StoreError> {
-        let report = report::classify(&msg.raw[..msg.raw.len().min(self.max_message_bytes)]);
+        // Parsing up to 10 MB is CPU work: off the async workers, so that
+        // HTTP and the other SMTP sessions keep answering meanwhile.
+        let bytes = msg.raw[..msg.raw.len().min(self.max_message_bytes)].to_vec();
+        let report = tokio::task::spawn_blocking(move || report::classify(&bytes))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "returned mail: the classifier failed; counted as other mail");
+                Report {
+                    kind: ReportKind::Other,
+                    original_message_id: None,
+                    subject: None,
+                }
+            });
         let (recipient, owned) = self.address(msg.recipients);
         let d = decide(owned, &report);
         let recorded = self

@@ -191,6 +191,18 @@ pub struct InboundQuery {
 
 /// The longest diagnostic kept (characters), as a delivery's reply too.
 const DIAGNOSTIC_CHARS: usize = 1000;
+/// Most header bytes kept of a message that names nobody.
+const UNTIED_HEADER_BYTES: usize = 8 * 1024;
+
+/// The header block of `raw` (up to its first empty line), at most `max` bytes.
+fn header_block(raw: &[u8], max: usize) -> &[u8] {
+    let head = &raw[..raw.len().min(max)];
+    let end = memchr::memmem::find(head, b"\r\n\r\n")
+        .map(|i| i + 2)
+        .or_else(|| memchr::memmem::find(head, b"\n\n").map(|i| i + 1))
+        .unwrap_or(head.len());
+    &head[..end]
+}
 
 impl Store {
     /// The VERP MAC key (`meta.verp_key`, random per database).
@@ -243,8 +255,17 @@ impl Store {
         )
         .await?;
         let erased = target.erased;
+        // What is kept: the message (cut) when it is about a subscriber;
+        // only its header block when it names nobody (anyone can send such
+        // mail to the public addresses; the headers still say who sent it
+        // and why it was ignored); nothing about an erased subscriber.
         let keep = if erased {
             None
+        } else if target.subscriber_id.is_none() {
+            Some(header_block(
+                msg.raw,
+                rules.keep_raw_bytes.min(UNTIED_HEADER_BYTES),
+            ))
         } else {
             Some(&msg.raw[..msg.raw.len().min(rules.keep_raw_bytes)])
         };
@@ -992,6 +1013,31 @@ mod tests {
             .unwrap();
         assert_eq!(listed[0].diagnostic, None);
         assert_eq!(listed[0].email, None);
+    }
+
+    #[tokio::test]
+    async fn mail_naming_nobody_keeps_its_headers_only_and_erasure_finds_them() {
+        let (_d, store) = store().await;
+        let raw = b"From: <b@example.org>\r\nSubject: unsubscribe\r\n\r\nplease take me off\r\n";
+        let wide = BounceRules {
+            keep_raw_bytes: 1 << 20,
+            ..RULES
+        };
+        let r = store
+            .record_inbound(
+                &msg(raw, InboundKind::Unsubscribe, About::Nobody),
+                &wide,
+                now(),
+            )
+            .await
+            .unwrap();
+        let kept = store.inbound_raw(r.id).await.unwrap().unwrap();
+        assert_eq!(kept, b"From: <b@example.org>\r\nSubject: unsubscribe\r\n");
+        store
+            .erase_subscriber_by_email(&SubscriberEmail::parse("B@example.org").unwrap(), now())
+            .await
+            .unwrap();
+        assert_eq!(store.inbound_raw(r.id).await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -315,6 +315,18 @@ impl Store {
         };
         let at = stamp(now);
         suppression::suppress(&mut tx, &email_key, &at).await?;
+        // Returned mail tied to nobody (a mailto without a valid token, a
+        // report naming no message of ours) may still quote the address:
+        // its kept headers go too. (Rows tied to the subscriber are
+        // cleared by migration 0007's trigger.)
+        sqlx::query(
+            "UPDATE inbound SET raw = NULL, origin = NULL, diagnostic = NULL
+             WHERE subscriber_id IS NULL AND raw IS NOT NULL
+               AND instr(lower(CAST(raw AS TEXT)), $1) > 0",
+        )
+        .bind(&email_key)
+        .execute(&mut *tx)
+        .await?;
         // Before the row is marked erased, so the trigger keeps this note.
         let cancelled = sqlx::query(
             "UPDATE deliveries SET status = 'cancelled', last_reply = $1, updated_at = $2
