@@ -232,7 +232,7 @@ fn drop_flat(message: Message<'_>) {
 
 /// What a parsed message says.
 fn classify_parsed(message: &Message<'_>) -> Report {
-    let header = fields::header(&header_text(&message));
+    let header = fields::header(&header_text(message));
     let subject = message
         .subject()
         .map(|s| fields::clean_line(s, MAX_SUBJECT))
@@ -262,7 +262,7 @@ fn classify_parsed(message: &Message<'_>) -> Report {
         }
     }
 
-    let body = text_body(&message);
+    let body = text_body(message);
     let kind = kind
         .or_else(|| embedded_report(&body))
         .or_else(|| legacy::bounce(&header, subject.as_deref(), &body).map(ReportKind::Bounce))

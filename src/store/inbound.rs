@@ -385,7 +385,8 @@ async fn earlier(
     conn: &mut SqliteConnection,
     digest: &str,
 ) -> Result<Option<Recorded>, StoreError> {
-    let row: Option<(i64, String, Option<i64>, Option<i64>, String)> = sqlx::query_as(
+    type Row = (i64, String, Option<i64>, Option<i64>, String);
+    let row: Option<Row> = sqlx::query_as(
         "SELECT id, kind, delivery_id, subscriber_id, decision FROM inbound WHERE digest = $1",
     )
     .bind(digest)
