@@ -136,7 +136,14 @@ fn every_fixture_ends_as_expected_through_the_listener_and_through_import() {
     let message = |file: &str, row: &Row| -> (String, Vec<u8>) {
         let raw = fixture(file);
         if file.starts_with("unsubscribe-") {
-            let raw = replace(&raw, PLACEHOLDER_TOKEN, &row.token);
+            // That fixture's subject is RFC 2047 Q-encoded, where '_'
+            // means a space: a token's '_' is written =5F there.
+            let token = if file == "unsubscribe-auto-submitted.eml" {
+                row.token.replace('_', "=5F")
+            } else {
+                row.token.clone()
+            };
+            let raw = replace(&raw, PLACEHOLDER_TOKEN, &token);
             let mut with = format!("Delivered-To: {MAILTO}\r\n").into_bytes();
             with.extend(raw);
             (MAILTO.to_string(), with)

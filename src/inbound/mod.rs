@@ -22,6 +22,7 @@ pub mod smtpd;
 use std::sync::Arc;
 
 use chrono::Utc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
 use crate::mail::verp::{Owned, Tag, Verp};
@@ -39,6 +40,10 @@ pub enum InboundError {
     NoBounceAddress(std::path::PathBuf),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The runtime is shutting down: the message is not recorded (the
+    /// listener answers 451; the MTA sends it again).
+    #[error("returned mail cannot be recorded: gazette is stopping")]
+    WriterStopped,
 }
 
 /// One message to process.
@@ -58,8 +63,81 @@ pub struct Incoming<'a> {
 pub struct Processor {
     store: Store,
     verp: Arc<Verp>,
-    rules: BounceRules,
     max_message_bytes: usize,
+    /// The one writer: messages from parallel sessions are recorded
+    /// together, a batch per transaction ([`writer`]).
+    writer: mpsc::Sender<Job>,
+}
+
+/// One message for the writer, and where its outcome goes.
+struct Job {
+    msg: OwnedInbound,
+    done: oneshot::Sender<Result<Recorded, StoreError>>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Job")
+    }
+}
+
+/// [`NewInbound`] with owned values, to cross to the writer task.
+struct OwnedInbound {
+    via: Via,
+    origin: Option<String>,
+    recipient: Option<String>,
+    raw: Vec<u8>,
+    d: Decision,
+}
+
+impl OwnedInbound {
+    fn as_new(&self) -> NewInbound<'_> {
+        NewInbound {
+            via: self.via,
+            origin: self.origin.as_deref(),
+            recipient: self.recipient.as_deref(),
+            raw: &self.raw,
+            kind: self.d.kind,
+            about: self.d.about.clone(),
+            status: self.d.status.clone(),
+            diagnostic: self.d.diagnostic.clone(),
+            note: self.d.note.clone(),
+        }
+    }
+}
+
+/// Most messages recorded in one transaction.
+const BATCH: usize = 64;
+
+/// Records what the sessions hand it: whatever has queued up while the
+/// last transaction ran goes into the next one. SQLite has one writer at a
+/// time; parallel sessions each taking the write lock for one small
+/// transaction wait on each other (busy waits), batches do not. If a batch
+/// fails, its messages are recorded one by one, so each gets its own
+/// outcome (a bad one then fails alone).
+async fn writer(store: Store, rules: BounceRules, mut jobs: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while jobs.recv_many(&mut batch, BATCH).await > 0 {
+        let now = Utc::now();
+        let result = {
+            let msgs: Vec<NewInbound<'_>> = batch.iter().map(|j| j.msg.as_new()).collect();
+            store.record_inbound_batch(&msgs, &rules, now).await
+        };
+        match result {
+            Ok(recorded) => {
+                for (job, r) in batch.drain(..).zip(recorded) {
+                    let _ = job.done.send(Ok(r));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, messages = batch.len(), "returned mail: a batch failed; recording its messages one by one");
+                for job in batch.drain(..) {
+                    let r = store.record_inbound(&job.msg.as_new(), &rules, now).await;
+                    let _ = job.done.send(r);
+                }
+            }
+        }
+    }
 }
 
 impl Processor {
@@ -69,16 +147,19 @@ impl Processor {
         let verp = Verp::from_config(config, key)
             .ok_or_else(|| InboundError::NoBounceAddress(config.path.clone()))?;
         let i = &config.inbound;
+        let rules = BounceRules {
+            soft_limit: i.soft_bounce_limit,
+            soft_window: chrono::Duration::from_std(i.soft_bounce_window)
+                .unwrap_or(chrono::Duration::days(90)),
+            keep_raw_bytes: i.keep_raw_bytes,
+        };
+        let (tx, rx) = mpsc::channel(BATCH * 4);
+        tokio::spawn(writer(store.clone(), rules, rx));
         Ok(Processor {
             store,
             verp: Arc::new(verp),
-            rules: BounceRules {
-                soft_limit: i.soft_bounce_limit,
-                soft_window: chrono::Duration::from_std(i.soft_bounce_window)
-                    .unwrap_or(chrono::Duration::days(90)),
-                keep_raw_bytes: i.keep_raw_bytes,
-            },
             max_message_bytes: i.max_message_bytes,
+            writer: tx,
         })
     }
 
@@ -96,7 +177,7 @@ impl Processor {
 
     /// Classify one message and record its effect (once per message).
     #[tracing::instrument(level = "debug", skip_all, fields(via = ?msg.via, bytes = msg.raw.len()))]
-    pub async fn process(&self, msg: Incoming<'_>) -> Result<Recorded, StoreError> {
+    pub async fn process(&self, msg: Incoming<'_>) -> Result<Recorded, InboundError> {
         // Parsing up to 10 MB is CPU work: off the async workers, so that
         // HTTP and the other SMTP sessions keep answering meanwhile.
         let bytes = msg.raw[..msg.raw.len().min(self.max_message_bytes)].to_vec();
@@ -112,24 +193,21 @@ impl Processor {
             });
         let (recipient, owned) = self.address(msg.recipients);
         let d = decide(owned, &report);
-        let recorded = self
-            .store
-            .record_inbound(
-                &NewInbound {
-                    via: msg.via,
-                    origin: msg.origin,
-                    recipient,
-                    raw: msg.raw,
-                    kind: d.kind,
-                    about: d.about,
-                    status: d.status,
-                    diagnostic: d.diagnostic,
-                    note: d.note,
-                },
-                &self.rules,
-                Utc::now(),
-            )
-            .await?;
+        let (done, outcome) = oneshot::channel();
+        let job = Job {
+            msg: OwnedInbound {
+                via: msg.via,
+                origin: msg.origin.map(str::to_string),
+                recipient: recipient.map(str::to_string),
+                raw: msg.raw.to_vec(),
+                d,
+            },
+            done,
+        };
+        let recorded = match self.writer.send(job).await {
+            Ok(()) => outcome.await.map_err(|_| InboundError::WriterStopped)??,
+            Err(_) => return Err(InboundError::WriterStopped),
+        };
         tracing::info!(
             id = recorded.id,
             kind = %recorded.kind,

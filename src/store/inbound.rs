@@ -220,85 +220,31 @@ impl Store {
         rules: &BounceRules,
         now: DateTime<Utc>,
     ) -> Result<Recorded, StoreError> {
-        let digest = blake3::hash(msg.raw).to_hex().to_string();
-        let mut tx = self.write().await?;
-        if let Some(earlier) = earlier(&mut tx, &digest).await? {
-            tx.rollback().await?;
-            return Ok(earlier);
-        }
-        let target = resolve(&mut tx, &msg.about).await?;
-        let mut kind = msg.kind;
-        // A report we cannot tie to anyone is only counted.
-        if target.subscriber_id.is_none()
-            && matches!(
-                kind,
-                InboundKind::Hard
-                    | InboundKind::Soft
-                    | InboundKind::Sender
-                    | InboundKind::Complaint
-            )
-        {
-            kind = InboundKind::Unmatched;
-        }
-        let diagnostic = msg
-            .diagnostic
-            .as_deref()
-            .map(|d| d.chars().take(DIAGNOSTIC_CHARS).collect::<String>());
-        let decision = apply(
-            &mut tx,
-            kind,
-            &target,
-            msg,
-            diagnostic.as_deref(),
-            rules,
-            now,
-        )
-        .await?;
-        let erased = target.erased;
-        // What is kept: the message (cut) when it is about a subscriber;
-        // only its header block when it names nobody (anyone can send such
-        // mail to the public addresses; the headers still say who sent it
-        // and why it was ignored); nothing about an erased subscriber.
-        let keep = if erased {
-            None
-        } else if target.subscriber_id.is_none() {
-            Some(header_block(
-                msg.raw,
-                rules.keep_raw_bytes.min(UNTIED_HEADER_BYTES),
-            ))
-        } else {
-            Some(&msg.raw[..msg.raw.len().min(rules.keep_raw_bytes)])
-        };
-        let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO inbound (received_at, via, origin, recipient, digest, kind, delivery_id,
-                                  subscriber_id, status, diagnostic, decision, size, raw)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-             RETURNING id",
-        )
-        .bind(ledger_time(now))
-        .bind(msg.via.as_str())
-        .bind(if erased { None } else { msg.origin })
-        .bind(if erased { None } else { msg.recipient })
-        .bind(&digest)
-        .bind(kind.as_str())
-        .bind(target.delivery_id)
-        .bind(target.subscriber_id)
-        .bind(msg.status.as_deref())
-        .bind(if erased { None } else { diagnostic.as_deref() })
-        .bind(&decision)
-        .bind(msg.raw.len() as i64)
-        .bind(keep)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Recorded {
-            id,
-            kind,
-            duplicate: false,
-            delivery_id: target.delivery_id,
-            subscriber_id: target.subscriber_id,
-            decision,
+        let mut got = self
+            .record_inbound_batch(std::slice::from_ref(msg), rules, now)
+            .await?;
+        got.pop().ok_or_else(|| StoreError::Corrupt {
+            what: "a batch of one recorded nothing".into(),
         })
+    }
+
+    /// [`Store::record_inbound`] for several messages in one transaction,
+    /// in order (a later one sees what an earlier one did): SQLite takes one
+    /// writer at a time, and many small transactions from parallel SMTP
+    /// sessions would wait on each other. All or nothing.
+    pub async fn record_inbound_batch(
+        &self,
+        msgs: &[NewInbound<'_>],
+        rules: &BounceRules,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Recorded>, StoreError> {
+        let mut tx = self.write().await?;
+        let mut out = Vec::with_capacity(msgs.len());
+        for msg in msgs {
+            out.push(record_on(&mut tx, msg, rules, now).await?);
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 
     /// The latest processed messages, newest first.
@@ -378,6 +324,88 @@ impl Store {
         tx.commit().await?;
         Ok(done.rows_affected())
     }
+}
+
+/// One message of a batch, in the batch's transaction.
+async fn record_on(
+    conn: &mut SqliteConnection,
+    msg: &NewInbound<'_>,
+    rules: &BounceRules,
+    now: DateTime<Utc>,
+) -> Result<Recorded, StoreError> {
+    let digest = blake3::hash(msg.raw).to_hex().to_string();
+    if let Some(earlier) = earlier(&mut *conn, &digest).await? {
+        return Ok(earlier);
+    }
+    let target = resolve(&mut *conn, &msg.about).await?;
+    let mut kind = msg.kind;
+    // A report we cannot tie to anyone is only counted.
+    if target.subscriber_id.is_none()
+        && matches!(
+            kind,
+            InboundKind::Hard | InboundKind::Soft | InboundKind::Sender | InboundKind::Complaint
+        )
+    {
+        kind = InboundKind::Unmatched;
+    }
+    let diagnostic = msg
+        .diagnostic
+        .as_deref()
+        .map(|d| d.chars().take(DIAGNOSTIC_CHARS).collect::<String>());
+    let decision = apply(
+        &mut *conn,
+        kind,
+        &target,
+        msg,
+        diagnostic.as_deref(),
+        rules,
+        now,
+    )
+    .await?;
+    let erased = target.erased;
+    // What is kept: the message (cut) when it is about a subscriber;
+    // only its header block when it names nobody (anyone can send such
+    // mail to the public addresses; the headers still say who sent it
+    // and why it was ignored); nothing about an erased subscriber.
+    let keep = if erased {
+        None
+    } else if target.subscriber_id.is_none() {
+        Some(header_block(
+            msg.raw,
+            rules.keep_raw_bytes.min(UNTIED_HEADER_BYTES),
+        ))
+    } else {
+        Some(&msg.raw[..msg.raw.len().min(rules.keep_raw_bytes)])
+    };
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO inbound (received_at, via, origin, recipient, digest, kind, delivery_id,
+                              subscriber_id, status, diagnostic, decision, size, raw)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+         RETURNING id",
+    )
+    .bind(ledger_time(now))
+    .bind(msg.via.as_str())
+    .bind(if erased { None } else { msg.origin })
+    .bind(if erased { None } else { msg.recipient })
+    .bind(&digest)
+    .bind(kind.as_str())
+    .bind(target.delivery_id)
+    .bind(target.subscriber_id)
+    .bind(msg.status.as_deref())
+    .bind(if erased { None } else { diagnostic.as_deref() })
+    .bind(&decision)
+    .bind(msg.raw.len() as i64)
+    .bind(keep)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Recorded {
+        id,
+        kind,
+        duplicate: false,
+        delivery_id: target.delivery_id,
+        subscriber_id: target.subscriber_id,
+        decision,
+    })
 }
 
 /// The row of a message already processed (same digest).
