@@ -444,6 +444,23 @@ fn read_files(paths: &[PathBuf], root: &Path, max: u64) -> Vec<FileContent> {
     slots.into_iter().flatten().collect()
 }
 
+/// What a file that is not a regular file is, for a problem's words (the
+/// content reader and `inbound import` open files alike: without blocking,
+/// and read only what fstat calls a regular file).
+pub(crate) fn not_a_file(kind: std::fs::FileType) -> &'static str {
+    if kind.is_dir() {
+        "a folder"
+    } else if kind.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device"
+    } else {
+        "something other than a file"
+    }
+}
+
 /// The bytes and hash of a regular file no larger than `max`; a larger one is
 /// not read (only its metadata).
 ///
@@ -464,17 +481,7 @@ fn read_file(path: &Path, root: &Path, max: u64) -> FileContent {
     let meta = file.metadata()?;
     let kind = meta.file_type();
     if !kind.is_file() {
-        return Err(ReadError::NotRegular(if kind.is_dir() {
-            "a folder"
-        } else if kind.is_fifo() {
-            "a named pipe (FIFO)"
-        } else if kind.is_socket() {
-            "a socket"
-        } else if kind.is_block_device() || kind.is_char_device() {
-            "a device"
-        } else {
-            "something other than a file"
-        }));
+        return Err(ReadError::NotRegular(not_a_file(kind)));
     }
     let len = meta.len();
     if len > max {

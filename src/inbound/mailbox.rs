@@ -34,7 +34,7 @@
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// One message found under the paths.
@@ -258,17 +258,7 @@ fn open_regular(path: &Path, follow: bool) -> Result<(File, u64), MailboxError> 
     }
     Err(MailboxError::NotReadable {
         path: path.to_path_buf(),
-        kind: if kind.is_dir() {
-            "a folder"
-        } else if kind.is_fifo() {
-            "a named pipe (FIFO)"
-        } else if kind.is_socket() {
-            "a socket"
-        } else if kind.is_block_device() || kind.is_char_device() {
-            "a device"
-        } else {
-            "something other than a file"
-        },
+        kind: crate::content::scan::not_a_file(kind),
     })
 }
 
