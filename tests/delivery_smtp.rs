@@ -152,10 +152,16 @@ async fn temporary_failures_and_dropped_connections_are_retried_until_delivered_
         HashMap::from([("sent".to_string(), 100)])
     );
     let (attempts,): (i64,) = sqlx::query_as("SELECT attempts FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id WHERE s.email = 'reader15@example.org'").fetch_one(store.pool()).await.unwrap();
-    // Two 450s, then the delivery; plus one attempt for each of its DATA the
-    // server dropped (which DATA is every 7th depends on timing).
-    let dropped = server.dropped_for("reader15@example.org");
-    assert_eq!(attempts, 3 + dropped as i64, "{dropped} dropped");
+    // Two 450s, then the delivery; plus up to one attempt for each of its
+    // DATA the server dropped (which DATA is every 7th depends on timing).
+    // Up to: a drop on a reused connection is tried once more at once on a
+    // new one, within the same attempt (smtp_client: "the server closed an
+    // idle connection"), so such a drop costs no attempt.
+    let dropped = server.dropped_for("reader15@example.org") as i64;
+    assert!(
+        (3..=3 + dropped).contains(&attempts),
+        "{attempts} attempts with {dropped} dropped"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
