@@ -13,7 +13,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
-use super::suppression::{key_hash, meta_key, suppression_key};
+use super::suppression::{self, meta_key};
 use super::time::{ledger_time, stamp};
 use super::{Store, StoreError, column, corrupt};
 use crate::subscribers::Token;
@@ -569,15 +569,8 @@ async fn apply(
             if let Some(key) = &target.email_key
                 && !target.erased
             {
-                let hash = key_hash(&suppression_key(conn).await?, key);
-                sqlx::query(
-                    "INSERT INTO suppressions (address_hash, erased_at, reason) VALUES ($1, $2, 'complaint')
-                     ON CONFLICT (address_hash) DO NOTHING",
-                )
-                .bind(hash)
-                .bind(stamp(now))
-                .execute(&mut *conn)
-                .await?;
+                suppression::suppress(conn, key, &stamp(now), suppression::Reason::Complaint)
+                    .await?;
             }
             "complaint: unsubscribed, and suppressed against imports and admin adds until they sign up again"
                 .to_string()

@@ -259,17 +259,12 @@ impl Store {
         };
         // A complaint suppresses the address like an erasure: no admin
         // puts it back on the list; only the person's confirmed sign-up.
-        if matches!(edit.status, Some(Status::Active | Status::Pending)) {
-            let key = super::suppression::suppression_key(&mut tx).await?;
-            let hash = super::suppression::key_hash(&key, &email_key);
-            if !super::suppression::suppressed_among(&mut tx, &[hash])
-                .await?
-                .is_empty()
-            {
-                return Err(StoreError::Suppressed {
-                    who: format!("subscriber {id}"),
-                });
-            }
+        if matches!(edit.status, Some(Status::Active | Status::Pending))
+            && suppression::is_key_suppressed(&mut tx, &email_key).await?
+        {
+            return Err(StoreError::Suppressed {
+                who: format!("subscriber {id}"),
+            });
         }
         if let Some(name) = &edit.name {
             sqlx::query(
@@ -314,7 +309,7 @@ impl Store {
             return Err(unknown(id));
         };
         let at = stamp(now);
-        suppression::suppress(&mut tx, &email_key, &at).await?;
+        suppression::suppress(&mut tx, &email_key, &at, suppression::Reason::Erased).await?;
         // Returned mail tied to nobody (a mailto without a valid token, a
         // report naming no message of ours) may still quote the address:
         // its kept headers go too. (Rows tied to the subscriber are

@@ -53,7 +53,7 @@ pub(super) fn address_hash(key: &[u8; 32], email: &SubscriberEmail) -> String {
     key_hash(key, &email.key())
 }
 
-pub(super) fn key_hash(key: &[u8; 32], email_key: &str) -> String {
+fn key_hash(key: &[u8; 32], email_key: &str) -> String {
     blake3::keyed_hash(key, email_key.as_bytes())
         .to_hex()
         .to_string()
@@ -82,24 +82,47 @@ pub(super) async fn is_suppressed_on(
     conn: &mut SqliteConnection,
     email: &SubscriberEmail,
 ) -> Result<bool, StoreError> {
+    is_key_suppressed(conn, &email.key()).await
+}
+
+/// Is the address whose uniqueness key is `email_key` (as a row holds it)
+/// suppressed?
+pub(super) async fn is_key_suppressed(
+    conn: &mut SqliteConnection,
+    email_key: &str,
+) -> Result<bool, StoreError> {
     let key = suppression_key(conn).await?;
-    let hash = address_hash(&key, email);
+    let hash = key_hash(&key, email_key);
     Ok(!suppressed_among(conn, &[hash]).await?.is_empty())
 }
 
+/// Why an address is suppressed (`suppressions.reason`, migration 0007).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reason {
+    /// Erased at the person's request.
+    Erased,
+    /// They complained of spam (an ARF report).
+    Complaint,
+}
+
 /// Suppress the address whose uniqueness key is `email_key` (read from the
-/// row being erased), as of `at`; an entry already there stays as it is.
+/// row), as of `at`; an entry already there stays as it is.
 pub(super) async fn suppress(
     conn: &mut SqliteConnection,
     email_key: &str,
     at: &str,
+    reason: Reason,
 ) -> Result<(), StoreError> {
     let key = suppression_key(conn).await?;
     sqlx::query(
-        "INSERT INTO suppressions (address_hash, erased_at) VALUES ($1, $2) ON CONFLICT (address_hash) DO NOTHING",
+        "INSERT INTO suppressions (address_hash, erased_at, reason) VALUES ($1, $2, $3) ON CONFLICT (address_hash) DO NOTHING",
     )
     .bind(key_hash(&key, email_key))
     .bind(at)
+    .bind(match reason {
+        Reason::Erased => "erased",
+        Reason::Complaint => "complaint",
+    })
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -143,9 +166,14 @@ mod tests {
         let ann = email("Ann@Example.org");
         assert!(!store.is_suppressed(&ann).await.unwrap());
 
-        suppress(&mut conn, &ann.key(), "2026-01-01T00:00:00Z")
-            .await
-            .unwrap();
+        suppress(
+            &mut conn,
+            &ann.key(),
+            "2026-01-01T00:00:00Z",
+            Reason::Erased,
+        )
+        .await
+        .unwrap();
         assert!(
             store
                 .is_suppressed(&email("ann@EXAMPLE.ORG"))
@@ -172,9 +200,14 @@ mod tests {
         assert!(!stored.to_lowercase().contains("ann"), "{stored}");
 
         // Twice is one entry; lifting removes it.
-        suppress(&mut conn, &ann.key(), "2026-01-02T00:00:00Z")
-            .await
-            .unwrap();
+        suppress(
+            &mut conn,
+            &ann.key(),
+            "2026-01-02T00:00:00Z",
+            Reason::Erased,
+        )
+        .await
+        .unwrap();
         lift(&mut conn, &email("ANN@example.org")).await.unwrap();
         assert!(!store.is_suppressed(&ann).await.unwrap());
     }
