@@ -36,7 +36,7 @@ pub fn import(config: &Config, paths: &[PathBuf], json: bool) -> Result<ExitCode
                     via: Via::Import,
                     origin: Some(&found.origin),
                     recipients: &recipients,
-                    raw: &found.raw,
+                    raw: found.raw,
                 })
                 .await?;
             if recorded.duplicate {

@@ -66,7 +66,7 @@ impl Inbox for Listener {
                 via: Via::Smtp,
                 origin: Some(&peer),
                 recipients: &envelope.recipients,
-                raw: &envelope.data,
+                raw: envelope.data,
             })
             .await
             .map(|_| ())

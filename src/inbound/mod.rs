@@ -46,8 +46,8 @@ pub enum InboundError {
     WriterStopped,
 }
 
-/// One message to process.
-#[derive(Debug, Clone, Copy)]
+/// One message to process. The bytes are handed over, not borrowed: they
+/// go to the classifier's thread and on to the writer without a copy.
 pub struct Incoming<'a> {
     pub via: Via,
     /// The SMTP peer, or the file (and line) it was read from.
@@ -55,7 +55,7 @@ pub struct Incoming<'a> {
     /// The envelope recipients (SMTP), or the addresses its headers name
     /// (import: Delivered-To, X-Original-To, To).
     pub recipients: &'a [String],
-    pub raw: &'a [u8],
+    pub raw: Vec<u8>,
 }
 
 /// Reads returned messages and records what they do. Cheap to clone.
@@ -179,18 +179,27 @@ impl Processor {
     #[tracing::instrument(level = "debug", skip_all, fields(via = ?msg.via, bytes = msg.raw.len()))]
     pub async fn process(&self, msg: Incoming<'_>) -> Result<Recorded, InboundError> {
         // Parsing up to 10 MB is CPU work: off the async workers, so that
-        // HTTP and the other SMTP sessions keep answering meanwhile.
-        let bytes = msg.raw[..msg.raw.len().min(self.max_message_bytes)].to_vec();
-        let report = tokio::task::spawn_blocking(move || report::classify(&bytes))
-            .await
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "returned mail: the classifier failed; counted as other mail");
-                Report {
-                    kind: ReportKind::Other,
-                    original_message_id: None,
-                    subject: None,
-                }
-            });
+        // HTTP and the other SMTP sessions keep answering meanwhile. The
+        // bytes come back with the report (a panic is caught there, so they
+        // always do); only a runtime that is shutting down keeps them.
+        let limit = self.max_message_bytes;
+        let raw = msg.raw;
+        let (raw, report) = tokio::task::spawn_blocking(move || {
+            let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                report::classify(&raw[..raw.len().min(limit)])
+            }));
+            (raw, report)
+        })
+        .await
+        .map_err(|_| InboundError::WriterStopped)?;
+        let report = report.unwrap_or_else(|_| {
+            tracing::error!("returned mail: the classifier failed; counted as other mail");
+            Report {
+                kind: ReportKind::Other,
+                original_message_id: None,
+                subject: None,
+            }
+        });
         let (recipient, owned) = self.address(msg.recipients);
         let d = decide(owned, &report);
         let (done, outcome) = oneshot::channel();
@@ -199,7 +208,7 @@ impl Processor {
                 via: msg.via,
                 origin: msg.origin.map(str::to_string),
                 recipient: recipient.map(str::to_string),
-                raw: msg.raw.to_vec(),
+                raw,
                 d,
             },
             done,
