@@ -146,10 +146,11 @@ impl Sender {
         let id = format!("{}.{domain}", list_slug(title));
         let raw = format!("{title} <{id}>");
         let encoded = fold("List-Id", &[encode_phrase(title), format!("<{id}>")]);
-        let mailto = format!(
-            "{}+unsubscribe@{domain}",
-            percent_encode_local(from.email.user())
-        );
+        let mailto = {
+            let address = unsubscribe_address(&from);
+            let (local, domain) = address.rsplit_once('@').unwrap_or((&address, ""));
+            format!("{}@{domain}", percent_encode_local(local))
+        };
         let dkim = match &config.mail.dkim {
             None => None,
             Some(d) => Some(signer(d).map_err(|e: KeyFileError| SenderError::Dkim(e.to_string()))?),
@@ -366,6 +367,18 @@ fn dot_atom(s: &str) -> String {
 }
 
 /// RFC 6068: the local part inside a `mailto:` URI.
+/// The List-Unsubscribe `mailto:` address of a sender: `LOCAL+unsubscribe@DOMAIN`
+/// (the domain lowercased), unencoded. The header ([`Sender`]) and the
+/// inbound listener that reads what is sent to it (`mail::verp`) both take
+/// it from here.
+pub fn unsubscribe_address(from: &Mailbox) -> String {
+    format!(
+        "{}+unsubscribe@{}",
+        from.email.user(),
+        from.email.domain().to_ascii_lowercase()
+    )
+}
+
 fn percent_encode_local(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {

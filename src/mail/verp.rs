@@ -178,13 +178,7 @@ impl Verp {
             .from
             .as_deref()
             .and_then(|f| f.parse::<lettre::message::Mailbox>().ok())
-            .map(|m| {
-                format!(
-                    "{}+unsubscribe@{}",
-                    m.email.user(),
-                    m.email.domain().to_ascii_lowercase()
-                )
-            });
+            .map(|m| super::message::unsubscribe_address(&m));
         Some(Verp::new(bounce, unsubscribe, VerpKey::new(key)))
     }
 
