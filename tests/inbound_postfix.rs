@@ -63,10 +63,15 @@ fn caught(catcher: &SmtpServer) -> Vec<Caught> {
 /// Waits (at most 60 s) until the catcher holds `n` messages.
 fn wait_for(catcher: &SmtpServer, n: usize, postfix: &Postfix) -> Vec<Caught> {
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut flushed = Instant::now();
     loop {
         let got = caught(catcher);
         if got.len() >= n {
             return got;
+        }
+        if flushed.elapsed() > Duration::from_secs(5) {
+            postfix.flush();
+            flushed = Instant::now();
         }
         assert!(
             Instant::now() < deadline,

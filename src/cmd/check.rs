@@ -11,9 +11,12 @@ use gazette::cycle::{self, plural};
 /// Every template problem, by the rules `serve` applies at start (one
 /// function for both, so that nothing `check` refuses can be served).
 fn template_problems(config: &Config) -> Vec<String> {
-    gazette::web::pages::Pages::problems(config)
+    let pages = gazette::web::pages::Pages::problems(config);
+    let console = gazette::web::admin::Console::problems(config);
+    pages
         .iter()
         .map(ToString::to_string)
+        .chain(console.iter().map(ToString::to_string))
         .collect()
 }
 
