@@ -824,3 +824,43 @@ async fn every_status_change_is_an_event_and_history_shows_each_delivery() {
     let e = store.subscriber_history(ann.id).await.unwrap_err();
     assert!(matches!(e, StoreError::UnknownSubscriber { .. }), "{e}");
 }
+
+#[tokio::test]
+async fn an_export_in_pieces_is_the_whole_export() {
+    let (_d, store) = store().await;
+    let rows: Vec<SubscriberRow> = (0..23)
+        .map(|i| {
+            row(
+                &format!("r{i}@example.org"),
+                &format!("Ödön, \"{i}\""),
+                Status::Active,
+            )
+        })
+        .collect();
+    store.import_subscribers(&rows, t(1)).await.unwrap();
+    let gone = store
+        .subscriber_by_email(&rows[4].email)
+        .await
+        .unwrap()
+        .unwrap();
+    store.erase_subscriber(gone.id, t(2)).await.unwrap();
+    let mut pieces = Vec::new();
+    let mut after = None;
+    let mut calls = 0;
+    loop {
+        let (part, next) = store.export_page(after, 5).await.unwrap();
+        csv::write_part(&mut pieces, after.is_none(), &part).unwrap();
+        calls += 1;
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(calls, 5, "22 rows in pieces of 5 (the last one short)");
+    let mut whole = Vec::new();
+    csv::write(&mut whole, &store.export_subscribers().await.unwrap()).unwrap();
+    assert_eq!(
+        String::from_utf8(pieces).unwrap(),
+        String::from_utf8(whole).unwrap()
+    );
+}
