@@ -63,3 +63,34 @@ BEGIN
     INSERT INTO subscriber_events (subscriber_id, at, from_status, to_status)
     VALUES (NEW.id, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), OLD.status, NEW.status);
 END;
+
+-- How many listed (not erased) subscribers have each status, kept by
+-- triggers: counting a status of a million rows reads most of an index
+-- (tens of milliseconds) on every page of the console and the dashboard;
+-- this is one row. The triggers run in the transaction that changes the
+-- row, so the counts are never out of step with the rows.
+CREATE TABLE subscriber_counts (
+    status  TEXT PRIMARY KEY,
+    n       INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO subscriber_counts (status, n)
+    SELECT s.status, (SELECT COUNT(*) FROM subscribers x WHERE x.status = s.status AND x.erased_at IS NULL)
+    FROM (SELECT 'pending' AS status UNION ALL SELECT 'active' UNION ALL SELECT 'unsubscribed'
+          UNION ALL SELECT 'bounced') s;
+
+CREATE TRIGGER subscriber_counts_insert AFTER INSERT ON subscribers
+WHEN NEW.erased_at IS NULL
+BEGIN
+    UPDATE subscriber_counts SET n = n + 1 WHERE status = NEW.status;
+END;
+CREATE TRIGGER subscriber_counts_update AFTER UPDATE OF status, erased_at ON subscribers
+WHEN OLD.status IS NOT NEW.status OR (OLD.erased_at IS NULL) IS NOT (NEW.erased_at IS NULL)
+BEGIN
+    UPDATE subscriber_counts SET n = n - 1 WHERE status = OLD.status AND OLD.erased_at IS NULL;
+    UPDATE subscriber_counts SET n = n + 1 WHERE status = NEW.status AND NEW.erased_at IS NULL;
+END;
+CREATE TRIGGER subscriber_counts_delete AFTER DELETE ON subscribers
+WHEN OLD.erased_at IS NULL
+BEGIN
+    UPDATE subscriber_counts SET n = n - 1 WHERE status = OLD.status;
+END;

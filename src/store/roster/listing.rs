@@ -8,7 +8,8 @@
 //! of a search that matches half the list stops after a page too. Shorter
 //! needles have no trigram to look up: they scan in id order and stop once
 //! the page is full. Counting a search stops at [`SEARCH_COUNT_CAP`] matches,
-//! so no request reads every match to print a number.
+//! so no request reads every match to print a number; the count of a plain
+//! listing is read from `subscriber_counts`, kept by triggers.
 
 use sqlx::{QueryBuilder, Sqlite};
 
@@ -213,10 +214,14 @@ impl Store {
         };
 
         let total = match &needle {
+            // Kept by triggers (migration 0009): no count of the rows.
             None => {
-                let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM subscribers s WHERE ");
-                push_filter(&mut qb, q.status, None);
-                let (n,): (i64,) = qb.build_query_as().fetch_one(&mut *tx).await?;
+                let (n,): (i64,) = sqlx::query_as(
+                    "SELECT COALESCE(SUM(n), 0) FROM subscriber_counts WHERE $1 IS NULL OR status = $1",
+                )
+                .bind(q.status.map(Status::as_str))
+                .fetch_one(&mut *tx)
+                .await?;
                 Total::Exact(u64::try_from(n).unwrap_or(0))
             }
             Some(n) => {

@@ -31,6 +31,22 @@ fn query(status: Option<Status>, search: Option<&str>, limit: u32) -> Subscriber
     }
 }
 
+/// The counts the triggers keep are the counts of the rows.
+async fn assert_counts_agree(store: &Store) {
+    let kept: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, n FROM subscriber_counts WHERE n <> 0 ORDER BY status")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    let counted: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT status, COUNT(*) FROM subscribers WHERE erased_at IS NULL GROUP BY status ORDER BY status",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(kept, counted);
+}
+
 fn emails(p: &SubscriberPage) -> Vec<String> {
     p.items.iter().map(|s| s.email.to_string()).collect()
 }
@@ -173,6 +189,7 @@ async fn keyset_pages_lose_and_repeat_no_row_and_filter_by_status() {
         .unwrap();
     assert_eq!(emails(&bounced), vec!["under_score@example.net"]);
     assert_eq!(bounced.next, None);
+    assert_counts_agree(&store).await;
 }
 
 #[tokio::test]
@@ -391,6 +408,7 @@ async fn an_erased_address_leaves_no_trigram_behind() {
             .total,
         Total::Exact(50)
     );
+    assert_counts_agree(&store).await;
 }
 
 #[tokio::test]
@@ -823,6 +841,20 @@ async fn every_status_change_is_an_event_and_history_shows_each_delivery() {
     store.erase_subscriber(ann.id, t(7)).await.unwrap();
     let e = store.subscriber_history(ann.id).await.unwrap_err();
     assert!(matches!(e, StoreError::UnknownSubscriber { .. }), "{e}");
+    assert_counts_agree(&store).await;
+    // A row deleted by hand leaves the counts too.
+    sqlx::query("DELETE FROM deliveries WHERE subscriber_id = $1")
+        .bind(bob.id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM subscribers WHERE id = $1")
+        .bind(bob.id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert_counts_agree(&store).await;
+    assert_eq!(store.subscriber_counts().await.unwrap().total(), 0);
 }
 
 #[tokio::test]
