@@ -1,0 +1,1 @@
+//! The dashboard's chart as inline SVG (lands with the dashboard).
