@@ -10,6 +10,7 @@
 //! knows no files, and callers only print or serialize the [`ImportOutcome`].
 
 use std::fmt;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
@@ -148,6 +149,66 @@ pub fn read(data: &[u8], smtputf8: bool) -> Result<ImportFile, CsvError> {
     })
 }
 
+/// How far an import has come, for the console's progress page: shared
+/// between the task that imports and the requests that look (atomics, no
+/// lock: a look never waits for a chunk of the import).
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// 0 reading, 1 saving, 2 finished.
+    stage: AtomicU8,
+    /// Lines of the file (the header included), known before reading it.
+    lines: AtomicU64,
+    /// Good rows read, to save.
+    rows: AtomicU64,
+    /// Rows handled so far (imported, already there, or erased).
+    saved: AtomicU64,
+}
+
+/// Where an import stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum Stage {
+    /// Reading and checking every row of a file of `lines` lines.
+    Reading {
+        lines: u64,
+    },
+    /// Saving: `saved` of `rows` good rows handled.
+    Saving {
+        saved: u64,
+        rows: u64,
+    },
+    Finished,
+}
+
+impl Progress {
+    /// Reading has begun; counts the lines of `data` (cheap next to
+    /// checking every address).
+    pub fn reading(&self, data: &[u8]) {
+        let lines = memchr::memchr_iter(b'\n', data).count() as u64
+            + u64::from(!data.is_empty() && !data.ends_with(b"\n"));
+        self.lines.store(lines, Ordering::Relaxed);
+        self.stage.store(0, Ordering::Release);
+    }
+
+    /// The import is over, one way or the other.
+    pub fn finish(&self) {
+        self.stage.store(2, Ordering::Release);
+    }
+
+    pub fn stage(&self) -> Stage {
+        match self.stage.load(Ordering::Acquire) {
+            0 => Stage::Reading {
+                lines: self.lines.load(Ordering::Relaxed),
+            },
+            1 => Stage::Saving {
+                saved: self.saved.load(Ordering::Relaxed),
+                rows: self.rows.load(Ordering::Relaxed),
+            },
+            _ => Stage::Finished,
+        }
+    }
+}
+
 /// A subscriber file that was read: its good rows, ready for the store.
 #[derive(Debug)]
 pub struct ImportFile {
@@ -165,7 +226,27 @@ impl ImportFile {
         store: &Store,
         now: DateTime<Utc>,
     ) -> Result<ImportOutcome, StoreError> {
-        let report = store.import_subscribers(&self.rows, now).await?;
+        self.import_with(store, now, &Progress::default()).await
+    }
+
+    /// [`ImportFile::import`], telling `progress` how far it has come after
+    /// each chunk the store saves.
+    pub async fn import_with(
+        self,
+        store: &Store,
+        now: DateTime<Utc>,
+        progress: &Progress,
+    ) -> Result<ImportOutcome, StoreError> {
+        progress
+            .rows
+            .store(self.rows.len() as u64, Ordering::Relaxed);
+        progress.saved.store(0, Ordering::Relaxed);
+        progress.stage.store(1, Ordering::Release);
+        let report = store
+            .import_subscribers_with(&self.rows, now, |n| {
+                progress.saved.store(n as u64, Ordering::Relaxed);
+            })
+            .await?;
         let mut skipped: Vec<SkippedRow> = self
             .skipped
             .into_iter()
@@ -291,6 +372,56 @@ mod tests {
         assert_eq!(e.line(), 1);
         assert!(e.to_string().contains("no `email` column"), "{e}");
         assert_eq!(store.subscribers(None).await.unwrap(), vec![]);
+    }
+
+    #[tokio::test]
+    async fn progress_counts_lines_then_saved_rows_chunk_by_chunk() {
+        let (_d, store) = store().await;
+        let mut csv = String::from("email,name\n");
+        for i in 0..2500 {
+            csv.push_str(&format!("r{i}@example.org,R {i}\n"));
+        }
+        csv.push_str("bad,row");
+        let progress = Progress::default();
+        progress.reading(csv.as_bytes());
+        assert_eq!(progress.stage(), Stage::Reading { lines: 2502 });
+        let file = read(csv.as_bytes(), false).unwrap();
+        let seen = std::sync::Mutex::new(Vec::new());
+        // The store calls back per chunk; what a looker sees in between.
+        let outcome = {
+            let store = store.clone();
+            let p = &progress;
+            let seen = &seen;
+            let watch = async {
+                loop {
+                    let st = p.stage();
+                    seen.lock().unwrap().push(st);
+                    if matches!(st, Stage::Saving { saved: 2500, .. }) {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            };
+            let (outcome, ()) = tokio::join!(file.import_with(&store, options().now, p), watch);
+            outcome.unwrap()
+        };
+        progress.finish();
+        assert_eq!(outcome.imported, 2500);
+        assert_eq!(outcome.skipped.len(), 1);
+        assert_eq!(progress.stage(), Stage::Finished);
+        let seen = seen.into_inner().unwrap();
+        assert!(
+            seen.contains(&Stage::Saving {
+                saved: 2500,
+                rows: 2500
+            }),
+            "{seen:?}"
+        );
+        for w in seen.windows(2) {
+            if let (Stage::Saving { saved: a, .. }, Stage::Saving { saved: b, .. }) = (w[0], w[1]) {
+                assert!(a <= b, "{seen:?}");
+            }
+        }
     }
 
     #[test]

@@ -393,7 +393,31 @@ fn add_show_edit_erase_and_json_errors() {
     )
     .json();
     assert!(v["name"].is_null());
-    assert_eq!(v["status"], "unsubscribed");
+    assert_eq!(
+        (&v["status"], &v["format"]),
+        (&json!("unsubscribed"), &json!("html"))
+    );
+    let v = send_json(
+        &server,
+        "PATCH",
+        &format!("/subscribers/{id}"),
+        json!({"format": "TEXT"}),
+    )
+    .json();
+    assert_eq!(
+        (&v["status"], &v["format"]),
+        (&json!("unsubscribed"), &json!("text"))
+    );
+    let a = send_json(
+        &server,
+        "PATCH",
+        &format!("/subscribers/{id}"),
+        json!({"format": "pdf"}),
+    );
+    assert!(
+        a.error(StatusCode::UNPROCESSABLE_ENTITY)
+            .contains("unknown format")
+    );
     let a = send_json(
         &server,
         "PATCH",
@@ -491,6 +515,7 @@ fn lists_page_filter_and_search() {
         "email",
         "name",
         "status",
+        "format",
         "created_at",
         "confirmed_at",
         "unsubscribed_at",
@@ -500,11 +525,33 @@ fn lists_page_filter_and_search() {
     }
     assert_eq!(
         item.as_object().unwrap().len(),
-        8,
+        9,
         "and nothing else: {item}"
     );
+    assert_eq!(p1["total_exact"], true);
     let p2 = get(&server, "/subscribers?page=2").json();
     assert_eq!(emails(&p2)[0], "reader050@example.org");
+    // Keyset pages: `after` the `next_after` of the page before.
+    let next = p1["next_after"].as_i64().expect("a next page");
+    assert_eq!(next, p1["items"][49]["id"].as_i64().unwrap());
+    let k2 = get(&server, &format!("/subscribers?after={next}")).json();
+    assert_eq!(k2["items"], p2["items"]);
+    assert!(k2.get("page").is_none(), "no page number with after: {k2}");
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    loop {
+        let p = get(&server, &format!("/subscribers?per_page=40{after}")).json();
+        seen.extend(emails(&p));
+        match p["next_after"].as_i64() {
+            Some(n) => after = format!("&after={n}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        emails(&get(&server, "/subscribers?per_page=500").json())
+    );
+    assert_eq!(seen.len(), 122);
     let p3 = get(&server, "/subscribers?page=3").json();
     assert_eq!(emails(&p3).len(), 22);
     let p4 = get(&server, "/subscribers?page=4").json();
@@ -558,6 +605,8 @@ fn lists_page_filter_and_search() {
         ("per_page=0", "per_page"),
         ("page=0", "page"),
         ("page=abc", "page"),
+        ("page=2&after=5", "not both"),
+        ("after=x", "after"),
     ] {
         let msg = get(&server, &format!("/subscribers?{query}")).error(StatusCode::BAD_REQUEST);
         assert!(msg.contains(says), "{query}: {msg}");

@@ -920,6 +920,7 @@ mod tests {
         let back = crate::store::SubscriberEdit {
             name: None,
             status: Some(Status::Active),
+            format: None,
         };
         let e = store.edit_subscriber(1, &back, now()).await.unwrap_err();
         assert!(matches!(e, StoreError::Suppressed { .. }), "{e}");

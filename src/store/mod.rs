@@ -37,7 +37,8 @@ pub use inbound::{
 pub use issues::{IssueRecord, RecordReport};
 pub use lock::{LockError, RunLock};
 pub use roster::{
-    CheckedAdd, Erasure, SubscriberEdit, SubscriberPage, SubscriberQuery, SubscriberRecord,
+    CheckedAdd, DeliveryEntry, Erasure, SEARCH_COUNT_CAP, StatusEvent, SubscriberEdit,
+    SubscriberHistory, SubscriberPage, SubscriberQuery, SubscriberRecord, Total,
 };
 pub use signup::{
     CONFIRM_TTL, Confirmation, Preferences, PreferencesChange, SIGNUP_MAILS_PER_DAY, Signup,

@@ -1,6 +1,7 @@
-//! The roster as admins see it: what the admin API (and `gazette
-//! subscribers erase`) needs from the store: paged listing with search, an
-//! add that respects erasure, edits, and erasure itself.
+//! The roster as admins see it: what the admin API, the console (and
+//! `gazette subscribers erase`) need from the store: keyset listing with
+//! search (`listing.rs`), a subscriber's history (`history.rs`), an add
+//! that respects erasure, edits, and erasure itself.
 //!
 //! Erasure keeps the row (the delivery ledger references it, and its counts
 //! must not change) but removes everything personal: address, name, token,
@@ -21,8 +22,14 @@ use super::suppression;
 use super::time::{ledger_time, stamp};
 use super::{AddOutcome, Store, StoreError};
 use crate::subscribers::{
-    Status, Subscriber, SubscriberEmail, SubscriberName, SubscriberRow, Token,
+    MailFormat, Status, Subscriber, SubscriberEmail, SubscriberName, SubscriberRow, Token,
 };
+
+mod history;
+mod listing;
+
+pub use history::{DeliveryEntry, StatusEvent, SubscriberHistory};
+pub use listing::{SEARCH_COUNT_CAP, SubscriberPage, SubscriberQuery, Total};
 
 /// A subscriber as the admin API shows them: no token (it is their secret),
 /// but every time stamp.
@@ -32,29 +39,12 @@ pub struct SubscriberRecord {
     pub email: SubscriberEmail,
     pub name: Option<SubscriberName>,
     pub status: Status,
+    /// HTML (multipart) or plain-text digests.
+    pub format: MailFormat,
     pub created_at: String,
     pub confirmed_at: Option<String>,
     pub unsubscribed_at: Option<String>,
     pub bounced_at: Option<String>,
-}
-
-/// Which subscribers to list, and which page of them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubscriberQuery {
-    pub status: Option<Status>,
-    /// A case-insensitive substring of the address or the name, matched
-    /// literally (no wildcards).
-    pub search: Option<String>,
-    /// 1-based.
-    pub page: u32,
-    pub per_page: u32,
-}
-
-/// One page of a listing and how many match in all.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubscriberPage {
-    pub items: Vec<SubscriberRecord>,
-    pub total: u64,
 }
 
 /// What [`Store::add_subscriber_unless_erased`] did.
@@ -73,6 +63,7 @@ pub struct SubscriberEdit {
     /// `Some(None)` removes the name.
     pub name: Option<Option<SubscriberName>>,
     pub status: Option<Status>,
+    pub format: Option<MailFormat>,
 }
 
 /// What erasing a subscriber did.
@@ -88,7 +79,7 @@ pub struct Erasure {
 /// The columns a [`SubscriberRecord`] is read from.
 macro_rules! record_columns {
     () => {
-        "id, email, name, status, created_at, confirmed_at, unsubscribed_at, bounced_at"
+        "id, email, name, status, format, created_at, confirmed_at, unsubscribed_at, bounced_at"
     };
 }
 
@@ -104,6 +95,7 @@ fn record(r: &SqliteRow) -> Result<SubscriberRecord, StoreError> {
     let email: String = r.try_get("email")?;
     let name: Option<String> = r.try_get("name")?;
     let status: String = r.try_get("status")?;
+    let format: String = r.try_get("format")?;
     Ok(SubscriberRecord {
         id,
         email: SubscriberEmail::parse(&email)
@@ -114,18 +106,13 @@ fn record(r: &SqliteRow) -> Result<SubscriberRecord, StoreError> {
         },
         status: Status::parse(&status)
             .ok_or_else(|| corrupt(format!("unknown status {status:?}")))?,
+        format: MailFormat::parse(&format)
+            .ok_or_else(|| corrupt(format!("unknown mail format {format:?}")))?,
         created_at: r.try_get("created_at")?,
         confirmed_at: r.try_get("confirmed_at")?,
         unsubscribed_at: r.try_get("unsubscribed_at")?,
         bounced_at: r.try_get("bounced_at")?,
     })
-}
-
-/// Does `needle` (already lowercased) occur in the address or the name?
-/// Rust's lowercasing is Unicode-aware where SQLite's LIKE folds only ASCII,
-/// and a plain substring test has no wildcards to escape.
-fn matches(needle: &str, email_key: &str, name: Option<&str>) -> bool {
-    email_key.contains(needle) || name.is_some_and(|n| n.to_lowercase().contains(needle))
 }
 
 fn unknown(id: i64) -> StoreError {
@@ -135,79 +122,6 @@ fn unknown(id: i64) -> StoreError {
 }
 
 impl Store {
-    /// One page of subscribers (never erased ones) in sign-up order,
-    /// filtered by status and search text, with the number that match.
-    pub async fn subscriber_page(&self, q: &SubscriberQuery) -> Result<SubscriberPage, StoreError> {
-        let status = q.status.map(Status::as_str);
-        let limit = i64::from(q.per_page);
-        let offset = i64::from(q.page.saturating_sub(1)) * limit;
-        // One read transaction: the total and the page agree.
-        let mut tx = self.pool.begin().await?;
-        let needle = q
-            .search
-            .as_deref()
-            .map(|s| s.trim().to_lowercase())
-            .filter(|s| !s.is_empty());
-        let Some(needle) = needle else {
-            let (total,): (i64,) = sqlx::query_as(
-                "SELECT COUNT(*) FROM subscribers WHERE erased_at IS NULL AND ($1 IS NULL OR status = $1)",
-            )
-            .bind(status)
-            .fetch_one(&mut *tx)
-            .await?;
-            let sql = concat!(
-                "SELECT ",
-                record_columns!(),
-                " FROM subscribers WHERE erased_at IS NULL AND ($1 IS NULL OR status = $1)
-                  ORDER BY created_at, id LIMIT $2 OFFSET $3"
-            );
-            let rows = sqlx::query(sql)
-                .bind(status)
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            return Ok(SubscriberPage {
-                items: rows.iter().map(record).collect::<Result<_, _>>()?,
-                total: u64::try_from(total).unwrap_or(0),
-            });
-        };
-        // Search: match in Rust over the small columns, then read the page.
-        let candidates: Vec<(i64, String, Option<String>)> = sqlx::query_as(
-            "SELECT id, email_key, name FROM subscribers WHERE erased_at IS NULL AND ($1 IS NULL OR status = $1)
-             ORDER BY created_at, id",
-        )
-        .bind(status)
-        .fetch_all(&mut *tx)
-        .await?;
-        let hits: Vec<i64> = candidates
-            .iter()
-            .filter(|(_, key, name)| matches(&needle, key, name.as_deref()))
-            .map(|(id, _, _)| *id)
-            .collect();
-        let page: Vec<i64> = hits
-            .iter()
-            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-            .take(usize::try_from(limit).unwrap_or(0))
-            .copied()
-            .collect();
-        let sql = concat!(
-            "SELECT ",
-            record_columns!(),
-            " FROM subscribers WHERE id IN (SELECT value FROM json_each($1)) ORDER BY created_at, id"
-        );
-        let rows = sqlx::query(sql)
-            .bind(serde_json::Value::from(page).to_string())
-            .fetch_all(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(SubscriberPage {
-            items: rows.iter().map(record).collect::<Result<_, _>>()?,
-            total: hits.len() as u64,
-        })
-    }
-
     /// One subscriber by id; `None` when there is none or they were erased.
     pub async fn subscriber_record(&self, id: i64) -> Result<Option<SubscriberRecord>, StoreError> {
         let sql = concat!(
@@ -271,6 +185,16 @@ impl Store {
                 "UPDATE subscribers SET name = $1, updated_at = $2 WHERE id = $3 AND name IS NOT $1",
             )
             .bind(name.as_ref().map(SubscriberName::as_str))
+            .bind(stamp(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(format) = edit.format {
+            sqlx::query(
+                "UPDATE subscribers SET format = $1, updated_at = $2 WHERE id = $3 AND format <> $1",
+            )
+            .bind(format.as_str())
             .bind(stamp(now))
             .bind(id)
             .execute(&mut *tx)

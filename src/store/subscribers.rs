@@ -177,6 +177,26 @@ pub(super) async fn normalize_addresses(
     Ok(problems)
 }
 
+/// A row of `id, email, name, status` as the export writes it.
+fn export_row(r: &SqliteRow) -> Result<SubscriberRow, StoreError> {
+    let id: i64 = r.try_get("id")?;
+    let email: String = r.try_get("email")?;
+    let name: Option<String> = r.try_get("name")?;
+    let status: String = r.try_get("status")?;
+    Ok(SubscriberRow {
+        email: SubscriberEmail::parse(&email)
+            .map_err(|e| corrupt(id, format!("address {email:?} {e}")))?,
+        name: match name {
+            Some(n) => {
+                SubscriberName::parse(&n).map_err(|e| corrupt(id, format!("name {n:?} {e}")))?
+            }
+            None => None,
+        },
+        status: Status::parse(&status)
+            .ok_or_else(|| corrupt(id, format!("unknown status {status:?}")))?,
+    })
+}
+
 fn corrupt(id: i64, what: String) -> StoreError {
     StoreError::Corrupt {
         what: format!("subscriber {id}: {what}"),
@@ -410,13 +430,13 @@ impl Store {
         set_status_on(&self.pool, id, status, now).await
     }
 
-    /// How many subscribers have each status.
+    /// How many subscribers have each status (erased ones left out): one
+    /// small table that triggers of migration 0009 keep, not a count of
+    /// the rows.
     pub async fn subscriber_counts(&self) -> Result<StatusCounts, StoreError> {
-        let rows = sqlx::query(
-            "SELECT status, COUNT(*) AS n FROM subscribers WHERE erased_at IS NULL GROUP BY status",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query("SELECT status, n FROM subscriber_counts")
+            .fetch_all(&self.pool)
+            .await?;
         let mut counts = StatusCounts::default();
         for r in rows {
             let status: String = r.try_get("status")?;
@@ -447,6 +467,18 @@ impl Store {
         rows: &[SubscriberRow],
         now: DateTime<Utc>,
     ) -> Result<ImportReport, StoreError> {
+        self.import_subscribers_with(rows, now, |_| {}).await
+    }
+
+    /// [`Store::import_subscribers`], calling `saved` with the number of
+    /// rows handled so far after each chunk of [`IMPORT_CHUNK`] rows, for a
+    /// progress bar (the rows are not committed before the end).
+    pub async fn import_subscribers_with(
+        &self,
+        rows: &[SubscriberRow],
+        now: DateTime<Utc>,
+        mut saved: impl FnMut(usize) + Send,
+    ) -> Result<ImportReport, StoreError> {
         let now = stamp(now);
         let mut report = ImportReport::default();
         // IMMEDIATE: the suppression check and the inserts see one state of
@@ -468,7 +500,9 @@ impl Store {
                     keep.push(row);
                 }
             }
+            let handled = (n * IMPORT_CHUNK + chunk.len()).min(rows.len());
             if keep.is_empty() {
+                saved(handled);
                 continue;
             }
             let tokens = keep
@@ -495,9 +529,39 @@ impl Store {
             let added = usize::try_from(done.rows_affected()).unwrap_or(keep.len());
             report.imported += added;
             report.already_subscribed += keep.len().saturating_sub(added);
+            saved(handled);
         }
         tx.commit().await?;
         Ok(report)
+    }
+
+    /// Up to `limit` listed subscribers with an id above `after`, as list
+    /// rows, in id order, and the `after` of the next call (`None` at the
+    /// end): an export streamed in pieces, each its own short read, so a
+    /// million-row export neither sits in memory nor holds one read
+    /// transaction (and the WAL) open while a slow client downloads it.
+    pub async fn export_page(
+        &self,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<(Vec<SubscriberRow>, Option<i64>), StoreError> {
+        let limit = limit.max(1);
+        let rows = sqlx::query(
+            "SELECT id, email, name, status FROM subscribers
+             WHERE erased_at IS NULL AND id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after.unwrap_or(i64::MIN))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let last = rows.last().map(|r| r.try_get::<i64, _>("id")).transpose()?;
+        let next = if rows.len() == limit as usize {
+            last
+        } else {
+            None
+        };
+        let out = rows.iter().map(export_row).collect::<Result<_, _>>()?;
+        Ok((out, next))
     }
 
     /// Every subscriber as a list row (address, name, status), in sign-up
@@ -507,25 +571,7 @@ impl Store {
             sqlx::query("SELECT id, email, name, status FROM subscribers WHERE erased_at IS NULL ORDER BY created_at, id")
                 .fetch_all(&self.pool)
                 .await?;
-        rows.iter()
-            .map(|r| {
-                let id: i64 = r.try_get("id")?;
-                let email: String = r.try_get("email")?;
-                let name: Option<String> = r.try_get("name")?;
-                let status: String = r.try_get("status")?;
-                Ok(SubscriberRow {
-                    email: SubscriberEmail::parse(&email)
-                        .map_err(|e| corrupt(id, format!("address {email:?} {e}")))?,
-                    name: match name {
-                        Some(n) => SubscriberName::parse(&n)
-                            .map_err(|e| corrupt(id, format!("name {n:?} {e}")))?,
-                        None => None,
-                    },
-                    status: Status::parse(&status)
-                        .ok_or_else(|| corrupt(id, format!("unknown status {status:?}")))?,
-                })
-            })
-            .collect()
+        rows.iter().map(export_row).collect()
     }
 }
 

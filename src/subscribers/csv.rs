@@ -398,10 +398,23 @@ pub fn write<'a, W: Write>(
     output: W,
     rows: impl IntoIterator<Item = &'a SubscriberRow>,
 ) -> Result<(), csv::Error> {
+    write_part(output, true, rows)
+}
+
+/// [`write`] in pieces, for an export streamed a chunk at a time: the
+/// header only with the first piece. The pieces joined are what [`write`]
+/// gives for all the rows.
+pub fn write_part<'a, W: Write>(
+    output: W,
+    header: bool,
+    rows: impl IntoIterator<Item = &'a SubscriberRow>,
+) -> Result<(), csv::Error> {
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
         .from_writer(output);
-    w.write_record(["email", "name", "status"])?;
+    if header {
+        w.write_record(["email", "name", "status"])?;
+    }
     for r in rows {
         w.write_record([
             neutralise(r.email.as_str()).as_ref(),

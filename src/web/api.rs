@@ -32,7 +32,7 @@ use crate::store::{
     SubscriberRecord,
 };
 use crate::subscribers::csv as subscriber_csv;
-use crate::subscribers::{Status, SubscriberEmail, SubscriberName, SubscriberRow};
+use crate::subscribers::{MailFormat, Status, SubscriberEmail, SubscriberName, SubscriberRow};
 
 /// The largest CSV `POST /subscribers/import` takes (the rest of the server
 /// keeps [`super::BODY_LIMIT`]): about 300,000 rows of a typical export.
@@ -301,10 +301,14 @@ fn unknown_status(raw: &str) -> String {
 struct ListParams {
     status: Option<String>,
     q: Option<String>,
+    after: Option<i64>,
     page: Option<u32>,
     per_page: Option<u32>,
 }
 
+/// Keyset pages (`after`, the `next_after` of the page before) cost the
+/// same at any depth; `page` numbers are kept for existing clients and cost
+/// a read of every row before the page.
 async fn list_subscribers(
     State(state): State<AppState>,
     params: Result<Query<ListParams>, QueryRejection>,
@@ -314,6 +318,11 @@ async fn list_subscribers(
         Some(s) => Some(Status::parse(s).ok_or_else(|| ApiError::bad_request(unknown_status(s)))?),
         None => None,
     };
+    if p.after.is_some() && p.page.is_some() {
+        return Err(ApiError::bad_request(
+            "give either after (the next_after of the page before) or page, not both",
+        ));
+    }
     let page = p.page.unwrap_or(1);
     if page == 0 {
         return Err(ApiError::bad_request("page starts at 1"));
@@ -329,16 +338,22 @@ async fn list_subscribers(
         .subscriber_page(&SubscriberQuery {
             status,
             search: p.q,
-            page,
-            per_page,
+            after: p.after,
+            skip: u64::from(page - 1) * u64::from(per_page),
+            limit: per_page,
         })
         .await?;
-    Ok(Json(json!({
+    let mut out = json!({
         "items": found.items,
-        "total": found.total,
-        "page": page,
+        "total": found.total.count(),
+        "total_exact": found.total.is_exact(),
+        "next_after": found.next,
         "per_page": per_page,
-    })))
+    });
+    if p.after.is_none() {
+        out["page"] = json!(page);
+    }
+    Ok(Json(out))
 }
 
 async fn show_subscriber(
@@ -436,6 +451,9 @@ struct Edit {
     name: Option<Option<String>>,
     #[serde(default)]
     status: Option<String>,
+    /// `html` or `text`.
+    #[serde(default)]
+    format: Option<String>,
 }
 
 async fn edit_subscriber(
@@ -453,6 +471,12 @@ async fn edit_subscriber(
         },
         status: match &body.status {
             Some(s) => Some(Status::parse(s).ok_or_else(|| ApiError::invalid(unknown_status(s)))?),
+            None => None,
+        },
+        format: match &body.format {
+            Some(f) => Some(MailFormat::parse(f).ok_or_else(|| {
+                ApiError::invalid(format!("unknown format {f:?}; expected html or text"))
+            })?),
             None => None,
         },
     };

@@ -13,7 +13,7 @@ use crate::web::AppState;
 /// The console's Content-Security-Policy: its own stylesheet and script
 /// only (no inline code or style, so an injected tag does nothing), forms
 /// posting to the site, frames (the digest preview) from the site only.
-pub const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; form-action 'self'; frame-src 'self'; frame-ancestors 'self'; base-uri 'none'";
+pub const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-src 'self'; frame-ancestors 'self'; base-uri 'none'";
 
 impl Console {
     /// The values every console template gets, then the page's (which win).
