@@ -16,7 +16,7 @@ use gazette::delivery::notice::{Notice, NoticeOutcome};
 use gazette::delivery::send::{Progress, Quiet};
 use gazette::mail::{Recipient, Renderer};
 use gazette::release::{self, Release};
-use gazette::store::{DeliveryStatus, Published, RunLock, Store};
+use gazette::store::{DeliveryStatus, LastCycle, Published, RunLock, Store};
 use gazette::subscribers::{SubscriberEmail, Token};
 
 /// A progress bar with rate and ETA, on a terminal only.
@@ -89,6 +89,15 @@ pub fn run(config: &Config, json: bool, wait: Duration) -> Result<ExitCode> {
             stop: &stop,
         };
         let report = cycle::run(config, &store, Utc::now(), &control).await;
+        // For the admin console's dashboard, as `serve`'s cycles are kept.
+        let (ok, summary) = match &report {
+            Ok(r) => (true, r.summary()),
+            Err(e) => (false, e.to_string()),
+        };
+        let last = LastCycle::new(Utc::now(), ok, summary, "run");
+        if let Err(e) = store.set_last_cycle(&last).await {
+            eprintln!("warning: cannot record this run for the admin console: {e}");
+        }
         // When the server never answered: every message that waits for it.
         let waiting = match report.as_ref().ok().and_then(|r| r.mail.send.as_ref()) {
             Some(send) if send.server_never_answered() => Some(

@@ -4,6 +4,7 @@
 //! compiled into the binary, so a new version upgrades the file on open.
 
 mod backup;
+mod dashboard;
 mod deliveries;
 mod inbound;
 mod issues;
@@ -25,6 +26,10 @@ use sqlx::sqlite::{
 };
 
 pub use backup::{Backup, BackupError};
+pub use dashboard::{
+    Attention, GROWTH_MONTHS, IssueNote, IssueProgress, IssueState, LastCycle, MonthGrowth,
+    RECENT_BOUNCE_DAYS,
+};
 pub use deliveries::{
     Attempt, Claimed, Claims, DeliveryProblem, DeliveryStatus, IssueDeliveries, MailState,
     Published, UnpublishedIssue, backoff,
