@@ -5,6 +5,7 @@
 //! [`AppState`]. Handlers stay thin: the work is in `store`, `mail` and
 //! `cycle`, as for the command line.
 
+pub mod admin;
 pub mod api;
 pub mod feeds;
 pub mod metrics;

@@ -1,0 +1,3 @@
+//! The admin console (`/admin/`).
+
+pub mod chart;
