@@ -3,6 +3,7 @@
 //! Data flows one way: content files -> issue model -> (feeds, ledger) -> transport.
 //! See ARCHITECTURE.md for the map.
 
+pub mod admins;
 pub mod config;
 pub mod content;
 pub mod cycle;

@@ -83,6 +83,12 @@ enum Command {
         #[command(subcommand)]
         command: InboundCommand,
     },
+    /// Who may sign in to the admin console at /admin/ (it is off until
+    /// there is one).
+    Admins {
+        #[command(subcommand)]
+        command: AdminsCommand,
+    },
     /// Delivery counts per issue; with SLUG, what did not go out and why.
     Deliveries { slug: Option<String> },
     /// Copy the database to OUT.db, consistently, also while `serve` runs
@@ -97,6 +103,18 @@ enum Command {
     /// on `[http] listen` (feeds, pages, admin API, /healthz, /metrics).
     /// SIGTERM or SIGINT stop it gracefully.
     Serve,
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminsCommand {
+    /// Add an admin, or set a new password for one (ending their
+    /// sessions). The password (at least 12 characters) is asked for on a
+    /// terminal, else read from the first line of stdin.
+    Add { email: String },
+    /// Every admin, with their last sign-in.
+    List,
+    /// Remove an admin; their sessions end at once.
+    Remove { email: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -330,6 +348,11 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
         Command::Inbound {
             command: InboundCommand::List { kind, limit },
         } => cmd::inbound::list(&config, kind, limit, cli.json),
+        Command::Admins { command } => match command {
+            AdminsCommand::Add { email } => cmd::admins::add(&config, &email, cli.json),
+            AdminsCommand::List => cmd::admins::list(&config, cli.json),
+            AdminsCommand::Remove { email } => cmd::admins::remove(&config, &email, cli.json),
+        },
         Command::Backup { out } => cmd::backup::backup(&config, &out, cli.json),
         Command::Issues {
             command: IssuesCommand::Send { slug, to, wait },

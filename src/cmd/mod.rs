@@ -2,6 +2,7 @@
 //! They turn library results into output for people (or `--json`) and exit
 //! codes; the work itself is in the library.
 
+pub mod admins;
 pub mod backup;
 pub mod check;
 pub mod feeds;

@@ -378,6 +378,22 @@ pub(super) fn http(h: RawHttp, problems: &mut Problems<'_>) -> HttpConfig {
     };
     let header_timeout = timeout("http.header_timeout", h.header_timeout.as_deref(), 10);
     let body_timeout = timeout("http.body_timeout", h.body_timeout.as_deref(), 30);
+    let admin_session_idle = match h
+        .admin_session_idle
+        .as_deref()
+        .map(parse_duration)
+        .unwrap_or(Ok(Duration::from_secs(2 * 3600)))
+    {
+        Ok(d) if d >= Duration::from_secs(60) && d <= Duration::from_secs(30 * 86_400) => d,
+        Ok(_) => {
+            problems.bad("http.admin_session_idle", "must be between 1m and 30d");
+            Duration::from_secs(2 * 3600)
+        }
+        Err(msg) => {
+            problems.bad("http.admin_session_idle", msg);
+            Duration::from_secs(2 * 3600)
+        }
+    };
     let max_connections = h.max_connections.unwrap_or(512);
     if !(1..=100_000).contains(&max_connections) {
         problems.bad(
@@ -405,6 +421,7 @@ pub(super) fn http(h: RawHttp, problems: &mut Problems<'_>) -> HttpConfig {
     HttpConfig {
         listen,
         admin_token_env: h.admin_token_env,
+        admin_session_idle,
         subscribe_burst: subscribe_burst as u32,
         subscribe_per_minute: subscribe_per_minute as u32,
         header_timeout,

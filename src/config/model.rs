@@ -161,6 +161,8 @@ pub struct HttpConfig {
     pub listen: String,
     /// The NAME of the environment variable holding the admin API token.
     pub admin_token_env: Option<String>,
+    /// An admin console session ends after this long without a request.
+    pub admin_session_idle: Duration,
     /// `POST /subscribe` per client address: this many at once...
     pub subscribe_burst: u32,
     /// ...then this many a minute.

@@ -68,7 +68,8 @@ raw_section!(RawHttp {
     header_timeout: String,
     body_timeout: String,
     max_connections: i64,
-    trusted_proxies: Vec<String>
+    trusted_proxies: Vec<String>,
+    admin_session_idle: String
 });
 raw_section!(RawInbound {
     listen: String,

@@ -3,6 +3,7 @@
 //! One file, WAL mode, a busy timeout, and short transactions. Migrations are
 //! compiled into the binary, so a new version upgrades the file on open.
 
+mod admins;
 mod backup;
 mod dashboard;
 mod deliveries;
@@ -25,6 +26,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use admins::{AdminAdded, AdminLogin, AdminRecord, AdminSession, AuditEntry, AuditRecord};
 pub use backup::{Backup, BackupError};
 pub use dashboard::{
     Attention, GROWTH_MONTHS, IssueNote, IssueProgress, IssueState, LastCycle, MonthGrowth,

@@ -42,6 +42,9 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub enum WebError {
     #[error(transparent)]
     Pages(pages::PageProblems),
+    /// The console's templates (each names its file and line).
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Console(Vec<crate::templates::TemplateError>),
 }
 
 /// What every handler can reach; cheap to clone.
@@ -57,6 +60,7 @@ pub struct Inner {
     /// The admin API token; `None` turns every API route into a 404.
     pub admin_token: Option<String>,
     pub pages: pages::Pages,
+    pub console: admin::Console,
     /// The VERP envelope senders of sign-up mails (with
     /// `mail.bounce_address`), read from the store at first use.
     verp: tokio::sync::OnceCell<Arc<Verp>>,
@@ -93,6 +97,7 @@ impl AppState {
             );
         }
         let pages = pages::Pages::load(&config)?;
+        let console = admin::Console::load(&config).map_err(WebError::Console)?;
         Ok(AppState(Arc::new(Inner {
             feeds: feeds::FeedCache::new(config.feeds.dir.clone()),
             config,
@@ -100,6 +105,7 @@ impl AppState {
             cycles,
             admin_token,
             pages,
+            console,
             verp: tokio::sync::OnceCell::new(),
         })))
     }
@@ -141,6 +147,7 @@ pub fn router(state: AppState) -> Router {
         .merge(feeds::routes())
         .merge(pages::routes())
         .nest("/api/v1", api::routes(&state))
+        .merge(admin::router(&state))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(
             TraceLayer::new_for_http()

@@ -4,6 +4,7 @@
 //! alone so that a test or a bench includes it with `#[path]`.
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod mail;
 pub mod postfix;
 pub mod returns;

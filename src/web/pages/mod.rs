@@ -38,11 +38,11 @@
 mod archive;
 mod cache;
 mod limit;
-mod origin;
+pub(crate) mod origin;
 mod render;
 mod signup_mail;
 mod subscription;
-mod templates;
+pub(crate) mod templates;
 
 use std::sync::Arc;
 

@@ -67,6 +67,25 @@ pub const PAGE_TEMPLATES: &[(&str, &str)] = &[
     ),
 ];
 
+/// HTML escaping for pages (public and console): `& < > " '` only.
+///
+/// minijinja's own HTML escaping also turns '/' into `&#x2f;`: valid, but
+/// every URL in an attribute would read `https:&#x2f;&#x2f;...` to anything
+/// but a browser (feed readers' autodiscovery, scripts).
+pub(crate) fn set_html_escaper(env: &mut minijinja::Environment<'static>) {
+    env.set_formatter(|out, state, value| {
+        if matches!(state.auto_escape(), AutoEscape::Html)
+            && !value.is_safe()
+            && let Some(s) = value.as_str()
+        {
+            let mut escaped = String::with_capacity(s.len() + 16);
+            push_escaped(&mut escaped, s);
+            return out.write_str(&escaped).map_err(minijinja::Error::from);
+        }
+        minijinja::escape_formatter(out, state, value)
+    });
+}
+
 /// The compiled page templates.
 #[derive(Debug)]
 pub struct PageTemplates(TemplateSet);
@@ -75,23 +94,12 @@ impl PageTemplates {
     /// Compile every template (overrides first, then the built-ins). All
     /// the files that fail are reported; the list is never empty.
     pub fn load(config: &Config) -> Result<PageTemplates, Vec<TemplateError>> {
-        TemplateSet::load(templates_dir(config), PAGE_TEMPLATES, Vec::new(), |env| {
-            // minijinja's HTML escaping also turns '/' into `&#x2f;`: valid,
-            // but every URL in an attribute would read `https:&#x2f;&#x2f;...`
-            // to anything but a browser (feed readers' autodiscovery,
-            // scripts). `& < > " '` are what HTML needs escaped.
-            env.set_formatter(|out, state, value| {
-                if matches!(state.auto_escape(), AutoEscape::Html)
-                    && !value.is_safe()
-                    && let Some(s) = value.as_str()
-                {
-                    let mut escaped = String::with_capacity(s.len() + 16);
-                    push_escaped(&mut escaped, s);
-                    return out.write_str(&escaped).map_err(minijinja::Error::from);
-                }
-                minijinja::escape_formatter(out, state, value)
-            });
-        })
+        TemplateSet::load(
+            templates_dir(config),
+            PAGE_TEMPLATES,
+            Vec::new(),
+            set_html_escaper,
+        )
         .map(PageTemplates)
     }
 

@@ -1,0 +1,9 @@
+//! Console pages: subscribers (routes land with their slice).
+
+use axum::Router;
+
+use crate::web::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+}
