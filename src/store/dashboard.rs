@@ -214,6 +214,24 @@ impl Attention {
     }
 }
 
+/// A delivery that failed or bounced, for an issue's console page.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FailedDelivery {
+    pub delivery_id: i64,
+    pub subscriber_id: i64,
+    /// `None` for an erased subscriber: the page says "erased subscriber".
+    pub email: Option<String>,
+    pub status: super::DeliveryStatus,
+    pub attempts: u32,
+    /// The server's reply (only its code for an erased subscriber).
+    pub last_reply: Option<String>,
+    pub updated_at: String,
+}
+
+/// How many failed and bounced deliveries an issue page lists at most; the
+/// counts above the list say how many there are in all.
+pub const FAILED_SHOWN: u32 = 500;
+
 /// The last cycle `serve` or `gazette run` finished: when, whether it
 /// worked, and what it did (the report's summary) or why it failed. Kept in
 /// `meta`: the in-memory stats of `cycles::Cycles` start empty at every
@@ -418,6 +436,51 @@ impl Store {
         // Soonest first; stamps are one width, so text order is time order.
         out.held.sort_by(|a, b| a.detail.cmp(&b.detail));
         Ok(out)
+    }
+
+    /// The failed and bounced deliveries of `slug`, most recent first, at
+    /// most `limit`: what the console's issue page lists with the server's
+    /// replies.
+    pub async fn failed_deliveries(
+        &self,
+        slug: &str,
+        limit: u32,
+    ) -> Result<Vec<FailedDelivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT d.id, d.subscriber_id, d.status, d.attempts, d.last_reply, d.updated_at,
+                    CASE WHEN s.erased_at IS NULL THEN s.email END AS email
+             FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
+             WHERE d.issue_id = (SELECT id FROM issues WHERE slug = $1)
+               AND d.status IN ('failed', 'bounced')
+             ORDER BY d.updated_at DESC, d.id DESC LIMIT $2",
+        )
+        .bind(slug)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id: i64 = column(r, "deliveries", &"?", "id")?;
+                let status: String = column(r, "deliveries", &id, "status")?;
+                let attempts: i64 = column(r, "deliveries", &id, "attempts")?;
+                Ok(FailedDelivery {
+                    delivery_id: id,
+                    subscriber_id: column(r, "deliveries", &id, "subscriber_id")?,
+                    email: column(r, "subscribers", &id, "email")?,
+                    status: super::DeliveryStatus::parse(&status).ok_or_else(|| {
+                        super::corrupt(
+                            "deliveries",
+                            &id,
+                            "status",
+                            &format!("unknown status {status:?}"),
+                        )
+                    })?,
+                    attempts: u32::try_from(attempts).unwrap_or(0),
+                    last_reply: column(r, "deliveries", &id, "last_reply")?,
+                    updated_at: column(r, "deliveries", &id, "updated_at")?,
+                })
+            })
+            .collect()
     }
 
     /// Remember how the last cycle ended (see [`LastCycle`]).

@@ -29,8 +29,8 @@ use sqlx::sqlite::{
 pub use admins::{AdminAdded, AdminLogin, AdminRecord, AdminSession, AuditEntry, AuditRecord};
 pub use backup::{Backup, BackupError};
 pub use dashboard::{
-    Attention, GROWTH_MONTHS, IssueNote, IssueProgress, IssueState, LastCycle, MonthGrowth,
-    RECENT_BOUNCE_DAYS,
+    Attention, FAILED_SHOWN, FailedDelivery, GROWTH_MONTHS, IssueNote, IssueProgress, IssueState,
+    LastCycle, MonthGrowth, RECENT_BOUNCE_DAYS,
 };
 pub use deliveries::{
     Attempt, Claimed, Claims, DeliveryProblem, DeliveryStatus, IssueDeliveries, MailState,
