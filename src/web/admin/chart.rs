@@ -17,9 +17,11 @@ use std::fmt::Write;
 use crate::content::text::push_escaped;
 use crate::store::MonthGrowth;
 
-/// The drawing's coordinate system (the CSS scales it to the page).
-const WIDTH: u64 = 640;
-const HEIGHT: u64 = 260;
+/// The drawing's coordinate system (the CSS scales it to the page; on a
+/// phone it keeps a minimum width and scrolls in its wrapper, so the
+/// labels stay readable).
+const WIDTH: u64 = 480;
+const HEIGHT: u64 = 240;
 /// Room for the y-axis labels on the left and the month labels below.
 const LEFT: u64 = 64;
 const RIGHT: u64 = 12;
@@ -44,7 +46,7 @@ pub fn growth_svg(months: &[MonthGrowth]) -> String {
     let mut out = String::with_capacity(4096);
     let _ = write!(
         out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="{TITLE_ID} {DESC_ID}" font-family="sans-serif" font-size="12">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="{TITLE_ID} {DESC_ID}" font-family="sans-serif" font-size="13">"#
     );
     out.push_str(&format!(r#"<title id="{TITLE_ID}">"#));
     push_escaped(&mut out, "Active subscribers at the end of each month");
@@ -95,7 +97,7 @@ pub fn growth_svg(months: &[MonthGrowth]) -> String {
         let mid = x + bar / 2;
         let _ = write!(
             out,
-            r##"<text x="{mid}" y="{}" text-anchor="middle" fill="#222" font-size="10">"##,
+            r##"<text x="{mid}" y="{}" text-anchor="middle" fill="#222" font-size="11">"##,
             base - h - 4
         );
         push_escaped(&mut out, &compact(m.active));
