@@ -127,6 +127,18 @@ pub fn ingest(config: &Config) -> Result<(SourceTree, Ingest), ScanError> {
     Ok((tree, ingest))
 }
 
+/// One issue, read and parsed from its own folder only (a big archive is
+/// not read for it), drafts and held ones too; `None` when the folder is
+/// missing, not a slug inside the content folder, or holds no good issue.
+/// The web version of an issue and the admin console's preview and test
+/// copy read it so.
+pub fn read_issue(config: &Config, slug: &str) -> Result<Option<Issue>, ScanError> {
+    let opts = scan_options(config);
+    let tree = content::scan::read_issue_folder(&config.content.dir, slug, &opts)?;
+    let ingest = content::parse_tree(&tree, &opts);
+    Ok(ingest.issues.into_iter().find(|i| i.slug == slug))
+}
+
 /// Build the feeds from the released issues and write them (atomically;
 /// unchanged files untouched). Callers pass only issues that are out
 /// ([`release::split`]): the feeds never hold a draft or a held issue.

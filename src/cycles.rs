@@ -156,6 +156,7 @@ impl Cycles {
         {
             self.release_changed.notify_one();
         }
+        self.remember(&result, reason).await;
         match &result {
             Ok(report) => {
                 for p in &report.problems {
@@ -166,6 +167,20 @@ impl Cycles {
             Err(e) => tracing::error!(error = %e, "cycle failed"),
         }
         result
+    }
+
+    /// Keep how the cycle ended in the store ([`crate::store::LastCycle`]),
+    /// for the admin console: the stats above start empty at each restart.
+    /// A store that cannot take it is logged; the cycle's result stands.
+    async fn remember(&self, result: &Result<CycleReport, RunError>, reason: &str) {
+        let (ok, summary) = match result {
+            Ok(report) => (true, report.summary()),
+            Err(e) => (false, e.to_string()),
+        };
+        let last = crate::store::LastCycle::new(Utc::now(), ok, summary, reason);
+        if let Err(e) = self.store.set_last_cycle(&last).await {
+            tracing::warn!(error = %e, "cannot record the last cycle for the admin console");
+        }
     }
 
     /// Resolves when a cycle found a different next release moment than
@@ -254,5 +269,24 @@ mod tests {
             (stats.runs, stats.failures, stats.last_ok),
             (1, 1, Some(false))
         );
+        // Kept for the console, which outlives this process's stats.
+        let last = cycles.store.last_cycle().await.unwrap().unwrap();
+        assert!(!last.ok);
+        assert_eq!(last.reason, "test");
+        assert_eq!(last.summary, e.to_string());
+    }
+
+    #[tokio::test]
+    async fn a_cycle_that_worked_is_kept_with_its_summary() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("content")).unwrap();
+        let cycles = cycles_in(dir.path()).await;
+        let report = cycles.run_now("admin").await.unwrap();
+        let last = cycles.store.last_cycle().await.unwrap().unwrap();
+        assert_eq!(
+            (last.ok, last.reason.as_str(), last.summary.clone()),
+            (true, "admin", report.summary())
+        );
+        assert!(last.finished().is_some());
     }
 }

@@ -10,10 +10,9 @@ use anyhow::{Context, Result};
 use gazette::config::Config;
 use gazette::content::Issue;
 use gazette::cycle;
-use gazette::mail::{Recipient, Renderer};
+use gazette::mail::{Renderer, SampleReader};
 use gazette::release::{self, Release};
 use gazette::store::IssueRecord;
-use gazette::subscribers::{SubscriberEmail, SubscriberName, Token};
 
 use super::with_store;
 
@@ -220,16 +219,8 @@ pub fn preview(config: &Config, slug: &str, out: Option<PathBuf>, json: bool) ->
     let digest = renderer
         .prepare(issue)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (email, name) = (
-        SubscriberEmail::parse("preview@example.org")?,
-        SubscriberName::parse("Preview Reader")?,
-    );
-    let token = Token::placeholder("preview-token");
-    let recipient = Recipient {
-        email: &email,
-        name: name.as_ref(),
-        token: &token,
-    };
+    let reader = SampleReader::new()?;
+    let recipient = reader.recipient();
     let message = digest
         .message(&recipient)
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -12,12 +12,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use gazette::config::Config;
 use gazette::cycle::{self, Control};
-use gazette::delivery::notice::{Notice, NoticeOutcome};
 use gazette::delivery::send::{Progress, Quiet};
-use gazette::mail::{Recipient, Renderer};
+use gazette::delivery::test_copy::send_test_copy as send_test_copy_with;
 use gazette::release::{self, Release};
-use gazette::store::{DeliveryStatus, Published, RunLock, Store};
-use gazette::subscribers::{SubscriberEmail, Token};
+use gazette::store::{DeliveryStatus, LastCycle, Published, RunLock, Store};
+use gazette::subscribers::SubscriberEmail;
 
 /// A progress bar with rate and ETA, on a terminal only.
 struct Bar(ProgressBar);
@@ -89,6 +88,15 @@ pub fn run(config: &Config, json: bool, wait: Duration) -> Result<ExitCode> {
             stop: &stop,
         };
         let report = cycle::run(config, &store, Utc::now(), &control).await;
+        // For the admin console's dashboard, as `serve`'s cycles are kept.
+        let (ok, summary) = match &report {
+            Ok(r) => (true, r.summary()),
+            Err(e) => (false, e.to_string()),
+        };
+        let last = LastCycle::new(Utc::now(), ok, summary, "run");
+        if let Err(e) = store.set_last_cycle(&last).await {
+            eprintln!("warning: cannot record this run for the admin console: {e}");
+        }
         // When the server never answered: every message that waits for it.
         let waiting = match report.as_ref().ok().and_then(|r| r.mail.send.as_ref()) {
             Some(send) if send.server_never_answered() => Some(
@@ -216,43 +224,22 @@ async fn send_test_copy(
     email: &SubscriberEmail,
     json: bool,
 ) -> Result<ExitCode> {
-    if config.mail.from.is_none() {
-        bail!(
-            "mail.from is not set in {}: add `from = \"Name <address@example.org>\"` under [mail]",
-            config.path.display()
-        );
-    }
     // A subscriber's own links when the address is on the list.
-    let known = if config.database.path.exists() {
-        let store = Store::open(&config.database.path).await?;
-        let s = store.subscriber_by_email(email).await?;
-        store.close().await;
-        s
+    let store = if config.database.path.exists() {
+        Some(Store::open(&config.database.path).await?)
     } else {
         None
     };
-    let placeholder = Token::placeholder("test-copy");
-    let digest = Renderer::load(config)?.prepare(issue)?;
-    let out = digest.message(&Recipient {
-        email,
-        name: known.as_ref().and_then(|s| s.name.as_ref()),
-        token: known.as_ref().map_or(&placeholder, |s| &s.token),
-    })?;
-    let stem = format!("{}/test-copy", issue.slug);
-    let notice = Notice {
-        message: &out,
-        file_stem: &stem,
-    };
-    let (ok, reply) = match notice.send(&config.mail, None).await? {
-        NoticeOutcome::Sent { reply } => (true, reply),
-        NoticeOutcome::NotAccepted { reply } => (false, reply),
-        // Not given a time limit, the transport's own timeouts answer.
-        NoticeOutcome::NoAnswer => (false, "no answer".to_string()),
-    };
+    let copy = send_test_copy_with(config, store.as_ref(), issue, email, None).await;
+    if let Some(store) = store {
+        store.close().await;
+    }
+    let copy = copy?;
+    let (ok, reply) = (copy.sent(), copy.reply());
     if json {
         println!(
             "{}",
-            serde_json::json!({"to": email.as_str(), "sent": ok, "reply": reply, "message_id": out.message_id})
+            serde_json::json!({"to": email.as_str(), "sent": ok, "reply": reply, "message_id": copy.message_id})
         );
     } else if ok {
         println!(

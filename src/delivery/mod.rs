@@ -15,6 +15,7 @@ pub mod publish;
 pub mod ratelimit;
 pub mod send;
 mod smtp_client;
+pub mod test_copy;
 pub mod tls;
 pub mod transport;
 

@@ -411,6 +411,29 @@ impl Store {
         Ok(r.rows_affected())
     }
 
+    /// An admin's retry: the failed rows of `slug` go back to `queued`, due
+    /// at `now`, for the next cycle's sender. Their attempts start over, so
+    /// a retry gets the whole backoff again (a row failed because its
+    /// attempts ran out would otherwise fail at its first 4xx). Only rows
+    /// of subscribers who are still active and not erased: anyone else's
+    /// row would only be cancelled. Bounced rows stay as they are (the
+    /// address is dead). The last reply stays until the next attempt
+    /// replaces it. Returns how many rows were queued.
+    #[tracing::instrument(skip(self))]
+    pub async fn retry_failed(&self, slug: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE deliveries SET status = 'queued', attempts = 0, next_attempt_at = $1, updated_at = $1
+             WHERE status = 'failed'
+               AND issue_id = (SELECT id FROM issues WHERE slug = $2)
+               AND subscriber_id IN (SELECT id FROM subscribers WHERE status = 'active' AND erased_at IS NULL)",
+        )
+        .bind(ledger_time(now))
+        .bind(slug)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
     /// Claimed rows that were never handed to the transport (a stop came
     /// first) go back to `queued`, due as before, the claim's attempt not
     /// counted.

@@ -5,6 +5,7 @@
 
 mod admins;
 mod backup;
+mod dashboard;
 mod deliveries;
 mod inbound;
 mod issues;
@@ -27,6 +28,10 @@ use sqlx::sqlite::{
 
 pub use admins::{AdminAdded, AdminLogin, AdminRecord, AdminSession, AuditEntry, AuditRecord};
 pub use backup::{Backup, BackupError};
+pub use dashboard::{
+    Attention, FAILED_SHOWN, FailedDelivery, GROWTH_MONTHS, IssueNote, IssueProgress, IssueState,
+    LastCycle, MonthGrowth, RECENT_BOUNCE_DAYS,
+};
 pub use deliveries::{
     Attempt, Claimed, Claims, DeliveryProblem, DeliveryStatus, IssueDeliveries, MailState,
     Published, UnpublishedIssue, backoff,

@@ -13,8 +13,8 @@ use minijinja::{Value, context};
 use super::render::{PUBLIC, html, root_for};
 use super::{PageError, Pages};
 use crate::config::Config;
-use crate::content::scan::{is_valid_slug, read_issue_folder};
-use crate::cycle::scan_options;
+use crate::content::scan::is_valid_slug;
+use crate::cycle::read_issue;
 use crate::mail::TemplateError;
 use crate::mail::render::human_date;
 use crate::web::AppState;
@@ -116,13 +116,10 @@ impl Pages {
     /// The web version of one issue, from its own folder only; `None` when
     /// the folder is gone or no longer holds a good issue.
     fn render_issue(&self, config: &Config, slug: &str) -> Result<Option<String>, PageError> {
-        let opts = scan_options(config);
-        let tree = read_issue_folder(&config.content.dir, slug, &opts)?;
-        let ingest = crate::content::parse_tree(&tree, &opts);
-        let Some(issue) = ingest.issues.iter().find(|i| i.slug == slug) else {
+        let Some(issue) = read_issue(config, slug)? else {
             return Ok(None);
         };
-        let digest = self.renderer.web_html(issue)?;
+        let digest = self.renderer.web_html(&issue)?;
         let values = context! {
             slug => issue.slug.clone(),
             title => issue.title.clone(),
