@@ -86,8 +86,9 @@ fn screenshots() -> PathBuf {
         .join("admin-screenshots")
 }
 
-/// Runs tests/browser/admin.mjs and returns its findings.
-fn journey(server_url: &str, mode: &str, plan: &Value) -> Value {
+/// Runs tests/browser/admin.mjs (`mode` js or nojs) and returns its
+/// findings; the screenshots go to `target/admin-screenshots/{shots}/`.
+fn journey(server_url: &str, mode: &str, plan: &Value, shots: &str) -> Value {
     let node = tool("node", "nodejs");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     for (what, file) in [
@@ -111,8 +112,8 @@ fn journey(server_url: &str, mode: &str, plan: &Value) -> Value {
     let work = tempfile::tempdir().expect("tempdir");
     let plan_file = work.path().join("plan.json");
     std::fs::write(&plan_file, plan.to_string()).expect("write the plan");
-    let out_dir = screenshots();
-    let _ = std::fs::remove_dir_all(out_dir.join(mode));
+    let out_dir = screenshots().join(shots);
+    let _ = std::fs::remove_dir_all(&out_dir);
     let out = Command::new(node)
         .arg(dir.join("admin.mjs"))
         .args([server_url, ADMIN, PASSWORD])
@@ -180,10 +181,11 @@ fn names_line(text: &str, n: u32) -> bool {
         })
 }
 
-/// Everything every page must be: a 200 (the sign-in page included),
-/// one <h1>, no serious or critical axe violation, no sideways scroll on
-/// a phone, no console error or failed request, two screenshots.
-fn check_every_page(findings: &Value, mode: &str) {
+/// What is wrong with the pages of a journey. Every page must be: a 200
+/// (the sign-in page included), one <h1>, no serious or critical axe
+/// violation, no sideways scroll on a phone, no console error (a CSP
+/// refusal included) or failed request, two screenshots.
+fn page_problems(findings: &Value) -> Vec<String> {
     let mut problems = Vec::new();
     for s in findings["steps"].as_array().expect("steps") {
         let name = s["name"].as_str().unwrap_or_default();
@@ -231,12 +233,7 @@ fn check_every_page(findings: &Value, mode: &str) {
             }
         }
     }
-    assert!(
-        problems.is_empty(),
-        "{mode}: {} problem(s):\n{}",
-        problems.len(),
-        problems.join("\n")
-    );
+    problems
 }
 
 fn admin_journey(mode: &str) {
@@ -259,7 +256,7 @@ fn admin_journey(mode: &str) {
         "issue": { "title": "Winter 2026" },
         "test_to": PROOF,
     });
-    let findings = journey(&server.base, mode, &plan);
+    let findings = journey(&server.base, mode, &plan, mode);
     let failed = &findings["failed"];
     assert!(
         failed.is_null(),
@@ -271,7 +268,14 @@ fn admin_journey(mode: &str) {
         failed["text"].as_str().unwrap_or_default(),
         screenshots().join(mode).display()
     );
-    check_every_page(&findings, mode);
+    let problems = page_problems(&findings);
+    assert!(
+        problems.is_empty(),
+        "{mode}: {} problem(s) (screenshots in {}):\n{}",
+        problems.len(),
+        screenshots().join(mode).display(),
+        problems.join("\n")
+    );
 
     // Without a session, a console URL is the sign-in page.
     let login = step(&findings, "login");
@@ -373,4 +377,48 @@ fn the_console_in_chromium_with_javascript() {
 #[test]
 fn the_console_in_chromium_without_javascript() {
     admin_journey("nojs");
+}
+
+/// The checks are not blind: a dashboard (overriding the built-in one)
+/// with an image without a text alternative, an input without a label, a
+/// word too wide for a phone and an inline style the CSP refuses is
+/// caught on each count.
+#[test]
+fn the_checks_catch_a_broken_page() {
+    let site = Site::new();
+    expect_code(&site.add_admin(ADMIN, PASSWORD), 0);
+    site.write(
+        "templates/admin/dashboard.html",
+        &format!(
+            "{{% extends \"admin/layout.html\" %}}{{% block title %}}Broken{{% endblock %}}\
+             {{% block main %}}<h1>Broken</h1><p>{}</p>\
+             <img src=\"{{{{ base }}}}static/admin.css\">\
+             <form method=\"post\"><input name=\"q\"></form>\
+             <p style=\"color: red\">red</p>{{% endblock %}}",
+            "w".repeat(120)
+        ),
+    );
+    let server = site.serve();
+    let findings = journey(
+        &server.base,
+        "nojs",
+        &json!({ "stop_after": "dashboard" }),
+        "broken-on-purpose",
+    );
+    assert!(findings["failed"].is_null(), "{}", findings["failed"]);
+    assert_eq!(names(&findings), "login, dashboard");
+    let problems = page_problems(&findings).join("\n");
+    for caught in [
+        "dashboard: axe found",
+        "\"image-alt\"",
+        "\"label\"",
+        "dashboard: scrolls sideways",
+        "Content Security Policy",
+    ] {
+        assert!(
+            problems.contains(caught),
+            "{caught} not caught:\n{problems}"
+        );
+    }
+    assert!(!problems.contains("login:"), "{problems}");
 }

@@ -6,8 +6,8 @@
 //
 // URL is the server (`http://127.0.0.1:PORT`), EMAIL/PASSWORD the admin's
 // account, MODE `js` or `nojs` (a context with JavaScript off: everything
-// must work without it), OUTDIR where screenshots go
-// (OUTDIR/MODE/PAGE-phone.png and PAGE-desktop.png), and PLAN.json what to
+// must work without it), OUTDIR where screenshots go (OUTDIR/PAGE-phone.png
+// and OUTDIR/PAGE-desktop.png), and PLAN.json what to
 // look for on the way (written by the Rust test, see `Plan` there):
 //
 //   {"search": TEXT, "open": NAME, "import": {"file": PATH, "wait": [REGEX...]},
@@ -36,6 +36,10 @@
 // CSP header, the real stylesheet from the server, and scripts refused (the
 // snapshot already holds whatever admin.js did).
 //
+// With `"stop_after": NAME` in the plan, the journey ends after that page
+// (tests/admin_browser.rs uses it to show that the checks catch a broken
+// page).
+//
 // A step that fails (no such field, no navigation, a timeout) ends the
 // journey: the findings so far are printed with `failed` set, and a
 // screenshot of where it stopped (`failed-phone.png`), so the Rust side
@@ -48,15 +52,14 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
-const [server, email, password, outRoot, mode, planPath] = process.argv.slice(2);
-if (!server || !email || !password || !outRoot || !["js", "nojs"].includes(mode) || !planPath) {
+const [server, email, password, outDir, mode, planPath] = process.argv.slice(2);
+if (!server || !email || !password || !outDir || !["js", "nojs"].includes(mode) || !planPath) {
   console.error("usage: node admin.mjs URL EMAIL PASSWORD OUTDIR js|nojs PLAN.json");
   process.exit(2);
 }
 const plan = JSON.parse(readFileSync(planPath, "utf8"));
 const here = dirname(fileURLToPath(import.meta.url));
 const axeSource = readFileSync(join(here, "node_modules/axe-core/axe.min.js"), "utf8");
-const outDir = join(outRoot, mode);
 mkdirSync(outDir, { recursive: true });
 
 const PHONE = { width: 390, height: 844 };
@@ -255,8 +258,12 @@ async function record(name, auditor, context) {
   step.noise = noise;
   noise = [];
   findings.steps.push(step);
+  if (plan.stop_after === name) throw STOP;
   return step;
 }
+
+/** Thrown by `record` after the plan's `stop_after` page: the end, not a failure. */
+const STOP = Symbol("stop");
 
 let pageRef;
 let browser;
@@ -431,11 +438,13 @@ try {
     await open(`${server}/admin/subscribers`);
     await record("after-sign-out", auditor, context);
   } catch (e) {
-    findings.failed = { step, error: String(e?.message ?? e), url: page.url(), text: await bodyText() };
-    try {
-      await page.screenshot({ path: join(outDir, "failed-phone.png"), fullPage: true });
-    } catch {
-      // The page may be gone; the error says why.
+    if (e !== STOP) {
+      findings.failed = { step, error: String(e?.message ?? e), url: page.url(), text: await bodyText() };
+      try {
+        await page.screenshot({ path: join(outDir, "failed-phone.png"), fullPage: true });
+      } catch {
+        // The page may be gone; the error says why.
+      }
     }
   }
   console.log(JSON.stringify(findings));
