@@ -97,7 +97,7 @@ async function first(...locators) {
 /** `first`, or a failure naming what was looked for. */
 async function need(what, ...locators) {
   const l = await first(...locators);
-  if (!l) throw new Error(`no ${what} on ${pageRef.url()}`);
+  if (!l) throw new Error(`found no ${what.replace(/^an? /, "")} on ${pageRef.url()}`);
   return l;
 }
 
