@@ -104,7 +104,7 @@ pub fn run(config: &Config, json: bool, wait: Duration) -> Result<ExitCode> {
                     .delivery_counts(None)
                     .await?
                     .iter()
-                    .map(|i| i.queued + i.sending)
+                    .map(|i| i.counts.pending())
                     .sum::<u64>(),
             ),
             _ => None,
@@ -290,9 +290,10 @@ pub fn deliveries(config: &Config, slug: Option<&str>, json: bool) -> Result<Exi
         "ISSUE", "MAIL", "QUEUED", "SENDING", "SENT", "FAILED", "BOUNCED", "CANCELLED"
     );
     for c in &counts {
+        let n = c.counts;
         println!(
             "{:<28} {:<11} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9}",
-            c.slug, c.mail_state, c.queued, c.sending, c.sent, c.failed, c.bounced, c.cancelled
+            c.slug, c.mail_state, n.queued, n.sending, n.sent, n.failed, n.bounced, n.cancelled
         );
         if let Some(note) = c.note.as_deref().filter(|_| slug.is_some()) {
             println!("  {note}");

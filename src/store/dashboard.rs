@@ -12,7 +12,7 @@
 use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
 
 use super::time::{self, stamp};
-use super::{IssueDeliveries, IssueRecord, MailState, Store, StoreError, column};
+use super::{DeliveryCounts, IssueDeliveries, IssueRecord, MailState, Store, StoreError, column};
 
 /// How many calendar months [`Store::growth`] covers, this one included.
 pub const GROWTH_MONTHS: u32 = 12;
@@ -127,7 +127,7 @@ impl IssueState {
         match counts.mail_state {
             MailState::Unpublished => IssueState::Due,
             MailState::Skipped => IssueState::Skipped,
-            MailState::Published if counts.queued + counts.sending > 0 => IssueState::Mailing,
+            MailState::Published if counts.counts.pending() > 0 => IssueState::Mailing,
             MailState::Published => IssueState::Done,
         }
     }
@@ -144,22 +144,18 @@ pub struct IssueProgress {
     pub published_at: Option<String>,
     /// Why it was skipped, etc.
     pub note: Option<String>,
-    pub queued: u64,
-    pub sending: u64,
-    pub sent: u64,
-    pub failed: u64,
-    pub bounced: u64,
-    pub cancelled: u64,
-    /// Every ledger row: the recipients fixed at publication.
+    /// Flat in templates: `issue.queued`, `issue.failed`, …
+    #[serde(flatten)]
+    pub counts: DeliveryCounts,
+    /// [`DeliveryCounts::total`], for the templates.
     pub total: u64,
-    /// Rows whose outcome is final (not queued, not sending).
+    /// [`DeliveryCounts::settled`], for the templates.
     pub settled: u64,
 }
 
 impl IssueProgress {
     pub fn new(record: &IssueRecord, counts: &IssueDeliveries) -> IssueProgress {
         let c = counts;
-        let settled = c.sent + c.failed + c.bounced + c.cancelled;
         IssueProgress {
             slug: record.slug.clone(),
             title: record.title.clone(),
@@ -167,14 +163,9 @@ impl IssueProgress {
             state: IssueState::of(record, counts),
             published_at: c.published_at.clone(),
             note: c.note.clone(),
-            queued: c.queued,
-            sending: c.sending,
-            sent: c.sent,
-            failed: c.failed,
-            bounced: c.bounced,
-            cancelled: c.cancelled,
-            total: settled + c.queued + c.sending,
-            settled,
+            counts: c.counts,
+            total: c.counts.total(),
+            settled: c.counts.settled(),
         }
     }
 }

@@ -278,6 +278,68 @@ pub enum Attempt {
     },
 }
 
+/// How many of an issue's ledger rows are in each status. One struct for
+/// every reader of the counts (CLI, API, metrics, console), filled by one
+/// query ([`Store::delivery_counts`]), so a new status is added in one place.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DeliveryCounts {
+    pub queued: u64,
+    pub sending: u64,
+    pub sent: u64,
+    pub failed: u64,
+    pub bounced: u64,
+    pub cancelled: u64,
+}
+
+impl DeliveryCounts {
+    /// Rows still to be sent or being sent.
+    pub fn pending(&self) -> u64 {
+        self.queued + self.sending
+    }
+
+    /// Rows whose outcome is final (not queued, not sending).
+    pub fn settled(&self) -> u64 {
+        self.sent + self.failed + self.bounced + self.cancelled
+    }
+
+    /// Every row: the recipients fixed at publication.
+    pub fn total(&self) -> u64 {
+        self.settled() + self.pending()
+    }
+
+    /// Each status with its count, in the ledger's order.
+    pub fn by_status(&self) -> [(&'static str, u64); 6] {
+        [
+            ("queued", self.queued),
+            ("sending", self.sending),
+            ("sent", self.sent),
+            ("failed", self.failed),
+            ("bounced", self.bounced),
+            ("cancelled", self.cancelled),
+        ]
+    }
+}
+
+impl std::ops::Add for DeliveryCounts {
+    type Output = DeliveryCounts;
+    fn add(self, o: DeliveryCounts) -> DeliveryCounts {
+        DeliveryCounts {
+            queued: self.queued + o.queued,
+            sending: self.sending + o.sending,
+            sent: self.sent + o.sent,
+            failed: self.failed + o.failed,
+            bounced: self.bounced + o.bounced,
+            cancelled: self.cancelled + o.cancelled,
+        }
+    }
+}
+
+impl std::iter::Sum for DeliveryCounts {
+    fn sum<I: Iterator<Item = DeliveryCounts>>(iter: I) -> DeliveryCounts {
+        iter.fold(DeliveryCounts::default(), |a, b| a + b)
+    }
+}
+
 /// Counts per status for one issue.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct IssueDeliveries {
@@ -286,12 +348,9 @@ pub struct IssueDeliveries {
     pub mail_state: MailState,
     pub published_at: Option<String>,
     pub note: Option<String>,
-    pub queued: u64,
-    pub sending: u64,
-    pub sent: u64,
-    pub failed: u64,
-    pub bounced: u64,
-    pub cancelled: u64,
+    /// Serialized flat (`"queued": 3, …`), as the API has always answered.
+    #[serde(flatten)]
+    pub counts: DeliveryCounts,
 }
 
 /// One delivery that did not (yet) succeed.
@@ -658,12 +717,14 @@ impl Store {
                     mail_state: mail_state(r, &slug)?,
                     published_at: column(r, "issues", &slug, "published_at")?,
                     note: column(r, "issues", &slug, "mail_note")?,
-                    queued: count(r, &slug, "queued")?,
-                    sending: count(r, &slug, "sending")?,
-                    sent: count(r, &slug, "sent")?,
-                    failed: count(r, &slug, "failed")?,
-                    bounced: count(r, &slug, "bounced")?,
-                    cancelled: count(r, &slug, "cancelled")?,
+                    counts: DeliveryCounts {
+                        queued: count(r, &slug, "queued")?,
+                        sending: count(r, &slug, "sending")?,
+                        sent: count(r, &slug, "sent")?,
+                        failed: count(r, &slug, "failed")?,
+                        bounced: count(r, &slug, "bounced")?,
+                        cancelled: count(r, &slug, "cancelled")?,
+                    },
                     slug,
                 })
             })
@@ -890,10 +951,10 @@ mod tests {
         let counts = store.delivery_counts(Some("i1")).await.unwrap();
         assert_eq!(
             (
-                counts[0].sent,
-                counts[0].failed,
-                counts[0].bounced,
-                counts[0].queued
+                counts[0].counts.sent,
+                counts[0].counts.failed,
+                counts[0].counts.bounced,
+                counts[0].counts.queued
             ),
             (1, 2, 1, 0)
         );

@@ -33,8 +33,8 @@ pub use dashboard::{
     LastCycle, MonthGrowth, RECENT_BOUNCE_DAYS,
 };
 pub use deliveries::{
-    Attempt, Claimed, Claims, DeliveryProblem, DeliveryStatus, IssueDeliveries, MailState,
-    Published, UnpublishedIssue, backoff,
+    Attempt, Claimed, Claims, DeliveryCounts, DeliveryProblem, DeliveryStatus, IssueDeliveries,
+    MailState, Published, UnpublishedIssue, backoff,
 };
 pub use inbound::{
     About, BounceRules, InboundKind, InboundQuery, InboundRecord, NewInbound, Recorded, Via,

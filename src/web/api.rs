@@ -617,14 +617,7 @@ async fn list_issues(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
                 "mail_state": c.mail_state,
                 "mail_note": c.note,
                 "published_at": c.published_at,
-                "deliveries": {
-                    "queued": c.queued,
-                    "sending": c.sending,
-                    "sent": c.sent,
-                    "failed": c.failed,
-                    "bounced": c.bounced,
-                    "cancelled": c.cancelled,
-                },
+                "deliveries": c.counts,
             }))
         })
         .collect();

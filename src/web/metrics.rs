@@ -154,15 +154,8 @@ async fn render(state: &AppState) -> Result<String, crate::store::StoreError> {
         "gauge",
         "Delivery ledger rows, by status.",
     );
-    let sum = |f: fn(&crate::store::IssueDeliveries) -> u64| issues.iter().map(f).sum::<u64>();
-    for (st, n) in [
-        ("queued", sum(|i| i.queued)),
-        ("sending", sum(|i| i.sending)),
-        ("sent", sum(|i| i.sent)),
-        ("failed", sum(|i| i.failed)),
-        ("bounced", sum(|i| i.bounced)),
-        ("cancelled", sum(|i| i.cancelled)),
-    ] {
+    let all: crate::store::DeliveryCounts = issues.iter().map(|i| i.counts).sum();
+    for (st, n) in all.by_status() {
         let _ = writeln!(out, "gazette_deliveries{{status=\"{st}\"}} {n}");
     }
 

@@ -127,7 +127,7 @@ async fn issue_page(
     let values = context! {
         issue => to_value(&issue),
         failures => to_value(&failed),
-        failures_total => issue.failed + issue.bounced,
+        failures_total => issue.counts.failed + issue.counts.bounced,
         failures_shown => FAILED_SHOWN,
         can_send => issue.state == IssueState::Skipped,
         stopping => state.cycles.stopping(),
