@@ -14,64 +14,156 @@ fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 2, 21, 0, 0).unwrap()
 }
 
-/// A subscriber with the given status and event stamps (None: never).
-struct Sub<'a> {
-    status: &'a str,
-    created: &'a str,
-    confirmed: Option<&'a str>,
-    unsubscribed: Option<&'a str>,
-    bounced: Option<&'a str>,
+/// A subscriber row to seed, built from `Sub::active(joined)`: active and
+/// confirmed the moment they joined, with the changes each test needs.
+#[derive(Clone, Copy)]
+struct Sub {
+    status: &'static str,
+    created: &'static str,
+    confirmed: Option<&'static str>,
+    unsubscribed: Option<&'static str>,
+    bounced: Option<&'static str>,
 }
 
-async fn add(store: &Store, n: usize, s: &Sub<'_>) {
-    for _ in 0..n {
-        let id: (i64,) = sqlx::query_as("SELECT COALESCE(MAX(id), 0) + 1 FROM subscribers")
-            .fetch_one(store.pool())
+impl Sub {
+    fn active(created: &'static str) -> Sub {
+        Sub {
+            status: "active",
+            created,
+            confirmed: Some(created),
+            unsubscribed: None,
+            bounced: None,
+        }
+    }
+
+    fn confirmed(self, at: &'static str) -> Sub {
+        Sub {
+            confirmed: Some(at),
+            ..self
+        }
+    }
+
+    fn unconfirmed(self) -> Sub {
+        Sub {
+            confirmed: None,
+            ..self
+        }
+    }
+
+    fn unsubscribed(self, at: &'static str) -> Sub {
+        Sub {
+            status: "unsubscribed",
+            unsubscribed: Some(at),
+            ..self
+        }
+    }
+
+    fn bounced(self, at: &'static str) -> Sub {
+        Sub {
+            status: "bounced",
+            bounced: Some(at),
+            ..self
+        }
+    }
+
+    /// Active again after a bounce: the stamp stays.
+    fn reactivated(self) -> Sub {
+        Sub {
+            status: "active",
+            ..self
+        }
+    }
+
+    /// Insert `n` such subscribers (addresses `s{id}@example.org`).
+    async fn add(self, store: &Store, n: usize) {
+        for _ in 0..n {
+            let id: (i64,) = sqlx::query_as("SELECT COALESCE(MAX(id), 0) + 1 FROM subscribers")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+            let email = format!("s{}@example.org", id.0);
+            sqlx::query(
+                "INSERT INTO subscribers (email, email_key, status, token, created_at, confirmed_at, unsubscribed_at, bounced_at, updated_at)
+                 VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $4)",
+            )
+            .bind(&email)
+            .bind(self.status)
+            .bind(Token::generate().unwrap().as_str().to_string())
+            .bind(self.created)
+            .bind(self.confirmed)
+            .bind(self.unsubscribed)
+            .bind(self.bounced)
+            .execute(store.pool())
             .await
             .unwrap();
-        let email = format!("s{}@example.org", id.0);
+        }
+    }
+}
+
+/// An issue row to seed, built from `Issue::out(slug, date)`: released at
+/// 08:00 UTC of its date and not yet mailed, with the changes each test needs.
+struct Issue {
+    slug: &'static str,
+    date: &'static str,
+    release_at: String,
+    draft: bool,
+    released: bool,
+    mail_state: &'static str,
+}
+
+impl Issue {
+    fn out(slug: &'static str, date: &'static str) -> Issue {
+        Issue {
+            slug,
+            date,
+            release_at: format!("{date}T08:00:00Z"),
+            draft: false,
+            released: true,
+            mail_state: "unpublished",
+        }
+    }
+
+    fn held_until(self, at: &str) -> Issue {
+        Issue {
+            release_at: at.to_string(),
+            released: false,
+            ..self
+        }
+    }
+
+    fn draft(self) -> Issue {
+        Issue {
+            draft: true,
+            released: false,
+            ..self
+        }
+    }
+
+    /// Released when too old, as the cycle leaves it.
+    fn skipped(self) -> Issue {
+        Issue {
+            mail_state: "skipped",
+            ..self
+        }
+    }
+
+    async fn insert(self, store: &Store) {
         sqlx::query(
-            "INSERT INTO subscribers (email, email_key, status, token, created_at, confirmed_at, unsubscribed_at, bounced_at, updated_at)
-             VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $4)",
+            "INSERT INTO issues (slug, title, issue_date, content_hash, article_count, first_seen_at, updated_at,
+                                 draft, release_at, released_at, mail_state, mail_note)
+             VALUES ($1, 'Title ' || $1, $2, 'h', 1, $3, $3, $4, $3, CASE WHEN $5 THEN $3 END, $6,
+                     CASE WHEN $6 = 'skipped' THEN 'too old when released' END)",
         )
-        .bind(&email)
-        .bind(s.status)
-        .bind(Token::generate().unwrap().as_str().to_string())
-        .bind(s.created)
-        .bind(s.confirmed)
-        .bind(s.unsubscribed)
-        .bind(s.bounced)
+        .bind(self.slug)
+        .bind(self.date)
+        .bind(&self.release_at)
+        .bind(self.draft)
+        .bind(self.released)
+        .bind(self.mail_state)
         .execute(store.pool())
         .await
         .unwrap();
     }
-}
-
-/// An issue row: (slug, date, draft, release_at, released_at, mail_state).
-async fn issue(
-    store: &Store,
-    slug: &str,
-    date: &str,
-    draft: bool,
-    release_at: &str,
-    released: bool,
-    mail_state: &str,
-) {
-    sqlx::query(
-        "INSERT INTO issues (slug, title, issue_date, content_hash, article_count, first_seen_at, updated_at,
-                             draft, release_at, released_at, mail_state, mail_note)
-         VALUES ($1, 'Title ' || $1, $2, 'h', 1, $3, $3, $4, $3, CASE WHEN $5 THEN $3 END, $6,
-                 CASE WHEN $6 = 'skipped' THEN 'too old when released' END)",
-    )
-    .bind(slug)
-    .bind(date)
-    .bind(release_at)
-    .bind(draft)
-    .bind(released)
-    .bind(mail_state)
-    .execute(store.pool())
-    .await
-    .unwrap();
 }
 
 #[test]
@@ -100,108 +192,45 @@ fn the_walk_back_starts_at_now_and_never_goes_below_zero() {
 async fn growth_counts_each_event_per_utc_month_and_derives_the_active_count() {
     let (_d, store) = open().await;
     // Older than the window: counted in neither month nor event.
-    add(
-        &store,
-        3,
-        &Sub {
-            status: "active",
-            created: "2025-11-30T23:59:59Z",
-            confirmed: Some("2025-11-30T23:59:59Z"),
-            unsubscribed: None,
-            bounced: None,
-        },
-    )
-    .await;
+    Sub::active("2025-11-30T23:59:59Z").add(&store, 3).await;
     // Joined in January, two confirmed in January, one in March.
-    add(
-        &store,
-        2,
-        &Sub {
-            status: "active",
-            created: "2026-01-15T10:00:00Z",
-            confirmed: Some("2026-01-16T10:00:00Z"),
-            unsubscribed: None,
-            bounced: None,
-        },
-    )
-    .await;
-    add(
-        &store,
-        1,
-        &Sub {
-            status: "active",
-            created: "2026-01-31T23:59:59Z",
-            confirmed: Some("2026-03-01T00:00:00Z"),
-            unsubscribed: None,
-            bounced: None,
-        },
-    )
-    .await;
+    Sub::active("2026-01-15T10:00:00Z")
+        .confirmed("2026-01-16T10:00:00Z")
+        .add(&store, 2)
+        .await;
+    Sub::active("2026-01-31T23:59:59Z")
+        .confirmed("2026-03-01T00:00:00Z")
+        .add(&store, 1)
+        .await;
     // Confirmed in February, unsubscribed in June.
-    add(
-        &store,
-        1,
-        &Sub {
-            status: "unsubscribed",
-            created: "2026-02-01T00:00:00Z",
-            confirmed: Some("2026-02-01T00:10:00Z"),
-            unsubscribed: Some("2026-06-10T00:00:00Z"),
-            bounced: None,
-        },
-    )
-    .await;
+    Sub::active("2026-02-01T00:00:00Z")
+        .confirmed("2026-02-01T00:10:00Z")
+        .unsubscribed("2026-06-10T00:00:00Z")
+        .add(&store, 1)
+        .await;
     // Pending that unsubscribed in June: never active, does not move the walk.
-    add(
-        &store,
-        1,
-        &Sub {
-            status: "unsubscribed",
-            created: "2026-06-01T00:00:00Z",
-            confirmed: None,
-            unsubscribed: Some("2026-06-02T00:00:00Z"),
-            bounced: None,
-        },
-    )
-    .await;
+    Sub::active("2026-06-01T00:00:00Z")
+        .unconfirmed()
+        .unsubscribed("2026-06-02T00:00:00Z")
+        .add(&store, 1)
+        .await;
     // An old subscriber bounced in November.
-    add(
-        &store,
-        1,
-        &Sub {
-            status: "bounced",
-            created: "2025-05-01T00:00:00Z",
-            confirmed: Some("2025-05-01T00:00:00Z"),
-            unsubscribed: None,
-            bounced: Some("2026-11-20T00:00:00Z"),
-        },
-    )
-    .await;
+    Sub::active("2025-05-01T00:00:00Z")
+        .bounced("2026-11-20T00:00:00Z")
+        .add(&store, 1)
+        .await;
     // Bounced in October, reactivated since: active now, counted once.
-    add(
-        &store,
-        1,
-        &Sub {
-            status: "active",
-            created: "2025-05-01T00:00:00Z",
-            confirmed: Some("2025-05-01T00:00:00Z"),
-            unsubscribed: None,
-            bounced: Some("2026-10-05T00:00:00Z"),
-        },
-    )
-    .await;
+    Sub::active("2025-05-01T00:00:00Z")
+        .bounced("2026-10-05T00:00:00Z")
+        .reactivated()
+        .add(&store, 1)
+        .await;
     // Erased (as roster.rs leaves them): still an unsubscribe in December.
-    add(
-        &store,
-        1,
-        &Sub {
-            status: "unsubscribed",
-            created: "2026-12-01T08:00:00Z",
-            confirmed: Some("2026-12-01T09:00:00Z"),
-            unsubscribed: Some("2026-12-02T08:00:00Z"),
-            bounced: None,
-        },
-    )
-    .await;
+    Sub::active("2026-12-01T08:00:00Z")
+        .confirmed("2026-12-01T09:00:00Z")
+        .unsubscribed("2026-12-02T08:00:00Z")
+        .add(&store, 1)
+        .await;
     sqlx::query("UPDATE subscribers SET erased_at = '2026-12-02T08:00:00Z' WHERE created_at = '2026-12-01T08:00:00Z'")
         .execute(store.pool())
         .await
@@ -322,84 +351,28 @@ async fn publish_with(store: &Store, slug: &str, outcomes: &[&str]) {
 }
 
 async fn four_active(store: &Store) {
-    add(
-        store,
-        4,
-        &Sub {
-            status: "active",
-            created: "2026-01-01T00:00:00Z",
-            confirmed: Some("2026-01-01T00:00:00Z"),
-            unsubscribed: None,
-            bounced: None,
-        },
-    )
-    .await;
+    Sub::active("2026-01-01T00:00:00Z").add(store, 4).await;
 }
 
 #[tokio::test]
 async fn issues_have_a_state_and_progress_and_the_latest_come_first() {
     let (_d, store) = open().await;
     four_active(&store).await;
-    issue(
-        &store,
-        "done",
-        "2026-11-01",
-        false,
-        "2026-11-01T08:00:00Z",
-        true,
-        "unpublished",
-    )
-    .await;
-    issue(
-        &store,
-        "mailing",
-        "2026-11-08",
-        false,
-        "2026-11-08T08:00:00Z",
-        true,
-        "unpublished",
-    )
-    .await;
-    issue(
-        &store,
-        "old",
-        "2020-01-01",
-        false,
-        "2020-01-01T08:00:00Z",
-        true,
-        "skipped",
-    )
-    .await;
-    issue(
-        &store,
-        "due",
-        "2026-11-15",
-        false,
-        "2026-11-15T08:00:00Z",
-        true,
-        "unpublished",
-    )
-    .await;
-    issue(
-        &store,
-        "held",
-        "2026-12-24",
-        false,
-        "2026-12-24T17:00:00Z",
-        false,
-        "unpublished",
-    )
-    .await;
-    issue(
-        &store,
-        "draft",
-        "2026-12-31",
-        true,
-        "2026-12-31T00:00:00Z",
-        false,
-        "unpublished",
-    )
-    .await;
+    Issue::out("done", "2026-11-01").insert(&store).await;
+    Issue::out("mailing", "2026-11-08").insert(&store).await;
+    Issue::out("old", "2020-01-01")
+        .skipped()
+        .insert(&store)
+        .await;
+    Issue::out("due", "2026-11-15").insert(&store).await;
+    Issue::out("held", "2026-12-24")
+        .held_until("2026-12-24T17:00:00Z")
+        .insert(&store)
+        .await;
+    Issue::out("draft", "2026-12-31")
+        .draft()
+        .insert(&store)
+        .await;
     publish_with(&store, "done", &["sent", "sent", "failed", "bounced"]).await;
     // The bounced subscriber is not a recipient of the next one.
     publish_with(&store, "mailing", &["sent"]).await;
@@ -426,9 +399,9 @@ async fn issues_have_a_state_and_progress_and_the_latest_come_first() {
     let done = all.iter().find(|p| p.slug == "done").unwrap();
     assert_eq!(
         (
-            done.sent,
-            done.failed,
-            done.bounced,
+            done.counts.sent,
+            done.counts.failed,
+            done.counts.bounced,
             done.total,
             done.settled
         ),
@@ -436,7 +409,12 @@ async fn issues_have_a_state_and_progress_and_the_latest_come_first() {
     );
     let mailing = all.iter().find(|p| p.slug == "mailing").unwrap();
     assert_eq!(
-        (mailing.sent, mailing.queued, mailing.total, mailing.settled),
+        (
+            mailing.counts.sent,
+            mailing.counts.queued,
+            mailing.total,
+            mailing.settled
+        ),
         (1, 2, 3, 1)
     );
     assert_eq!(
@@ -473,70 +451,29 @@ async fn attention_names_failures_recent_bounces_held_drafts_and_skipped_issues(
     let (_d, store) = open().await;
     assert!(store.attention(now()).await.unwrap().is_empty());
     four_active(&store).await;
-    issue(
-        &store,
-        "a",
-        "2026-11-01",
-        false,
-        "2026-11-01T08:00:00Z",
-        true,
-        "unpublished",
-    )
-    .await;
-    issue(
-        &store,
-        "old",
-        "2020-01-01",
-        false,
-        "2020-01-01T08:00:00Z",
-        true,
-        "skipped",
-    )
-    .await;
-    issue(
-        &store,
-        "later",
-        "2027-01-07",
-        false,
-        "2027-01-07T08:00:00Z",
-        false,
-        "unpublished",
-    )
-    .await;
-    issue(
-        &store,
-        "sooner",
-        "2026-12-24",
-        false,
-        "2026-12-24T17:00:00Z",
-        false,
-        "unpublished",
-    )
-    .await;
-    issue(
-        &store,
-        "draft",
-        "2026-12-31",
-        true,
-        "2026-12-31T00:00:00Z",
-        false,
-        "unpublished",
-    )
-    .await;
+    Issue::out("a", "2026-11-01").insert(&store).await;
+    Issue::out("old", "2020-01-01")
+        .skipped()
+        .insert(&store)
+        .await;
+    Issue::out("later", "2027-01-07")
+        .held_until("2027-01-07T08:00:00Z")
+        .insert(&store)
+        .await;
+    Issue::out("sooner", "2026-12-24")
+        .held_until("2026-12-24T17:00:00Z")
+        .insert(&store)
+        .await;
+    Issue::out("draft", "2026-12-31")
+        .draft()
+        .insert(&store)
+        .await;
     publish_with(&store, "a", &["failed", "failed", "bounced", "sent"]).await;
     // A bounce from long ago is not recent.
-    add(
-        &store,
-        1,
-        &Sub {
-            status: "bounced",
-            created: "2025-01-01T00:00:00Z",
-            confirmed: Some("2025-01-01T00:00:00Z"),
-            unsubscribed: None,
-            bounced: Some("2025-06-01T00:00:00Z"),
-        },
-    )
-    .await;
+    Sub::active("2025-01-01T00:00:00Z")
+        .bounced("2025-06-01T00:00:00Z")
+        .add(&store, 1)
+        .await;
 
     let a = store.attention(now()).await.unwrap();
     assert!(!a.is_empty());
@@ -574,26 +511,8 @@ async fn attention_names_failures_recent_bounces_held_drafts_and_skipped_issues(
 async fn a_retry_queues_the_failed_rows_of_active_subscribers_only() {
     let (_d, store) = open().await;
     four_active(&store).await;
-    issue(
-        &store,
-        "a",
-        "2026-11-01",
-        false,
-        "2026-11-01T08:00:00Z",
-        true,
-        "unpublished",
-    )
-    .await;
-    issue(
-        &store,
-        "b",
-        "2026-11-08",
-        false,
-        "2026-11-08T08:00:00Z",
-        true,
-        "unpublished",
-    )
-    .await;
+    Issue::out("a", "2026-11-01").insert(&store).await;
+    Issue::out("b", "2026-11-08").insert(&store).await;
     // Subscriber 1 and 2 fail, 3 bounces, 4 is sent.
     publish_with(&store, "a", &["failed", "failed", "bounced", "sent"]).await;
     publish_with(&store, "b", &["failed"]).await;
@@ -639,7 +558,7 @@ async fn a_retry_queues_the_failed_rows_of_active_subscribers_only() {
     );
     // Issue b's failure is its own.
     let b = store.delivery_counts(Some("b")).await.unwrap();
-    assert_eq!(b[0].failed, 1);
+    assert_eq!(b[0].counts.failed, 1);
     // The sender claims the retried row at once, as a first attempt (b's
     // rows left queued by `publish_with` come along).
     let claimed: Vec<_> = (store.claim_due(later, 10).await.unwrap().rows)
