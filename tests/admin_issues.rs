@@ -327,3 +327,32 @@ fn the_audit_log_pages_by_keyset_newest_first() {
     );
     assert!(second.body.contains("Newest entries"));
 }
+
+/// The issue-state words live in `admin/macros.html`: an override of that
+/// one file beside config.toml changes them on the dashboard and the
+/// issues list alike.
+#[test]
+fn an_override_of_the_macros_changes_every_page_that_uses_them() {
+    let smtp = SmtpServer::start(&[]);
+    let site = site(smtp.port);
+    site.write(
+        "templates/admin/macros.html",
+        "{% macro issue_state(i) %}[state: {{ i.state.state }}]{% endmacro %}",
+    );
+    let server = site.serve();
+    let admin = AdminClient::sign_in(&server, ADMIN, PASSWORD);
+    let list = admin.get("/admin/issues");
+    assert_eq!(list.status, StatusCode::OK);
+    for words in [
+        "[state: done]",
+        "[state: skipped]",
+        "[state: held]",
+        "[state: draft]",
+    ] {
+        assert!(list.body.contains(words), "{words}: {}", list.body);
+    }
+    assert!(!list.body.contains("Published, done"), "{}", list.body);
+    let dash = admin.get("/admin/");
+    assert_eq!(dash.status, StatusCode::OK);
+    assert!(dash.body.contains("[state: done]"), "{}", dash.body);
+}

@@ -24,6 +24,7 @@ pub const ADMIN_TEMPLATES: &[(&str, &str)] = builtin!(
     "error.html",
     "admin.css",
     "admin.js",
+    "macros.html",
     "dashboard.html",
     "issues.html",
     "issue.html",
