@@ -11,10 +11,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::admin::{ADMIN, PASSWORD};
-use common::mail::{Mail, mail_to};
+use common::mail::wait_for_subject;
 use common::smtp::{SmtpServer, via};
 use common::{NO_WAIT, Site, expect_code, stderr, stdout, tool};
 use serde_json::{Value, json};
@@ -63,28 +62,6 @@ fn site(smtp: &SmtpServer) -> Site {
     );
     expect_code(&site.add_admin(ADMIN, PASSWORD), 0);
     site
-}
-
-/// Wait for the message to `to` whose subject contains `subject`.
-fn wait_for_subject(smtp: &SmtpServer, to: &str, subject: &str) -> Mail {
-    let start = Instant::now();
-    loop {
-        if let Some(m) = mail_to(smtp, to)
-            .into_iter()
-            .find(|m| m.subject.contains(subject))
-        {
-            return m;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "no {subject:?} for {to}: {:?}",
-            mail_to(smtp, to)
-                .iter()
-                .map(|m| m.subject.clone())
-                .collect::<Vec<_>>()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// `target/admin-screenshots`: inside the target dir, which CI keeps.

@@ -7,9 +7,8 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use common::mail::{Mail, link_path, mail_to};
+use common::mail::{link_path, mail_to, wait_for_mail, wait_for_subject};
 use common::serve::StatusCode;
 use common::smtp::SmtpServer;
 use common::{Site, expect_code, stderr, stdout, tool};
@@ -65,40 +64,6 @@ fn assert_page(what: &str, page: &Value, status: u64) {
             feeds.contains(&t),
             "{what}: no {t} autodiscovery link: {feeds:?}"
         );
-    }
-}
-
-fn wait_for_mail(smtp: &SmtpServer, to: &str, n: usize) -> Vec<Mail> {
-    let start = Instant::now();
-    loop {
-        let got = mail_to(smtp, to);
-        if got.len() >= n {
-            return got;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{to} got {} messages, expected {n}",
-            got.len()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Wait for the message to `to` whose subject starts with `subject`.
-fn wait_for_subject(smtp: &SmtpServer, to: &str, subject: &str) -> Mail {
-    let start = Instant::now();
-    loop {
-        if let Some(m) = mail_to(smtp, to)
-            .into_iter()
-            .find(|m| m.subject.starts_with(subject))
-        {
-            return m;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "no {subject:?} for {to}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -51,6 +51,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { NAV_TIMEOUT, launchOptions } from "./lib.mjs";
 
 const [server, email, password, outDir, mode, planPath] = process.argv.slice(2);
 if (!server || !email || !password || !outDir || !["js", "nojs"].includes(mode) || !planPath) {
@@ -66,22 +67,10 @@ const PHONE = { width: 390, height: 844 };
 const NARROW = { width: 360, height: 740 };
 const DESKTOP = { width: 1280, height: 900 };
 const AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"];
-const NAV_TIMEOUT = 30_000;
 
 const findings = { mode, steps: [], failed: null };
 // Console errors and failed requests since the last recorded page.
 let noise = [];
-
-const launchArgs = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--no-first-run",
-  "--disable-component-update",
-  "--disable-sync",
-  "--disable-quic",
-];
 
 /** The last main-frame document response (clicks, redirects, meta refresh). */
 let lastDocument = null;
@@ -268,12 +257,7 @@ const STOP = Symbol("stop");
 let pageRef;
 let browser;
 try {
-  browser = await chromium.launch({
-    executablePath: process.env.GZ_CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: launchArgs,
-    timeout: 60_000,
-  });
+  browser = await chromium.launch(launchOptions());
   const context = await browser.newContext({ viewport: PHONE, javaScriptEnabled: mode === "js" });
   const page = await context.newPage();
   pageRef = page;

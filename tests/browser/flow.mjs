@@ -19,6 +19,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
+import { NAV_TIMEOUT, launchOptions } from "./lib.mjs";
 
 const [step, url, ...rest] = process.argv.slice(2);
 if (!step || !url) {
@@ -41,7 +42,7 @@ async function report(page, response) {
 // Press a submit button and wait for the page the form leads to.
 async function submit(page, button) {
   const [response] = await Promise.all([
-    page.waitForNavigation({ waitUntil: "load", timeout: 30_000 }),
+    page.waitForNavigation({ waitUntil: "load", timeout: NAV_TIMEOUT }),
     button.click(),
   ]);
   return response;
@@ -50,28 +51,18 @@ async function submit(page, button) {
 const profile = mkdtempSync(join(tmpdir(), "gazette-chromium-"));
 let context;
 try {
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.GZ_CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    // A phone-sized window: the pages must work there.
-    viewport: { width: 390, height: 844 },
-    // JavaScript off: the pages must work without it (Playwright drives
-    // the browser from outside, so this does not stop the test itself).
-    javaScriptEnabled: false,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--no-first-run",
-      "--disable-component-update",
-      "--disable-sync",
-      "--disable-quic",
-    ],
-    timeout: 60_000,
-  });
+  context = await chromium.launchPersistentContext(
+    profile,
+    launchOptions({
+      // A phone-sized window: the pages must work there.
+      viewport: { width: 390, height: 844 },
+      // JavaScript off: the pages must work without it (Playwright drives
+      // the browser from outside, so this does not stop the test itself).
+      javaScriptEnabled: false,
+    }),
+  );
   const page = context.pages()[0] ?? (await context.newPage());
-  let response = await page.goto(url, { waitUntil: "load", timeout: 30_000 });
+  let response = await page.goto(url, { waitUntil: "load", timeout: NAV_TIMEOUT });
   if (step === "subscribe") {
     const [email, name] = rest;
     await page.getByRole("textbox", { name: /email/i }).fill(email);

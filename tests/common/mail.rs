@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use mail_parser::{MessageParser, MimeHeaders};
 
@@ -100,6 +101,46 @@ pub fn mail_to(smtp: &SmtpServer, to: &str) -> Vec<Mail> {
         .filter_map(|p| parse(std::fs::read(p).ok()?))
         .filter(|m| m.to.as_deref() == Some(to))
         .collect()
+}
+
+/// Waits (at most 30 s) until `to` has at least `n` messages, and returns them.
+pub fn wait_for_mail(smtp: &SmtpServer, to: &str, n: usize) -> Vec<Mail> {
+    let start = Instant::now();
+    loop {
+        let got = mail_to(smtp, to);
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{to} got {} messages, expected {n}",
+            got.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits (at most 30 s) for the message to `to` whose subject contains
+/// `subject`; on failure, says which subjects did arrive.
+pub fn wait_for_subject(smtp: &SmtpServer, to: &str, subject: &str) -> Mail {
+    let start = Instant::now();
+    loop {
+        if let Some(m) = mail_to(smtp, to)
+            .into_iter()
+            .find(|m| m.subject.contains(subject))
+        {
+            return m;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no {subject:?} for {to}: {:?}",
+            mail_to(smtp, to)
+                .iter()
+                .map(|m| m.subject.clone())
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The token after `{BASE}/{kind}/` in `text`.
