@@ -91,8 +91,9 @@ after=$(echo "$first" | grep -o 'subscribers?after=[0-9]*' | head -1 | cut -d= -
 deep=$((COUNT * 9 / 10))
 marker=$((COUNT / 200000))
 
-declare -a names paths
-add() { names+=("$1"); paths+=("$2"); }
+declare -a names paths held
+# add NAME PATH [free]: "free" shows the case without holding it to the target.
+add() { names+=("$1"); paths+=("$2"); held+=("${3:-held}"); }
 add "first page"                  "/subscribers"
 add "next page"                   "/subscribers?after=$after"
 add "page at 90 %"                "/subscribers?after=$deep"
@@ -102,12 +103,18 @@ add "name search (one match)"     "/subscribers?q=Bj%C3%B8rnstjerne-$marker"
 add "name search (~2 %: Øster)"   "/subscribers?q=%C3%98STER"
 add "address search (~20 %)"      "/subscribers?q=%40example.net"
 add "name search, 2 letters"      "/subscribers?q=%C3%98d"
+# Two letters that few names hold: no index serves them (a trigram needs
+# three), so this one reads the whole list; shown, not held to the target.
+add "2 rare letters (full scan)"  "/subscribers?q=zq" free
 
 # One request: the console's own time in ms, checked to be a 200 page.
 timed() {
   local h
   h=$(curl -sS -o "$work/body" -D - -b "$work/cookies" "$base$1")
-  echo "$h" | head -1 | grep -q ' 200' || { echo "$1: $(echo "$h" | head -1)" >&2; exit 1; }
+  # The status line by parameter expansion, not `echo | head | grep -q`:
+  # under pipefail, grep -q's early exit can fail that pipeline at random.
+  local status=${h%%$'\n'*}
+  [[ $status == *" 200"* ]] || { echo "$1: $status" >&2; exit 1; }
   echo "$h" | tr -d '\r' | sed -n 's/^[Ss]erver-[Tt]iming: app;dur=\([0-9.]*\).*/\1/p'
 }
 
@@ -120,6 +127,11 @@ for i in "${!names[@]}"; do
   for _ in $(seq "$RUNS"); do timed "${paths[$i]}" >>"$work/times"; done
   read -r median worst < <(sort -g "$work/times" | awk '{ v[NR] = $1 } END {
       m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print m, v[NR] }')
-  ok=$(awk -v w="$worst" -v t="$TARGET_MS" 'BEGIN { print (w < t) ? "yes" : "NO" }')
-  printf '%-30s %8.1f %8.1f %8s %7s  %s\n' "${names[$i]}" "$median" "$worst" "< $TARGET_MS" "$ok" "$matches"
+  if [ "${held[$i]}" = free ]; then
+    ok=-; target=none
+  else
+    ok=$(awk -v w="$worst" -v t="$TARGET_MS" 'BEGIN { print (w < t) ? "yes" : "NO" }')
+    target="< $TARGET_MS"
+  fi
+  printf '%-30s %8.1f %8.1f %8s %7s  %s\n' "${names[$i]}" "$median" "$worst" "$target" "$ok" "$matches"
 done
