@@ -413,7 +413,7 @@ fn sessions_end_at_sign_out_and_with_their_admin_and_the_cookie_is_guarded() {
     );
     let out = admin.post("/admin/logout", &[]);
     assert_eq!(out.status, StatusCode::SEE_OTHER);
-    assert_eq!(out.location(), Some("/admin/login"));
+    assert_eq!(out.location(), Some("/admin/login?signed_out=1"));
     assert!(
         out.headers
             .get("set-cookie")
@@ -424,6 +424,15 @@ fn sessions_end_at_sign_out_and_with_their_admin_and_the_cookie_is_guarded() {
     );
     // The old cookie is dead on the server, not only in the browser.
     assert_eq!(admin.get("/admin/").status, StatusCode::SEE_OTHER);
+    // The sign-in form says so where sign-out led; a plain visit does not.
+    let after = admin.get("/admin/login?signed_out=1");
+    assert!(after.body.contains("You are signed out."), "{}", after.body);
+    let plain = admin.get("/admin/login");
+    assert!(
+        !plain.body.contains("You are signed out."),
+        "{}",
+        plain.body
+    );
 
     // Removing an admin ends their sessions at once.
     let again = AdminClient::sign_in(&server, ADMIN, PASSWORD);

@@ -342,18 +342,19 @@ fn admin_journey(mode: &str) {
 
     // Signed out: the sign-out lands on the sign-in page, and a console
     // URL shows it too, nothing else.
-    for name in ["signed-out", "after-sign-out"] {
+    for (name, lands) in [
+        ("signed-out", "/admin/login?signed_out=1"),
+        ("after-sign-out", "/admin/login"),
+    ] {
         let s = step(&findings, name);
         assert!(
-            s["url"]
-                .as_str()
-                .unwrap_or_default()
-                .ends_with("/admin/login"),
+            s["url"].as_str().unwrap_or_default().ends_with(lands),
             "{name}: {s}"
         );
         assert_eq!(s["h1"], json!(["Sign in"]), "{name}");
         assert!(!text(s).contains(UNICODE_EMAIL), "{name}: {}", text(s));
     }
+    says(step(&findings, "signed-out"), "You are signed out.");
 }
 
 #[test]

@@ -19,7 +19,7 @@ use std::time::Instant;
 use axum::Form;
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use chrono::Utc;
@@ -41,17 +41,26 @@ pub struct LoginFields {
     password: String,
 }
 
+/// `?signed_out=1`: where sign-out leads, so the form can say it happened.
+#[derive(Debug, Default, Deserialize)]
+pub struct LoginQuery {
+    #[serde(default)]
+    signed_out: Option<String>,
+}
+
 /// `GET /admin/login`: the form (or, when signed in, on to the dashboard).
 pub async fn form(
     State(state): State<AppState>,
     headers: HeaderMap,
+    query: Result<Query<LoginQuery>, axum::extract::rejection::QueryRejection>,
     admin: Result<Admin, Response>,
 ) -> Response {
     if let Ok(admin) = admin {
         return state.console.see_other(&admin, "");
     }
     let base = state.console.base_for(&headers);
-    login_page(&state.console, base, StatusCode::OK, "", "")
+    let signed_out = query.is_ok_and(|Query(q)| q.signed_out.is_some());
+    login_page(&state.console, base, StatusCode::OK, "", "", signed_out)
 }
 
 fn login_page(
@@ -60,6 +69,7 @@ fn login_page(
     status: StatusCode,
     email: &str,
     problem: &str,
+    signed_out: bool,
 ) -> Response {
     console.render_at(
         base,
@@ -68,7 +78,7 @@ fn login_page(
         "admin/login.html",
         Section::None,
         None,
-        context! { email => email, problem => problem },
+        context! { email => email, problem => problem, signed_out => signed_out },
     )
 }
 
@@ -98,6 +108,7 @@ pub async fn sign_in(
                 "Too many wrong passwords. Try again in {minutes} minute{}.",
                 if minutes == 1 { "" } else { "s" }
             ),
+            false,
         );
         if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
             res.headers_mut().insert(header::RETRY_AFTER, v);
@@ -122,6 +133,7 @@ pub async fn sign_in(
             StatusCode::OK,
             &fields.email,
             "That address and password do not match an admin account.",
+            false,
         );
     };
     console.throttle.succeeded(ip, &account);
@@ -182,7 +194,7 @@ pub async fn sign_out(
     {
         tracing::warn!(error = %e, "cannot write the audit log");
     }
-    let mut res = console.see_other(&admin, "login");
+    let mut res = console.see_other(&admin, "login?signed_out=1");
     if let Ok(v) = HeaderValue::from_str(&console.expired_cookie()) {
         res.headers_mut().insert(header::SET_COOKIE, v);
     }

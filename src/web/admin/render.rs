@@ -224,7 +224,7 @@ impl Console {
                 None,
                 Section::None,
                 None,
-                context! { email => "", problem => "" },
+                context! { email => "", problem => "", signed_out => false },
             ),
         )?;
         self.templates.render(

@@ -539,7 +539,7 @@ async fn erase(
         "subscriber.erase",
         id,
         Some(format!(
-            "{} deliveries kept without replies, {} queued cancelled",
+            "deliveries kept without replies: {}, queued ones cancelled: {}",
             erased.deliveries_kept, erased.cancelled
         )),
     )
