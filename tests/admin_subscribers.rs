@@ -276,6 +276,35 @@ fn add_edit_unsubscribe_and_erase_with_history_and_audit() {
         page.body
     );
     assert!(page.body.contains("Unsubscribed</dt>"));
+    // A page left open from before the unsubscribe (it showed "active")
+    // saves a new name: the status the admin left alone is not written back.
+    let a = c.post(
+        &format!("/admin/subscribers/{id}"),
+        &[
+            ("name", "Ann B. Lee"),
+            ("status", "active"),
+            ("format", "text"),
+            ("was_name", "Ann Lee"),
+            ("was_status", "active"),
+            ("was_format", "text"),
+        ],
+    );
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let page = c.get(&format!("/admin/subscribers/{id}"));
+    assert!(page.body.contains("Ann B. Lee"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("<span class=\"badge status-unsubscribed\">unsubscribed</span>"),
+        "{}",
+        page.body
+    );
+    // The form carries what it showed.
+    assert!(
+        page.body
+            .contains("name=\"was_status\" value=\"unsubscribed\""),
+        "{}",
+        page.body
+    );
 
     // Erase: the confirmation says what happens, changes nothing.
     let confirm = c.get(&format!("/admin/subscribers/{id}/erase"));
@@ -326,6 +355,7 @@ fn add_edit_unsubscribe_and_erase_with_history_and_audit() {
             "subscriber.add",
             "subscriber.edit",
             "subscriber.unsubscribe",
+            "subscriber.edit",
             "subscriber.erase"
         ]
     );

@@ -15,9 +15,15 @@
   var said = document.getElementById("import-status");
   function poll() {
     fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
-      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (r) {
+        // Anything but the job's JSON (the session ended and this is the
+        // sign-in page, or an error): the page itself says what happened.
+        var type = r.headers.get("Content-Type") || "";
+        if (!r.ok || r.redirected || type.indexOf("application/json") !== 0) { return null; }
+        return r.json();
+      })
       .then(function (j) {
-        if (!j) { return; }
+        if (!j) { window.location.reload(); return; }
         if (j.state === "done" || j.state === "failed") { window.location.reload(); return; }
         if (j.state === "reading") {
           said.textContent = "Reading and checking " + j.lines + " lines…";

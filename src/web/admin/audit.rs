@@ -12,10 +12,21 @@ use minijinja::context;
 use super::dashboard::to_value;
 
 use super::{Admin, Section};
+use crate::store::AuditEntry;
 use crate::web::AppState;
 
 /// Lines per page.
 pub const PAGE: u32 = 50;
+
+/// Write the audit line of an action that is done. A failure to write it
+/// is logged, never shown: telling the admin "nothing was changed" after a
+/// test copy went out or an issue was published would be wrong, and would
+/// invite doing it twice.
+pub async fn record(state: &AppState, entry: &AuditEntry<'_>) {
+    if let Err(e) = state.store.audit(entry).await {
+        tracing::error!(error = %e, action = entry.action, "cannot write the audit log");
+    }
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/audit", get(page))

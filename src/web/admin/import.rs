@@ -252,9 +252,7 @@ async fn run(state: AppState, admin: Admin, job: Arc<Job>, data: Vec<u8>) {
         Some(format!("import {}", job.id)),
         Some(detail),
     );
-    if let Err(e) = state.store.audit(&entry).await {
-        tracing::error!(error = %e, "cannot write the audit log");
-    }
+    super::audit::record(&state, &entry).await;
     job.finish(result);
 }
 

@@ -261,9 +261,7 @@ async fn retry(
         Some(format!("issue {slug}")),
         Some(format!("{queued} failed deliveries queued again")),
     );
-    if let Err(e) = state.store.audit(&entry).await {
-        return state.console.server_error(&admin, &e);
-    }
+    super::audit::record(&state, &entry).await;
     let notice = if queued > 0 {
         drop(start_cycle(&state));
         "retried"
@@ -349,9 +347,7 @@ async fn test_copy(
         Some(format!("issue {slug}")),
         Some(if ok { "sent".into() } else { "not sent".into() }),
     );
-    if let Err(e) = state.store.audit(&entry).await {
-        return state.console.server_error(&admin, &e);
-    }
+    super::audit::record(&state, &entry).await;
     match copy {
         Ok(c) if c.sent() => state
             .console
@@ -430,9 +426,7 @@ async fn send(
         Some(format!("issue {slug}")),
         Some(format!("published to {recipients} active subscribers")),
     );
-    if let Err(e) = state.store.audit(&entry).await {
-        return state.console.server_error(&admin, &e);
-    }
+    super::audit::record(&state, &entry).await;
     drop(start_cycle(&state));
     state
         .console

@@ -96,7 +96,7 @@ pub async fn sign_in(
     let account = AdminEmail::parse(&fields.email)
         .map(|e| e.key())
         .unwrap_or_else(|_| fields.email.trim().to_lowercase());
-    if let Err(wait) = console.throttle.check(ip, &account, Instant::now()) {
+    if let Err(wait) = console.throttle.attempt(ip, &account, Instant::now()) {
         tracing::warn!(client = %ip, "console sign-in refused: too many wrong passwords");
         let minutes = wait.as_secs().div_ceil(60).max(1);
         let mut res = login_page(
@@ -125,7 +125,6 @@ pub async fn sign_in(
         .await
         .unwrap_or(false);
     let Some(admin) = found.filter(|_| good) else {
-        console.throttle.failed(ip, &account, Instant::now());
         tracing::warn!(client = %ip, "console sign-in failed: wrong address or password");
         return login_page(
             console,
@@ -166,9 +165,7 @@ pub async fn sign_in(
         detail: None,
         client: Some(ip.to_string()),
     };
-    if let Err(e) = state.store.audit(&entry).await {
-        tracing::warn!(error = %e, "cannot write the audit log");
-    }
+    super::audit::record(&state, &entry).await;
     tracing::info!(admin = %admin.email, client = %ip, "console sign-in");
     let mut res = console.see_other_at(base, "");
     if let Ok(v) = HeaderValue::from_str(&console.cookie(token.as_str())) {

@@ -156,9 +156,7 @@ fn store_failed(state: &AppState, admin: &Admin, e: &StoreError) -> Response {
 /// is done by then, and telling the admin it failed would be wrong.
 async fn audit(state: &AppState, admin: &Admin, action: &str, id: i64, detail: Option<String>) {
     let entry = admin.audit(action, Some(format!("subscriber {id}")), detail);
-    if let Err(e) = state.store.audit(&entry).await {
-        tracing::error!(error = %e, action, "cannot write the audit log");
-    }
+    super::audit::record(state, &entry).await;
 }
 
 #[derive(Debug, Deserialize)]
@@ -355,10 +353,24 @@ struct EditForm {
     name: Option<String>,
     status: Option<String>,
     format: Option<String>,
+    /// The values the form was shown with (hidden fields).
+    was_name: Option<String>,
+    was_status: Option<String>,
+    was_format: Option<String>,
 }
 
-/// The edit form: only what differs from the record is changed (and
-/// audited), so saving an untouched form changes nothing.
+/// Whether the admin changed a field: what they posted differs from what
+/// the form showed. Without the shown value (an older page), any value
+/// posted counts.
+fn touched(posted: Option<&str>, shown: Option<&str>) -> bool {
+    posted.is_some() && shown.is_none_or(|s| Some(s) != posted)
+}
+
+/// The edit form: only what the admin changed and what differs from the
+/// record is changed (and audited). Saving an untouched form changes
+/// nothing, and neither does saving a page that was open while the
+/// subscriber unsubscribed by link or confirmed: the status they left
+/// alone is not written back over the new one.
 #[tracing::instrument(skip_all)]
 async fn edit(
     State(state): State<AppState>,
@@ -394,7 +406,11 @@ async fn edit(
     };
     let mut change = SubscriberEdit::default();
     let mut changed = Vec::new();
-    if let Some(raw) = &form.name {
+    if let Some(raw) = form
+        .name
+        .as_ref()
+        .filter(|_| touched(form.name.as_deref(), form.was_name.as_deref()))
+    {
         let name = match SubscriberName::parse(raw) {
             Ok(n) => n,
             Err(e) => return refuse("name", format!("not a valid name: {e}")).await,
@@ -404,7 +420,11 @@ async fn edit(
             changed.push("name".to_string());
         }
     }
-    if let Some(raw) = form.status.as_deref().filter(|s| !s.trim().is_empty()) {
+    if let Some(raw) = form
+        .status
+        .as_deref()
+        .filter(|s| !s.trim().is_empty() && touched(Some(s), form.was_status.as_deref()))
+    {
         let Some(status) = Status::parse(raw) else {
             return refuse("status", format!("“{raw}” is not a status")).await;
         };
@@ -417,7 +437,11 @@ async fn edit(
             ));
         }
     }
-    if let Some(raw) = form.format.as_deref().filter(|s| !s.trim().is_empty()) {
+    if let Some(raw) = form
+        .format
+        .as_deref()
+        .filter(|s| !s.trim().is_empty() && touched(Some(s), form.was_format.as_deref()))
+    {
         let Some(format) = MailFormat::parse(raw) else {
             return refuse("format", format!("“{raw}” is not a format (html or text)")).await;
         };
@@ -686,9 +710,7 @@ async fn export(State(state): State<AppState>, admin: Admin) -> Response {
         }
     });
     let entry = admin.audit("subscribers.export", None, None);
-    if let Err(e) = state.store.audit(&entry).await {
-        tracing::error!(error = %e, "cannot write the audit log");
-    }
+    super::audit::record(&state, &entry).await;
     let mut res = Response::new(Body::new(Pieces(rx)));
     let h = res.headers_mut();
     h.insert(
