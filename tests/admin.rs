@@ -591,3 +591,63 @@ fn a_name_with_markup_is_escaped_everywhere_it_appears() {
     );
     assert!(csrf_of(&admin.get("/admin/subscribers/1").body).is_some());
 }
+
+/// A refused POST leaves its connection usable: the guard reads the form
+/// before its 403. Answered with the body unread, the connection is closed
+/// after the answer, and a client that kept it for its next request (as
+/// browsers and the test client do) sees that request dropped: the flake
+/// `csrf_and_foreign_origins_are_refused_on_every_form` once hit on a
+/// loaded CI machine, made certain here by sending the body late.
+#[test]
+fn a_refused_post_leaves_the_connection_usable() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let site = site();
+    let server = site.serve();
+    let admin = AdminClient::sign_in(&server, ADMIN, PASSWORD);
+    let cookie = admin.cookie.clone().expect("signed in");
+    let body = format!("csrf={}&name=Mallory", admin.csrf);
+    let s = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    // One answer: its status line, then its body by Content-Length.
+    let mut answer = |what: &str| -> String {
+        let mut status = String::new();
+        let n = r.read_line(&mut status).unwrap_or(0);
+        assert!(n > 0, "{what}: the connection was closed, not answered");
+        let mut len = 0usize;
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+        }
+        let mut b = vec![0u8; len];
+        r.read_exact(&mut b).unwrap();
+        status
+    };
+    let host = format!("127.0.0.1:{}", server.port);
+    write!(
+        w,
+        "POST /admin/subscribers/1 HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\n\
+         Origin: https://evil.example\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    // The body comes after the head, as on a slow or loaded link.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    w.write_all(body.as_bytes()).unwrap();
+    assert!(answer("the refused POST").starts_with("HTTP/1.1 403"));
+    write!(
+        w,
+        "GET /admin/ HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\n\r\n"
+    )
+    .unwrap();
+    assert!(answer("the next request").starts_with("HTTP/1.1 200"));
+}

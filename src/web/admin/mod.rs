@@ -231,6 +231,9 @@ async fn static_file(
     res
 }
 
+/// How much of a refused POST's body the guard reads before answering.
+const REFUSED_BODY_READ: usize = 256 * 1024;
+
 /// Around every console request: the console exists only with an admin;
 /// a POST from another site's page is refused before anything runs; every
 /// answer is private, framed by nobody else, under the console's CSP, and
@@ -253,6 +256,12 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
                     "console POST from another site refused"
                 );
                 let base = console.base_for(req.headers()).to_string();
+                // Read the form before answering. Answered with its body
+                // unread, the connection is closed after the answer, and a
+                // client that kept it for its next request (browsers do)
+                // sees that request dropped. Bounded: a refused upload is
+                // not read to its end.
+                let _ = axum::body::to_bytes(req.into_body(), REFUSED_BODY_READ).await;
                 console.forbidden_at(&base)
             } else {
                 next.run(req).await
