@@ -1,7 +1,10 @@
 //! Importing a subscriber list: the one use case behind `gazette subscribers
-//! import`, `POST /api/v1/subscribers/import` and the admin console. Read the
-//! CSV (`subscribers::csv`), put the good rows into the store in one
-//! transaction, and say what happened to every row, by its line in the file.
+//! import`, `POST /api/v1/subscribers/import` and the admin console. Check
+//! the whole file's encoding, then read the CSV (`subscribers::csv`) a piece
+//! at a time and put each piece's good rows into the store in a write
+//! transaction of its own (a file of any size in bounded memory, and the
+//! database free for sign-ups between pieces), and say what happened to
+//! every row, by its line in the file.
 //!
 //! It sits at the top of the library beside `cycle`, the other use case,
 //! rather than in `subscribers`: it calls the store, and the store is built
@@ -15,8 +18,10 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
-use crate::store::{Store, StoreError};
-use crate::subscribers::csv::{self as subscriber_csv, CsvError, LineNote};
+use std::io::Read;
+
+use crate::store::{IMPORT_TRANSACTION, Store, StoreError};
+use crate::subscribers::csv::{self as subscriber_csv, CsvError, LineNote, ReadRow};
 use crate::subscribers::{SubscriberEmail, SubscriberRow};
 
 /// How to import.
@@ -112,67 +117,92 @@ impl Serialize for SkipReason {
     }
 }
 
-/// Why nothing was imported.
+/// Why an import stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     /// The file cannot be read as a whole (no `email` column, not UTF-8...);
-    /// [`CsvError::line`] says where.
+    /// [`CsvError::line`] says where. Nothing was imported.
     #[error(transparent)]
     File(#[from] CsvError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    /// The database refused a piece, or the file could not be read on,
+    /// after `imported` new subscribers were saved: they stay, and the same
+    /// import run again adds the rest (addresses already there are left
+    /// as they are).
+    #[error(
+        "{source} (the import stopped after {imported} new subscribers were saved; run it again to add the rest)"
+    )]
+    Stopped {
+        imported: usize,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
-/// Import the subscriber CSV `data`: all good rows in one transaction,
-/// addresses already on the list left as they are, erased ones refused.
+impl From<StoreError> for ImportError {
+    fn from(e: StoreError) -> ImportError {
+        ImportError::Stopped {
+            imported: 0,
+            source: Box::new(e),
+        }
+    }
+}
+
+/// Import the subscriber CSV `data` held in memory (the API's body): see
+/// [`open`] and [`ImportFile::import`].
 pub async fn subscribers(
     store: &Store,
     data: &[u8],
     options: ImportOptions,
 ) -> Result<ImportOutcome, ImportError> {
-    Ok(read(data, options.smtputf8)?
-        .import(store, options.now)
-        .await?)
+    check_encoding(data)?;
+    let file = open(std::io::Cursor::new(data.to_vec()), options.smtputf8)?;
+    file.import(store, options.now).await
 }
 
-/// The first half of [`subscribers`], for a caller that must not open the
-/// store for a file that cannot be read (the CLI does not create a
-/// database for it).
-pub fn read(data: &[u8], smtputf8: bool) -> Result<ImportFile, CsvError> {
-    let parsed = subscriber_csv::read(data, smtputf8)?;
-    let (lines, rows) = parsed.rows.into_iter().unzip();
+/// Refuse an input that is not UTF-8 throughout, naming the line of the
+/// first bad byte, before anything is saved: a file in another encoding
+/// would otherwise be imported garbled, or stop half-way. Reads `input` in
+/// blocks (a file of any size in constant memory).
+pub fn check_encoding(input: impl Read) -> Result<(), CsvError> {
+    subscriber_csv::check_utf8(input)
+}
+
+/// Read the header of a subscriber CSV: a file that cannot be imported at
+/// all (empty, no `email` column) is refused here, before a caller opens
+/// the store for it (the CLI creates no database for such a file). Call
+/// [`check_encoding`] on the same input first.
+pub fn open<R: Read>(input: R, smtputf8: bool) -> Result<ImportFile<R>, CsvError> {
     Ok(ImportFile {
-        lines,
-        rows,
-        skipped: parsed.skipped,
-        warnings: parsed.warnings,
+        reader: subscriber_csv::Reader::new(input, smtputf8)?,
     })
 }
 
-/// How far an import has come, for the console's progress page: shared
-/// between the task that imports and the requests that look (atomics, no
-/// lock: a look never waits for a chunk of the import).
+/// How far an import has come, for the console's progress page and the
+/// CLI's progress bar: shared between the task that imports and those that
+/// look (atomics, no lock: a look never waits for a piece of the import).
 #[derive(Debug, Default)]
 pub struct Progress {
     /// 0 reading, 1 saving, 2 finished.
     stage: AtomicU8,
-    /// Lines of the file (the header included), known before reading it.
+    /// Lines of the file (the header included), when known before reading.
     lines: AtomicU64,
-    /// Good rows read, to save.
+    /// Rows expected: the lines after the header, when known.
     rows: AtomicU64,
-    /// Rows handled so far (imported, already there, or erased).
+    /// Rows handled so far (imported, already there, erased or skipped).
     saved: AtomicU64,
+    /// Bytes of the input read so far.
+    bytes: AtomicU64,
 }
 
 /// Where an import stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "stage", rename_all = "snake_case")]
 pub enum Stage {
-    /// Reading and checking every row of a file of `lines` lines.
+    /// Checking the file of `lines` lines before saving anything.
     Reading {
         lines: u64,
     },
-    /// Saving: `saved` of `rows` good rows handled.
+    /// Saving: `saved` of about `rows` rows handled.
     Saving {
         saved: u64,
         rows: u64,
@@ -181,7 +211,7 @@ pub enum Stage {
 }
 
 impl Progress {
-    /// Reading has begun; counts the lines of `data` (cheap next to
+    /// Checking has begun; counts the lines of `data` (cheap next to
     /// checking every address).
     pub fn reading(&self, data: &[u8]) {
         let lines = memchr::memchr_iter(b'\n', data).count() as u64
@@ -207,67 +237,153 @@ impl Progress {
             _ => Stage::Finished,
         }
     }
+
+    /// Bytes of the input read so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
 }
 
-/// A subscriber file that was read: its good rows, ready for the store.
-#[derive(Debug)]
-pub struct ImportFile {
-    /// The line of each of `rows`.
-    lines: Vec<u64>,
-    rows: Vec<SubscriberRow>,
-    skipped: Vec<LineNote>,
-    warnings: Vec<LineNote>,
+/// A subscriber file whose header was read, ready to import ([`open`]).
+pub struct ImportFile<R> {
+    reader: subscriber_csv::Reader<R>,
 }
 
-impl ImportFile {
-    /// The second half of [`subscribers`]: the good rows into the store.
+impl<R> fmt::Debug for ImportFile<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ImportFile")
+    }
+}
+
+/// Pieces read ahead while the store saves the one before: parsing and
+/// saving run side by side, and memory holds at most this many more.
+const PIECES_AHEAD: usize = 1;
+
+impl<R: Read + Send + 'static> ImportFile<R> {
+    /// Import the file's good rows, a piece of [`IMPORT_TRANSACTION`] rows
+    /// per write transaction ([`Store::import_chunk`]), and say what
+    /// happened to every row, by its line.
     pub async fn import(
         self,
         store: &Store,
         now: DateTime<Utc>,
-    ) -> Result<ImportOutcome, StoreError> {
+    ) -> Result<ImportOutcome, ImportError> {
         self.import_with(store, now, &Progress::default()).await
     }
 
     /// [`ImportFile::import`], telling `progress` how far it has come after
-    /// each chunk the store saves.
+    /// each piece. The file is read on the blocking pool (checking a
+    /// million addresses is CPU work), a piece ahead of the store.
     pub async fn import_with(
         self,
         store: &Store,
         now: DateTime<Utc>,
         progress: &Progress,
-    ) -> Result<ImportOutcome, StoreError> {
+    ) -> Result<ImportOutcome, ImportError> {
+        let lines = progress.lines.load(Ordering::Relaxed);
         progress
             .rows
-            .store(self.rows.len() as u64, Ordering::Relaxed);
+            .store(lines.saturating_sub(1), Ordering::Relaxed);
         progress.saved.store(0, Ordering::Relaxed);
         progress.stage.store(1, Ordering::Release);
-        let report = store
-            .import_subscribers_with(&self.rows, now, |n| {
-                progress.saved.store(n as u64, Ordering::Relaxed);
-            })
-            .await?;
-        let mut skipped: Vec<SkippedRow> = self
-            .skipped
-            .into_iter()
-            .map(|n| SkippedRow {
-                line: n.line,
-                reason: SkipReason::Invalid(n.reason),
-            })
-            .collect();
-        // The store names erased rows by their position among `rows`.
-        skipped.extend(report.erased.iter().filter_map(|&i| {
-            Some(SkippedRow {
-                line: *self.lines.get(i)?,
-                reason: SkipReason::Erased(self.rows.get(i)?.email.clone()),
-            })
+
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(Vec<ReadRow>, u64)>(PIECES_AHEAD);
+        let mut reader = self.reader;
+        let producer = tokio::task::spawn_blocking(move || {
+            let end = loop {
+                match reader.next_rows(IMPORT_TRANSACTION) {
+                    Ok(rows) if rows.is_empty() => break Ok(()),
+                    Ok(rows) => {
+                        let bytes = reader.bytes_read();
+                        // The saving side stopped (an error): so does reading.
+                        if tx.blocking_send((rows, bytes)).is_err() {
+                            break Ok(());
+                        }
+                    }
+                    Err(e) => break Err(e),
+                }
+            };
+            (reader, end)
+        });
+
+        let mut imported = 0;
+        let mut already_subscribed = 0;
+        let mut skipped: Vec<SkippedRow> = Vec::new();
+        let mut refused = None;
+        while let Some((rows, bytes)) = rx.recv().await {
+            let refs: Vec<&SubscriberRow> = rows.iter().map(|r| &r.row).collect();
+            let done = match store.import_chunk(&refs, now).await {
+                Ok(d) => d,
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
+            };
+            imported += done.imported;
+            for i in done.present {
+                let Some(r) = rows.get(i) else { continue };
+                // The store confirms what the reader's hash suggested: the
+                // address is there, and an earlier row of this file had it.
+                match r.duplicate_of {
+                    Some(first) => skipped.push(SkippedRow {
+                        line: r.line,
+                        reason: SkipReason::Invalid(subscriber_csv::duplicate_reason(
+                            first,
+                            &r.row.email,
+                        )),
+                    }),
+                    None => already_subscribed += 1,
+                }
+            }
+            skipped.extend(done.erased.iter().filter_map(|&i| {
+                let r = rows.get(i)?;
+                Some(SkippedRow {
+                    line: r.line,
+                    reason: SkipReason::Erased(r.row.email.clone()),
+                })
+            }));
+            progress
+                .saved
+                .fetch_add(rows.len() as u64, Ordering::Relaxed);
+            progress.bytes.store(bytes, Ordering::Relaxed);
+        }
+        drop(rx);
+        let (reader, end) = match producer.await {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(ImportError::Stopped {
+                    imported,
+                    source: Box::new(e),
+                });
+            }
+        };
+        if let Some(e) = refused {
+            return Err(ImportError::Stopped {
+                imported,
+                source: Box::new(e),
+            });
+        }
+        if let Err(e) = end {
+            return Err(if imported == 0 {
+                ImportError::File(e)
+            } else {
+                ImportError::Stopped {
+                    imported,
+                    source: Box::new(e),
+                }
+            });
+        }
+        progress.bytes.store(reader.bytes_read(), Ordering::Relaxed);
+        skipped.extend(reader.skipped.into_iter().map(|n| SkippedRow {
+            line: n.line,
+            reason: SkipReason::Invalid(n.reason),
         }));
         skipped.sort_by_key(|s| s.line);
         Ok(ImportOutcome {
-            imported: report.imported,
-            already_subscribed: report.already_subscribed,
+            imported,
+            already_subscribed,
             skipped,
-            warnings: self.warnings,
+            warnings: reader.warnings,
         })
     }
 }
@@ -385,7 +501,7 @@ mod tests {
         let progress = Progress::default();
         progress.reading(csv.as_bytes());
         assert_eq!(progress.stage(), Stage::Reading { lines: 2502 });
-        let file = read(csv.as_bytes(), false).unwrap();
+        let file = open(std::io::Cursor::new(csv.clone().into_bytes()), false).unwrap();
         let seen = std::sync::Mutex::new(Vec::new());
         // The store calls back per chunk; what a looker sees in between.
         let outcome = {
@@ -411,9 +527,10 @@ mod tests {
         assert_eq!(progress.stage(), Stage::Finished);
         let seen = seen.into_inner().unwrap();
         assert!(
+            // About: the rows are the lines after the header, the bad one too.
             seen.contains(&Stage::Saving {
                 saved: 2500,
-                rows: 2500
+                rows: 2501
             }),
             "{seen:?}"
         );
@@ -422,6 +539,59 @@ mod tests {
                 assert!(a <= b, "{seen:?}");
             }
         }
+    }
+
+    #[tokio::test]
+    async fn pieces_of_a_long_file_are_saved_apart_and_duplicates_across_them_are_told() {
+        let (_d, store) = store().await;
+        let now = options().now;
+        let old = SubscriberRow {
+            email: email("old@example.org"),
+            name: None,
+            status: Status::Active,
+        };
+        store.add_subscriber(&old, now).await.unwrap();
+        let n = IMPORT_TRANSACTION * 2 + 10;
+        let mut csv = String::from("email\n");
+        for i in 0..n {
+            csv.push_str(&format!("r{i}@example.org\n"));
+        }
+        // In the third piece: a row of the first, one already on the list,
+        // and one repeated within the piece.
+        csv.push_str("R5@Example.org\nOLD@example.org\nlast@example.org\nLAST@example.org\n");
+        let file = open(std::io::Cursor::new(csv.into_bytes()), false).unwrap();
+        let got = file.import(&store, now).await.unwrap();
+        assert_eq!(got.imported, n + 1);
+        assert_eq!(got.already_subscribed, 1);
+        let first = n as u64 + 2;
+        assert_eq!(
+            shown(&got),
+            vec![
+                format!("{first}: duplicate of line 7 (R5@example.org)"),
+                format!(
+                    "{}: duplicate of line {} (LAST@example.org)",
+                    first + 3,
+                    first + 2
+                ),
+            ]
+        );
+        assert_eq!(store.listed_emails().await.len(), n + 2);
+    }
+
+    #[tokio::test]
+    async fn a_file_in_another_encoding_is_refused_before_anything_is_saved() {
+        let (_d, store) = store().await;
+        let mut csv = b"email,name\n".to_vec();
+        for i in 0..(IMPORT_TRANSACTION + 5) {
+            csv.extend_from_slice(format!("r{i}@example.org,R\n").as_bytes());
+        }
+        csv.extend_from_slice(b"zoe@example.org,Zo\xeb\n");
+        let e = subscribers(&store, &csv, options()).await.unwrap_err();
+        let ImportError::File(e) = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(e.line(), IMPORT_TRANSACTION as u64 + 7);
+        assert_eq!(store.subscribers(None).await.unwrap(), vec![]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `gazette subscribers add|remove|erase|list|import|export`: the list,
 //! by hand or as a CSV file.
 
+use std::io::{IsTerminal, Read};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -233,17 +234,68 @@ pub fn list(config: &Config, status: Option<Status>, json: bool) -> Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
+/// A progress line on a terminal while an import runs: the share of the
+/// file read, as the store takes it piece by piece. Cleared at the end.
+fn progress_bar(
+    progress: std::sync::Arc<import::Progress>,
+    size: u64,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut shown = false;
+        while progress.stage() != import::Stage::Finished {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let percent = (progress.bytes() * 100).checked_div(size).unwrap_or(100);
+            eprint!("\rimporting: {percent:>3} %");
+            shown = true;
+        }
+        if shown {
+            eprint!("\r{:16}\r", "");
+        }
+    })
+}
+
 pub fn import(config: &Config, file: &Path, json: bool) -> Result<ExitCode> {
     let shown = file.display();
-    let input = std::fs::read(file).with_context(|| format!("cannot read {shown}"))?;
-    // A file that cannot be read does not create the database.
-    let list = match import::read(&input, config.mail.smtputf8) {
-        Ok(f) => f,
-        Err(e) => bail!("{shown}:{}: {e}; nothing was imported", e.line()),
+    let smtputf8 = config.mail.smtputf8;
+    let refuse = |e: subscriber_csv::CsvError| {
+        anyhow::anyhow!("{shown}:{}: {e}; nothing was imported", e.line())
     };
+    let open = || std::fs::File::open(file).with_context(|| format!("cannot read {shown}"));
+    let meta = open()?
+        .metadata()
+        .with_context(|| format!("cannot read {shown}"))?;
+    // A file that cannot be read does not create the database. A regular
+    // file is read twice, from disk (the encoding check, then the rows), in
+    // constant memory; a pipe can be read once only, so it is held.
+    let (list, size) = if meta.is_file() {
+        import::check_encoding(open()?).map_err(refuse)?;
+        let input: Box<dyn Read + Send> = Box::new(std::io::BufReader::new(open()?));
+        let list = import::open(input, smtputf8).map_err(refuse)?;
+        (list, meta.len())
+    } else {
+        let mut data = Vec::new();
+        open()?
+            .read_to_end(&mut data)
+            .with_context(|| format!("cannot read {shown}"))?;
+        import::check_encoding(&data[..]).map_err(refuse)?;
+        let size = data.len() as u64;
+        let input: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(data));
+        let list = import::open(input, smtputf8).map_err(refuse)?;
+        (list, size)
+    };
+    let progress = std::sync::Arc::new(import::Progress::default());
+    let bar = std::io::stderr()
+        .is_terminal()
+        .then(|| progress_bar(progress.clone(), size));
     let outcome = with_store(config, async |store| {
-        Ok(list.import(store, chrono::Utc::now()).await?)
-    })?;
+        let out = list.import_with(store, chrono::Utc::now(), &progress).await;
+        progress.finish();
+        Ok(out?)
+    });
+    if let Some(bar) = bar {
+        let _ = bar.join();
+    }
+    let outcome = outcome?;
     for w in &outcome.warnings {
         eprintln!("{shown}:{}: warning: {}", w.line, w.reason);
     }

@@ -48,7 +48,9 @@ pub use roster::{
 pub use signup::{
     CONFIRM_TTL, Confirmation, Preferences, PreferencesChange, SIGNUP_MAILS_PER_DAY, Signup,
 };
-pub use subscribers::{AddOutcome, ImportReport, RemoveOutcome, StatusCounts};
+pub use subscribers::{
+    AddOutcome, ChunkReport, IMPORT_TRANSACTION, ImportReport, RemoveOutcome, StatusCounts,
+};
 pub use time::ledger_time;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations");

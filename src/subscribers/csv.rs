@@ -33,7 +33,9 @@
 //! for every value, one that starts with `'` included.
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::hash::BuildHasher;
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
 
 use super::{Status, SubscriberEmail, SubscriberName, SubscriberRow};
 
@@ -218,101 +220,227 @@ fn shown(value: &str) -> String {
     }
 }
 
+/// The bytes the CSV parser has taken from the input and [`Lines`] has not
+/// dropped yet: a little before the record being read, the record, and
+/// what the parser read ahead. [`Lines`] counts line breaks in it and drops
+/// what it passed, so reading a file of any size holds a record and a few
+/// buffers of it.
+#[derive(Debug, Default)]
+struct Window {
+    /// Offset in the input of `buf[0]`.
+    base: u64,
+    buf: Vec<u8>,
+}
+
+/// Bytes passed that the [`Window`] may keep before it drops them.
+const WINDOW_KEEP: usize = 64 * 1024;
+
+/// The input as the CSV parser reads it, copied into the [`Window`].
+struct Tee<R> {
+    inner: R,
+    window: Arc<Mutex<Window>>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    /// Fills `out` unless the input ends: the csv crate looks for a BOM in
+    /// what its first read gave, and an input that hands out a byte at a
+    /// time (a pipe) would hide it.
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let mut n = 0;
+        while n < out.len() {
+            match self.inner.read(&mut out[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        lock(&self.window).buf.extend_from_slice(&out[..n]);
+        Ok(n)
+    }
+}
+
+fn lock(w: &Mutex<Window>) -> std::sync::MutexGuard<'_, Window> {
+    w.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Counts lines up to where each record starts. (The csv crate's own
 /// positions point just past the previous record's terminator, before any
 /// blank lines or the LF of a CRLF, so its line numbers drift.)
-struct Lines<'a> {
-    data: &'a [u8],
-    offset: usize,
+struct Lines {
+    window: Arc<Mutex<Window>>,
+    /// Where the last record started (an offset in the input).
+    offset: u64,
     line: u64,
 }
 
-impl Lines<'_> {
+impl Lines {
     /// The line of the record the reader just returned.
     fn of(&mut self, record: &csv::ByteRecord) -> u64 {
+        let mut w = lock(&self.window);
+        let end = w.base + w.buf.len() as u64;
         let mut start = record
             .position()
-            .map_or(self.offset, |p| {
-                usize::try_from(p.byte()).unwrap_or(self.offset)
-            })
-            .clamp(self.offset, self.data.len());
-        while matches!(self.data.get(start), Some(b'\r' | b'\n')) {
+            .map_or(self.offset, |p| p.byte())
+            .clamp(self.offset, end);
+        let at = |w: &Window, i: u64| w.buf.get(usize::try_from(i - w.base).ok()?).copied();
+        while matches!(at(&w, start), Some(b'\r' | b'\n')) {
             start += 1;
         }
-        let newlines = self.data[self.offset..start]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
-        self.line += newlines as u64;
+        let from = usize::try_from(self.offset - w.base).unwrap_or(0);
+        let to = usize::try_from(start - w.base).unwrap_or(from);
+        self.line += memchr::memchr_iter(b'\n', &w.buf[from..to]).count() as u64;
         self.offset = start;
+        // What is before `start` is done with; dropped in large pieces, not
+        // per record (each drop moves the read-ahead behind it).
+        if to >= WINDOW_KEEP {
+            w.buf.drain(..to);
+            w.base = start;
+        }
         self.line
     }
 }
 
-/// Read a subscriber CSV. Bad rows are collected in `skipped`; only a file
-/// that cannot be read as a whole (no header, not UTF-8) is an error.
-/// Addresses enter under [`SubscriberEmail::parse_new`] with `smtputf8`
-/// (`mail.smtputf8`): one the mailer could not mail is a skipped row.
-pub fn read(data: &[u8], smtputf8: bool) -> Result<CsvImport, CsvError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(data);
-    let mut lines = Lines {
-        data,
-        offset: 0,
-        line: 1,
-    };
-    let mut out = CsvImport::default();
-    let mut record = csv::ByteRecord::new();
-    if !reader.read_byte_record(&mut record).map_err(read_error)? {
-        return Err(CsvError::Empty);
-    }
-    let header_line = lines.of(&record);
-    if record.as_slice().len() > MAX_ROW_BYTES {
-        return Err(CsvError::LongRow {
-            line: header_line,
-            bytes: record.as_slice().len(),
-        });
-    }
-    let header = decode(&record, header_line)?;
-    let (cols, unknown) = columns(&header)?;
-    if !unknown.is_empty() {
-        let names: Vec<String> = unknown.iter().map(|u| shown(u)).collect();
-        out.warnings.push(LineNote {
-            line: header_line,
-            reason: format!(
-                "ignoring {} gazette does not use: {}",
-                if unknown.len() == 1 {
-                    "a column"
-                } else {
-                    "columns"
-                },
-                names.join(", ")
-            ),
-        });
+/// A good row as [`Reader`] gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadRow {
+    pub line: u64,
+    pub row: SubscriberRow,
+    /// The line of an earlier good row that has, as far as a 64-bit hash of
+    /// the address can tell, the same address: a duplicate, for the caller
+    /// to confirm (the store does, by the address itself) and report.
+    pub duplicate_of: Option<u64>,
+}
+
+/// A subscriber CSV read a piece at a time ([`Reader::next_rows`]), from any
+/// input: a file is never held whole in memory. Bad rows gather in
+/// `skipped`, notes on the header in `warnings`. Addresses enter under
+/// [`SubscriberEmail::parse_new`] with `smtputf8` (`mail.smtputf8`): one
+/// the mailer could not mail is a skipped row.
+///
+/// Duplicates are told by a 64-bit hash of each good row's address and the
+/// line it was on (16 bytes a row, where the addresses themselves took
+/// about 100 at a million rows); a row whose hash was seen comes out with
+/// `duplicate_of`, and the one who reads it confirms.
+pub struct Reader<R> {
+    csv: csv::Reader<Tee<R>>,
+    lines: Lines,
+    cols: Columns,
+    record: csv::ByteRecord,
+    smtputf8: bool,
+    seen: HashMap<u64, u64>,
+    hasher: std::hash::RandomState,
+    pub skipped: Vec<LineNote>,
+    pub warnings: Vec<LineNote>,
+}
+
+impl<R: Read> Reader<R> {
+    /// Read the header. Only a file that cannot be read as a whole (no
+    /// header, no `email` column, a header that is not UTF-8) is an error.
+    pub fn new(input: R, smtputf8: bool) -> Result<Reader<R>, CsvError> {
+        let window = Arc::new(Mutex::new(Window::default()));
+        let mut csv = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(Tee {
+                inner: input,
+                window: window.clone(),
+            });
+        let mut lines = Lines {
+            window,
+            offset: 0,
+            line: 1,
+        };
+        let mut warnings = Vec::new();
+        let mut record = csv::ByteRecord::new();
+        if !csv.read_byte_record(&mut record).map_err(read_error)? {
+            return Err(CsvError::Empty);
+        }
+        let header_line = lines.of(&record);
+        if record.as_slice().len() > MAX_ROW_BYTES {
+            return Err(CsvError::LongRow {
+                line: header_line,
+                bytes: record.as_slice().len(),
+            });
+        }
+        let header = decode(&record, header_line)?;
+        let (cols, unknown) = columns(&header)?;
+        if !unknown.is_empty() {
+            let names: Vec<String> = unknown.iter().map(|u| shown(u)).collect();
+            warnings.push(LineNote {
+                line: header_line,
+                reason: format!(
+                    "ignoring {} gazette does not use: {}",
+                    if unknown.len() == 1 {
+                        "a column"
+                    } else {
+                        "columns"
+                    },
+                    names.join(", ")
+                ),
+            });
+        }
+        Ok(Reader {
+            csv,
+            lines,
+            cols,
+            record,
+            smtputf8,
+            seen: HashMap::new(),
+            hasher: std::hash::RandomState::new(),
+            skipped: Vec::new(),
+            warnings,
+        })
     }
 
-    // Lowercased address -> line of the first good row that had it.
-    let mut seen: HashMap<String, u64> = HashMap::new();
-    while reader.read_byte_record(&mut record).map_err(read_error)? {
-        let line = lines.of(&record);
+    /// How far into the input the parser has read, in bytes.
+    pub fn bytes_read(&self) -> u64 {
+        let w = lock(&self.lines.window);
+        w.base + w.buf.len() as u64
+    }
+
+    /// Up to `max` more good rows, in file order; none at the end. Bad rows
+    /// met on the way go to `skipped`. A byte that is not UTF-8 is an error
+    /// with its line.
+    pub fn next_rows(&mut self, max: usize) -> Result<Vec<ReadRow>, CsvError> {
+        let mut out = Vec::new();
+        while out.len() < max.max(1) {
+            if !self
+                .csv
+                .read_byte_record(&mut self.record)
+                .map_err(read_error)?
+            {
+                break;
+            }
+            let line = self.lines.of(&self.record);
+            if let Some(row) = self.row(line)? {
+                out.push(row);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The record just read (on `line`): a good row, or a note in `skipped`
+    /// (or nothing, for a blank row).
+    fn row(&mut self, line: u64) -> Result<Option<ReadRow>, CsvError> {
+        let record = &self.record;
+        let cols = &self.cols;
         if record.as_slice().len() > MAX_ROW_BYTES {
-            out.skipped.push(LineNote {
+            self.skipped.push(LineNote {
                 line,
                 reason: format!(
                     "a row of {} bytes, not read (at most {MAX_ROW_BYTES}); is a closing quote missing?",
                     record.as_slice().len()
                 ),
             });
-            continue;
+            return Ok(None);
         }
-        let fields = decode(&record, line)?;
+        let fields = decode(record, line)?;
         if fields.iter().all(|f| f.trim().is_empty()) {
-            continue;
+            return Ok(None);
         }
         if fields.len() > cols.count {
-            out.skipped.push(LineNote {
+            self.skipped.push(LineNote {
                 line,
                 reason: format!(
                     "{} fields where the header has {} (put a value that contains a comma in double quotes)",
@@ -320,7 +448,7 @@ pub fn read(data: &[u8], smtputf8: bool) -> Result<CsvImport, CsvError> {
                     cols.count
                 ),
             });
-            continue;
+            return Ok(None);
         }
         let get =
             |i: Option<usize>| restore(i.and_then(|i| fields.get(i)).copied().unwrap_or("").trim());
@@ -331,7 +459,7 @@ pub fn read(data: &[u8], smtputf8: bool) -> Result<CsvImport, CsvError> {
             reasons.push("no address".to_string());
             None
         } else {
-            match SubscriberEmail::parse_new(raw_email, smtputf8) {
+            match SubscriberEmail::parse_new(raw_email, self.smtputf8) {
                 Ok(e) => Some(e),
                 Err(e) => {
                     reasons.push(format!("invalid address {}: {e}", shown(raw_email)));
@@ -363,34 +491,119 @@ pub fn read(data: &[u8], smtputf8: bool) -> Result<CsvImport, CsvError> {
             }
         };
         let Some(email) = email else {
-            out.skipped.push(LineNote {
+            self.skipped.push(LineNote {
                 line,
                 reason: reasons.join("; "),
             });
-            continue;
+            return Ok(None);
         };
-        let key = email.key();
-        if let Some(first) = seen.get(&key) {
-            reasons.push(format!("duplicate of line {first} ({email})"));
-        }
+        let hash = self.hasher.hash_one(email.key());
+        let duplicate_of = self.seen.get(&hash).copied();
         if !reasons.is_empty() {
-            out.skipped.push(LineNote {
+            if let Some(first) = duplicate_of {
+                reasons.push(format!("duplicate of line {first} ({email})"));
+            }
+            self.skipped.push(LineNote {
                 line,
                 reason: reasons.join("; "),
             });
-            continue;
+            return Ok(None);
         }
-        seen.insert(key, line);
-        out.rows.push((
+        if duplicate_of.is_none() {
+            self.seen.insert(hash, line);
+        }
+        Ok(Some(ReadRow {
             line,
-            SubscriberRow {
+            row: SubscriberRow {
                 email,
                 name,
                 status,
             },
-        ));
+            duplicate_of,
+        }))
     }
+}
+
+/// The reason of a row skipped as a duplicate of the good row on `first`.
+pub fn duplicate_reason(first: u64, email: &SubscriberEmail) -> String {
+    format!("duplicate of line {first} ({email})")
+}
+
+/// Read a whole subscriber CSV held in memory: [`Reader`] to the end, each
+/// duplicate confirmed against the row it names. Bad rows are collected in
+/// `skipped`; only a file that cannot be read as a whole (no header, not
+/// UTF-8) is an error.
+pub fn read(data: &[u8], smtputf8: bool) -> Result<CsvImport, CsvError> {
+    let mut reader = Reader::new(data, smtputf8)?;
+    let mut out = CsvImport::default();
+    let mut duplicates = Vec::new();
+    loop {
+        let rows = reader.next_rows(4096)?;
+        if rows.is_empty() {
+            break;
+        }
+        for r in rows {
+            // Good rows come in line order: the one a duplicate names is
+            // found by its line.
+            let first = r.duplicate_of.and_then(|first| {
+                let i = out.rows.binary_search_by_key(&first, |(l, _)| *l).ok()?;
+                (out.rows[i].1.email.key() == r.row.email.key()).then_some(first)
+            });
+            match first {
+                Some(first) => duplicates.push(LineNote {
+                    line: r.line,
+                    reason: duplicate_reason(first, &r.row.email),
+                }),
+                None => out.rows.push((r.line, r.row)),
+            }
+        }
+    }
+    out.skipped = reader.skipped;
+    out.skipped.extend(duplicates);
+    out.skipped.sort_by_key(|n| n.line);
+    out.warnings = reader.warnings;
     Ok(out)
+}
+
+/// Whether `input` is UTF-8 throughout, read in blocks (a file of any size
+/// in constant memory); the first bad byte is an error with its line. The
+/// import checks this before it saves anything, so a file in another
+/// encoding is refused whole rather than after its first rows were saved.
+pub fn check_utf8(mut input: impl Read) -> Result<(), CsvError> {
+    let mut buf = vec![0u8; 1 << 20];
+    // Bytes of a character cut by the end of the last block.
+    let mut carry = 0usize;
+    let mut line = 1u64;
+    loop {
+        let n = input.read(&mut buf[carry..]).map_err(|e| CsvError::Read {
+            line,
+            message: e.to_string(),
+        })?;
+        let len = carry + n;
+        let block = &buf[..len];
+        match std::str::from_utf8(block) {
+            Ok(_) if n == 0 => return Ok(()),
+            Ok(_) => {
+                carry = 0;
+                line += memchr::memchr_iter(b'\n', block).count() as u64;
+            }
+            Err(e) => {
+                let good = e.valid_up_to();
+                line += memchr::memchr_iter(b'\n', &block[..good]).count() as u64;
+                // An incomplete character at the very end of a block that
+                // is not the last: read on.
+                if e.error_len().is_none() && n > 0 {
+                    buf.copy_within(good..len, 0);
+                    carry = len - good;
+                    continue;
+                }
+                return Err(CsvError::NotUtf8 {
+                    line,
+                    byte: block.get(good).copied().unwrap_or(0),
+                });
+            }
+        }
+    }
 }
 
 /// Write rows as CSV with the header `email,name,status`.
@@ -467,6 +680,118 @@ mod tests {
         assert_eq!(got.rows[1].1.status, Status::Active, "default status");
         assert_eq!(got.rows[2].1.name, None);
         assert_eq!(got.rows[2].1.status, Status::Bounced);
+    }
+
+    /// An input that hands out at most `step` bytes a read, as a pipe or a
+    /// slow disk may.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.step.min(out.len()).min(self.data.len());
+            out[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    /// Everything `Reader` gives over `input`: good rows with their line and
+    /// duplicate mark, then the skipped rows' notes.
+    /// A good row as the tests compare it: line, address, duplicate mark.
+    type Seen = (u64, String, Option<u64>);
+
+    fn stream(input: impl Read, chunk: usize) -> (Vec<Seen>, Vec<String>) {
+        let mut r = Reader::new(input, false).unwrap();
+        let mut rows = Vec::new();
+        loop {
+            let got = r.next_rows(chunk).unwrap();
+            if got.is_empty() {
+                break;
+            }
+            assert!(got.len() <= chunk);
+            rows.extend(
+                got.into_iter()
+                    .map(|g| (g.line, g.row.email.to_string(), g.duplicate_of)),
+            );
+        }
+        (rows, notes(&r.skipped))
+    }
+
+    #[test]
+    fn a_stream_read_in_any_pieces_gives_the_same_rows_lines_and_notes() {
+        // Quoted line breaks, CRLF and blank lines, a duplicate, a bad row;
+        // long enough to pass the window's drop point many times.
+        let mut text = String::from("\u{feff}email,name\r\n\r\n");
+        for i in 0..3000 {
+            match i % 500 {
+                7 => text.push_str(&format!("\"r{i}@example.org\",\"Two\r\nlines\"\r\n")),
+                8 => text.push_str("not an address,x\n\n"),
+                9 => text.push_str("R1@EXAMPLE.ORG,again\r\n"),
+                _ => text.push_str(&format!("r{i}@example.org,Reader {i}\r\n")),
+            }
+        }
+        let whole = stream(text.as_bytes(), 100_000);
+        assert_eq!(whole.0.len(), 3000 - 6 - 6, "good rows");
+        assert_eq!(whole.0[0], (3, "r0@example.org".to_string(), None));
+        let dups: Vec<_> = whole.0.iter().filter(|r| r.2.is_some()).collect();
+        assert_eq!(dups.len(), 6);
+        assert!(dups.iter().all(|d| d.2 == Some(4)), "{dups:?}");
+        assert_eq!(whole.1.len(), 12, "{:?}", whole.1);
+        assert!(
+            whole.1[0].ends_with("contains a line break"),
+            "{:?}",
+            whole.1
+        );
+        for (step, chunk) in [(1, 7), (3, 1), (4096, 1000), (65_537, 3)] {
+            let input = Trickle {
+                data: text.as_bytes(),
+                step,
+            };
+            assert_eq!(stream(input, chunk), whole, "{step} bytes a read");
+        }
+        // The lines are an editor's: the line each row's address is on.
+        let by_line: Vec<&str> = text.split('\n').collect();
+        for (line, email, _) in &whole.0 {
+            let at = by_line[*line as usize - 1].to_lowercase();
+            assert!(at.contains(&email.to_lowercase()), "{line}: {at} / {email}");
+        }
+    }
+
+    #[test]
+    fn the_utf8_check_reads_in_blocks_and_names_the_bad_line() {
+        // A character cut by the 1 MiB block boundary is fine.
+        let mut text = "a".repeat((1 << 20) - 1);
+        text.push('é');
+        text.push_str("\nok\n");
+        assert!(
+            check_utf8(Trickle {
+                data: text.as_bytes(),
+                step: 1 << 20
+            })
+            .is_ok()
+        );
+        assert!(check_utf8(text.as_bytes()).is_ok());
+        // A bad byte on line 3, past a block; a cut character at the end.
+        let mut bad = text.clone().into_bytes();
+        bad.extend_from_slice(b"caf\xe9\n");
+        let e = check_utf8(&bad[..]).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                CsvError::NotUtf8 {
+                    line: 3,
+                    byte: 0xE9
+                }
+            ),
+            "{e:?}"
+        );
+        let cut = &"x\ny\né".as_bytes()[..5];
+        let e = check_utf8(cut).unwrap_err();
+        assert!(matches!(e, CsvError::NotUtf8 { line: 3, .. }), "{e:?}");
+        assert!(check_utf8(&b""[..]).is_ok());
     }
 
     #[test]

@@ -35,6 +35,16 @@ impl Token {
         Ok(Token(URL_SAFE_NO_PAD.encode(bytes)))
     }
 
+    /// `n` fresh random tokens from one draw of the OS's randomness.
+    pub fn generate_many(n: usize) -> Result<Vec<Token>, getrandom::Error> {
+        let mut bytes = vec![0u8; TOKEN_BYTES * n];
+        getrandom::fill(&mut bytes)?;
+        Ok(bytes
+            .chunks_exact(TOKEN_BYTES)
+            .map(|b| Token(URL_SAFE_NO_PAD.encode(b)))
+            .collect())
+    }
+
     pub fn parse(s: &str) -> Result<Token, TokenError> {
         if !s
             .bytes()
@@ -86,6 +96,18 @@ impl fmt::Debug for Token {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_drawn_together_are_each_valid_and_all_different() {
+        let many = Token::generate_many(500).unwrap();
+        assert_eq!(many.len(), 500);
+        let distinct: std::collections::HashSet<&str> = many.iter().map(Token::as_str).collect();
+        assert_eq!(distinct.len(), 500);
+        for t in &many {
+            assert_eq!(Token::parse(t.as_str()).unwrap(), *t);
+        }
+        assert!(Token::generate_many(0).unwrap().is_empty());
+    }
 
     #[test]
     fn a_placeholder_is_url_safe_and_never_a_real_token() {

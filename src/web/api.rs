@@ -514,8 +514,8 @@ fn is_csv(headers: &HeaderMap) -> bool {
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("text/csv"))
 }
 
-/// `import::subscribers`, the CLI's import: all good rows in one
-/// transaction; bad and erased rows come back with their lines.
+/// `import::subscribers`, the CLI's import: good rows in pieces, each its
+/// own transaction; bad and erased rows come back with their lines.
 async fn import_subscribers(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -545,7 +545,10 @@ async fn import_subscribers(
                 ApiError::bad_request(format!("line {}: {e}; nothing was imported", e.line()))
                     .with("line", e.line())
             }
-            ImportError::Store(e) => e.into(),
+            stopped @ ImportError::Stopped { .. } => {
+                tracing::error!(error = %stopped, "admin API: import stopped");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, stopped.to_string())
+            }
         })?;
     tracing::info!(
         imported = outcome.imported,

@@ -26,7 +26,7 @@ use minijinja::{Value, context};
 use serde::Deserialize;
 
 use super::{Admin, Section};
-use crate::import::{self, ImportOutcome, Progress, Stage};
+use crate::import::{self, ImportError, ImportOutcome, Progress, Stage};
 use crate::web::AppState;
 
 /// The largest upload the import form takes (the rest of the console keeps
@@ -226,17 +226,20 @@ async fn upload(
 async fn run(state: AppState, admin: Admin, job: Arc<Job>, data: Vec<u8>) {
     let _one_at_a_time = state.console.imports.running.lock().await;
     let smtputf8 = state.config.mail.smtputf8;
-    let read = tokio::task::spawn_blocking(move || import::read(&data, smtputf8)).await;
-    let result = match read {
-        Ok(Ok(file)) => file
+    let result = match import::check_encoding(&data[..])
+        .and_then(|()| import::open(std::io::Cursor::new(data), smtputf8))
+    {
+        Ok(file) => file
             .import_with(&state.store, Utc::now(), &job.progress)
             .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "console import failed");
-                format!("the database refused it ({e})")
+            .map_err(|e| match e {
+                ImportError::File(e) => format!("line {}: {e}", e.line()),
+                stopped => {
+                    tracing::error!(error = %stopped, "console import stopped");
+                    stopped.to_string()
+                }
             }),
-        Ok(Err(e)) => Err(format!("line {}: {e}", e.line())),
-        Err(e) => Err(format!("the import stopped unexpectedly ({e})")),
+        Err(e) => Err(format!("line {}: {e}", e.line())),
     };
     let detail = match &result {
         Ok(o) => format!(
