@@ -233,13 +233,13 @@ async fn run(state: AppState, admin: Admin, job: Arc<Job>, data: Vec<u8>) {
             .import_with(&state.store, Utc::now(), &job.progress)
             .await
             .map_err(|e| match e {
-                ImportError::File(e) => format!("line {}: {e}", e.line()),
+                ImportError::File(e) => format!("Nothing was imported: line {}: {e}", e.line()),
                 stopped => {
                     tracing::error!(error = %stopped, "console import stopped");
-                    stopped.to_string()
+                    format!("The import stopped: {stopped}")
                 }
             }),
-        Err(e) => Err(format!("line {}: {e}", e.line())),
+        Err(e) => Err(format!("Nothing was imported: line {}: {e}", e.line())),
     };
     let detail = match &result {
         Ok(o) => format!(
@@ -248,7 +248,7 @@ async fn run(state: AppState, admin: Admin, job: Arc<Job>, data: Vec<u8>) {
             o.already_subscribed,
             o.skipped.len()
         ),
-        Err(e) => format!("nothing imported: {e}"),
+        Err(e) => e.clone(),
     };
     let entry = admin.audit(
         "subscribers.import",
