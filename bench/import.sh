@@ -45,13 +45,13 @@ base_url = "https://bench.example.org/"
 url = "sqlite://$work/gazette.db"
 TOML
 
-# run LABEL DB -- CMD...: time CMD with a fresh DB; prints "seconds rss_kb".
+# run DB CMD...: time CMD with a fresh DB, into "$work/time" ("seconds
+# rss_kb"); a failure stops the bench with CMD's output.
 run() {
   local db=$1; shift
   rm -f "$db" "$db-wal" "$db-shm"
   /usr/bin/time -f '%e %M' -o "$work/time" "$@" >"$work/out" 2>&1 || {
     echo "failed: $*" >&2; cat "$work/out" >&2; exit 1; }
-  cat "$work/time"
 }
 
 # An empty database with gazette's schema, for the "schema alone" row.
@@ -59,22 +59,25 @@ run() {
 sqlite3 "$work/gazette.db" 'PRAGMA wal_checkpoint(TRUNCATE);' >/dev/null
 cp "$work/gazette.db" "$work/schema.db"
 
-read -r peer_s peer_kb < <(run "$work/peer.db" sqlite3 "$work/peer.db" \
+run "$work/peer.db" sqlite3 "$work/peer.db" \
   'CREATE TABLE subscribers (email TEXT NOT NULL UNIQUE COLLATE NOCASE, name TEXT, status TEXT);' \
-  '.mode csv' ".import --skip 1 $work/subs.csv subscribers")
+  '.mode csv' ".import --skip 1 $work/subs.csv subscribers"
+read -r peer_s peer_kb < "$work/time"
 peer_rows=$(sqlite3 "$work/peer.db" 'SELECT COUNT(*) FROM subscribers')
 
 cp "$work/schema.db" "$work/bare.db"
-read -r bare_s bare_kb < <(/usr/bin/time -f '%e %M' -o "$work/time" sqlite3 "$work/bare.db" \
+/usr/bin/time -f '%e %M' -o "$work/time" sqlite3 "$work/bare.db" \
   'PRAGMA journal_mode = WAL;' 'PRAGMA synchronous = NORMAL;' \
   'CREATE TEMP TABLE stage (email TEXT, name TEXT, status TEXT);' \
   '.mode csv' ".import --skip 1 $work/subs.csv stage" \
   "INSERT INTO subscribers (email, email_key, name, status, token, created_at, confirmed_at, updated_at)
      SELECT email, lower(email), name, status, hex(randomblob(32)), '2026-01-01T00:00:00Z',
             '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z' FROM stage WHERE true
-     ON CONFLICT (email_key) DO NOTHING;" >/dev/null && cat "$work/time")
+     ON CONFLICT (email_key) DO NOTHING;" >/dev/null
+read -r bare_s bare_kb < "$work/time"
 
-read -r gz_s gz_kb < <(run "$work/gazette.db" "$bin" --config "$work/config.toml" subscribers import "$work/subs.csv")
+run "$work/gazette.db" "$bin" --config "$work/config.toml" subscribers import "$work/subs.csv"
+read -r gz_s gz_kb < "$work/time"
 gz_rows=$(sqlite3 "$work/gazette.db" 'SELECT COUNT(*) FROM subscribers')
 [ "$gz_rows" = "$peer_rows" ] || { echo "gazette imported $gz_rows rows, sqlite3 $peer_rows" >&2; exit 1; }
 
