@@ -255,6 +255,42 @@ impl<R> fmt::Debug for ImportFile<R> {
     }
 }
 
+/// The line of each row an import added, by the row's id: 8 bytes a row.
+/// Ids are handed out one after the other within a transaction, so they
+/// come in runs, each kept as its first id and where its lines start.
+#[derive(Debug, Default)]
+struct IdLines {
+    /// (first id, index in `lines` of its line), by first id.
+    runs: Vec<(i64, usize)>,
+    lines: Vec<u64>,
+}
+
+impl IdLines {
+    /// Ids must come in increasing order.
+    fn push(&mut self, id: i64, line: u64) {
+        let next = self
+            .runs
+            .last()
+            .map(|&(first, at)| first + (self.lines.len() - at) as i64);
+        if next != Some(id) {
+            self.runs.push((id, self.lines.len()));
+        }
+        self.lines.push(line);
+    }
+
+    fn line_of(&self, id: i64) -> Option<u64> {
+        let r = match self.runs.binary_search_by_key(&id, |&(first, _)| first) {
+            Ok(r) => r,
+            Err(0) => return None,
+            Err(r) => r - 1,
+        };
+        let (first, at) = self.runs[r];
+        let end = self.runs.get(r + 1).map_or(self.lines.len(), |&(_, a)| a);
+        let i = at + usize::try_from(id - first).ok()?;
+        (i < end).then(|| self.lines[i])
+    }
+}
+
 /// Pieces read ahead while the store saves the one before: parsing and
 /// saving run side by side, and memory holds at most this many more.
 const PIECES_AHEAD: usize = 1;
@@ -309,6 +345,10 @@ impl<R: Read + Send + 'static> ImportFile<R> {
         let mut imported = 0;
         let mut already_subscribed = 0;
         let mut skipped: Vec<SkippedRow> = Vec::new();
+        let mut ours = IdLines::default();
+        // Older subscribers met in this file, by id: the line of the first
+        // row that had each, so a repeat is named a duplicate here too.
+        let mut met: std::collections::HashMap<i64, u64> = std::collections::HashMap::new();
         let mut refused = None;
         while let Some((rows, bytes)) = rx.recv().await {
             let refs: Vec<&SubscriberRow> = rows.iter().map(|r| &r.row).collect();
@@ -320,11 +360,22 @@ impl<R: Read + Send + 'static> ImportFile<R> {
                 }
             };
             imported += done.imported;
-            for i in done.present {
+            for &(i, id) in &done.inserted {
+                if let Some(r) = rows.get(i) {
+                    ours.push(id, r.line);
+                }
+            }
+            for (i, holder) in done.present {
                 let Some(r) = rows.get(i) else { continue };
-                // The store confirms what the reader's hash suggested: the
-                // address is there, and an earlier row of this file had it.
-                match r.duplicate_of {
+                // The row that has the address: one this import added or
+                // an older subscriber an earlier row already met (a
+                // duplicate, named by that row's line), or an older one.
+                let first = ours.line_of(holder).or_else(|| {
+                    let first = met.get(&holder).copied();
+                    met.entry(holder).or_insert(r.line);
+                    first
+                });
+                match first {
                     Some(first) => skipped.push(SkippedRow {
                         line: r.line,
                         reason: SkipReason::Invalid(subscriber_csv::duplicate_reason(
@@ -592,6 +643,32 @@ mod tests {
         };
         assert_eq!(e.line(), IMPORT_TRANSACTION as u64 + 7);
         assert_eq!(store.subscribers(None).await.unwrap(), vec![]);
+    }
+
+    #[test]
+    fn lines_are_found_by_id_across_runs_and_gaps() {
+        let mut m = IdLines::default();
+        // Two runs (another writer took ids 13 and 14 between pieces).
+        for (id, line) in [(10, 2), (11, 3), (12, 5), (15, 6), (16, 9)] {
+            m.push(id, line);
+        }
+        assert_eq!(m.runs.len(), 2);
+        let found: Vec<Option<u64>> = (9..=17).map(|id| m.line_of(id)).collect();
+        assert_eq!(
+            found,
+            [
+                None,
+                Some(2),
+                Some(3),
+                Some(5),
+                None,
+                None,
+                Some(6),
+                Some(9),
+                None
+            ]
+        );
+        assert_eq!(IdLines::default().line_of(1), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! Erased subscribers (see `roster.rs`) keep an anonymized row that lists,
 //! counts and exports leave out, and an import skips their addresses.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
@@ -45,8 +45,11 @@ pub struct ChunkReport {
     /// New subscribers.
     pub imported: usize,
     /// Positions of rows whose address was on the list already (an
-    /// earlier row of the same import included): left as they were.
-    pub present: Vec<usize>,
+    /// earlier row of the same import included), with the id of the row
+    /// that has it: left as they were.
+    pub present: Vec<(usize, i64)>,
+    /// Positions of the rows inserted, with their new ids, in id order.
+    pub inserted: Vec<(usize, i64)>,
     /// Positions of rows whose address was erased at the person's request.
     pub erased: Vec<usize>,
 }
@@ -565,7 +568,7 @@ impl Store {
             .collect();
         // Strings and nulls only: serializing them cannot fail.
         let list = serde_json::to_string(&piece).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        let keys: Vec<(String,)> = sqlx::query_as(concat!(
+        let keys: Vec<(i64, String)> = sqlx::query_as(concat!(
             insert!(),
             "SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, $2,
                     CASE WHEN value ->> 3 = 'active' THEN $2 END,
@@ -573,23 +576,42 @@ impl Store {
                     CASE WHEN value ->> 3 = 'bounced' THEN $2 END,
                     $2
              FROM json_each($1) WHERE true
-             ON CONFLICT (email_key) DO NOTHING RETURNING email_key"
+             ON CONFLICT (email_key) DO NOTHING RETURNING id, email_key"
         ))
         .bind(list)
         .bind(&now)
         .fetch_all(&mut *tx)
         .await?;
-        let mut inserted: HashSet<String> = keys.into_iter().map(|(k,)| k).collect();
-        tx.commit().await?;
-        for (i, row, _) in keep {
+        let mut inserted: HashMap<String, i64> = keys.into_iter().map(|(id, k)| (k, id)).collect();
+        let mut present = Vec::new();
+        for (i, row, _) in &keep {
             // A key inserted once: a second row with it in the same piece
             // was a duplicate, not a second insert.
-            if inserted.remove(&row.email.key()) {
-                report.imported += 1;
-            } else {
-                report.present.push(i);
+            match inserted.remove(&row.email.key()) {
+                Some(id) => report.inserted.push((*i, id)),
+                None => present.push((*i, row.email.key())),
             }
         }
+        report.inserted.sort_by_key(|&(_, id)| id);
+        report.imported = report.inserted.len();
+        // Which row holds each address that was there: the caller tells a
+        // row of its own file (a duplicate) from an older subscriber.
+        if !present.is_empty() {
+            let keys: Vec<&str> = present.iter().map(|(_, k)| k.as_str()).collect();
+            let holders: HashMap<String, i64> = sqlx::query_as(
+                "SELECT email_key, id FROM subscribers WHERE email_key IN (SELECT value FROM json_each($1))",
+            )
+            .bind(serde_json::Value::from(keys).to_string())
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+            report.present = present
+                .into_iter()
+                .map(|(i, k)| (i, holders.get(&k).copied().unwrap_or(0)))
+                .collect();
+        }
+        tx.commit().await?;
         Ok(report)
     }
 

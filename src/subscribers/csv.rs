@@ -33,7 +33,6 @@
 //! for every value, one that starts with `'` included.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 
@@ -306,10 +305,6 @@ impl Lines {
 pub struct ReadRow {
     pub line: u64,
     pub row: SubscriberRow,
-    /// The line of an earlier good row that has, as far as a 64-bit hash of
-    /// the address can tell, the same address: a duplicate, for the caller
-    /// to confirm (the store does, by the address itself) and report.
-    pub duplicate_of: Option<u64>,
 }
 
 /// A subscriber CSV read a piece at a time ([`Reader::next_rows`]), from any
@@ -318,18 +313,16 @@ pub struct ReadRow {
 /// [`SubscriberEmail::parse_new`] with `smtputf8` (`mail.smtputf8`): one
 /// the mailer could not mail is a skipped row.
 ///
-/// Duplicates are told by a 64-bit hash of each good row's address and the
-/// line it was on (16 bytes a row, where the addresses themselves took
-/// about 100 at a million rows); a row whose hash was seen comes out with
-/// `duplicate_of`, and the one who reads it confirms.
+/// A row that repeats an earlier row's address is a good row here: the
+/// reader keeps nothing per row, so a file of any length reads in the same
+/// memory. [`read`] (a whole file in memory) finds duplicates itself; an
+/// import learns of them from the store, whose unique index sees them.
 pub struct Reader<R> {
     csv: csv::Reader<Tee<R>>,
     lines: Lines,
     cols: Columns,
     record: csv::ByteRecord,
     smtputf8: bool,
-    seen: HashMap<u64, u64>,
-    hasher: std::hash::RandomState,
     pub skipped: Vec<LineNote>,
     pub warnings: Vec<LineNote>,
 }
@@ -386,8 +379,6 @@ impl<R: Read> Reader<R> {
             cols,
             record,
             smtputf8,
-            seen: HashMap::new(),
-            hasher: std::hash::RandomState::new(),
             skipped: Vec::new(),
             warnings,
         })
@@ -497,20 +488,12 @@ impl<R: Read> Reader<R> {
             });
             return Ok(None);
         };
-        let hash = self.hasher.hash_one(email.key());
-        let duplicate_of = self.seen.get(&hash).copied();
         if !reasons.is_empty() {
-            if let Some(first) = duplicate_of {
-                reasons.push(format!("duplicate of line {first} ({email})"));
-            }
             self.skipped.push(LineNote {
                 line,
                 reason: reasons.join("; "),
             });
             return Ok(None);
-        }
-        if duplicate_of.is_none() {
-            self.seen.insert(hash, line);
         }
         Ok(Some(ReadRow {
             line,
@@ -519,7 +502,6 @@ impl<R: Read> Reader<R> {
                 name,
                 status,
             },
-            duplicate_of,
         }))
     }
 }
@@ -529,32 +511,31 @@ pub fn duplicate_reason(first: u64, email: &SubscriberEmail) -> String {
     format!("duplicate of line {first} ({email})")
 }
 
-/// Read a whole subscriber CSV held in memory: [`Reader`] to the end, each
-/// duplicate confirmed against the row it names. Bad rows are collected in
-/// `skipped`; only a file that cannot be read as a whole (no header, not
-/// UTF-8) is an error.
+/// Read a whole subscriber CSV held in memory: [`Reader`] to the end, a
+/// row whose address (ignoring case) an earlier good row had skipped as a
+/// duplicate naming that row's line. Bad rows are collected in `skipped`;
+/// only a file that cannot be read as a whole (no header, not UTF-8) is an
+/// error.
 pub fn read(data: &[u8], smtputf8: bool) -> Result<CsvImport, CsvError> {
     let mut reader = Reader::new(data, smtputf8)?;
     let mut out = CsvImport::default();
     let mut duplicates = Vec::new();
+    let mut seen: HashMap<String, u64> = HashMap::new();
     loop {
         let rows = reader.next_rows(4096)?;
         if rows.is_empty() {
             break;
         }
         for r in rows {
-            // Good rows come in line order: the one a duplicate names is
-            // found by its line.
-            let first = r.duplicate_of.and_then(|first| {
-                let i = out.rows.binary_search_by_key(&first, |(l, _)| *l).ok()?;
-                (out.rows[i].1.email.key() == r.row.email.key()).then_some(first)
-            });
-            match first {
-                Some(first) => duplicates.push(LineNote {
+            match seen.get(&r.row.email.key()) {
+                Some(&first) => duplicates.push(LineNote {
                     line: r.line,
                     reason: duplicate_reason(first, &r.row.email),
                 }),
-                None => out.rows.push((r.line, r.row)),
+                None => {
+                    seen.insert(r.row.email.key(), r.line);
+                    out.rows.push((r.line, r.row));
+                }
             }
         }
     }
@@ -700,8 +681,8 @@ mod tests {
 
     /// Everything `Reader` gives over `input`: good rows with their line and
     /// duplicate mark, then the skipped rows' notes.
-    /// A good row as the tests compare it: line, address, duplicate mark.
-    type Seen = (u64, String, Option<u64>);
+    /// A good row as the tests compare it: line, address.
+    type Seen = (u64, String);
 
     fn stream(input: impl Read, chunk: usize) -> (Vec<Seen>, Vec<String>) {
         let mut r = Reader::new(input, false).unwrap();
@@ -712,10 +693,7 @@ mod tests {
                 break;
             }
             assert!(got.len() <= chunk);
-            rows.extend(
-                got.into_iter()
-                    .map(|g| (g.line, g.row.email.to_string(), g.duplicate_of)),
-            );
+            rows.extend(got.into_iter().map(|g| (g.line, g.row.email.to_string())));
         }
         (rows, notes(&r.skipped))
     }
@@ -734,11 +712,12 @@ mod tests {
             }
         }
         let whole = stream(text.as_bytes(), 100_000);
+        // Good rows, the repeats of r1 among them (the reader keeps no
+        // addresses: duplicates are for `read` or the store to tell).
         assert_eq!(whole.0.len(), 3000 - 6 - 6, "good rows");
-        assert_eq!(whole.0[0], (3, "r0@example.org".to_string(), None));
-        let dups: Vec<_> = whole.0.iter().filter(|r| r.2.is_some()).collect();
-        assert_eq!(dups.len(), 6);
-        assert!(dups.iter().all(|d| d.2 == Some(4)), "{dups:?}");
+        assert_eq!(whole.0[0], (3, "r0@example.org".to_string()));
+        let r1: Vec<_> = whole.0.iter().filter(|r| r.1 == "R1@example.org").collect();
+        assert_eq!(r1.len(), 6);
         assert_eq!(whole.1.len(), 12, "{:?}", whole.1);
         assert!(
             whole.1[0].ends_with("contains a line break"),
@@ -754,7 +733,7 @@ mod tests {
         }
         // The lines are an editor's: the line each row's address is on.
         let by_line: Vec<&str> = text.split('\n').collect();
-        for (line, email, _) in &whole.0 {
+        for (line, email) in &whole.0 {
             let at = by_line[*line as usize - 1].to_lowercase();
             assert!(at.contains(&email.to_lowercase()), "{line}: {at} / {email}");
         }
