@@ -188,7 +188,7 @@ pub struct Progress {
     lines: AtomicU64,
     /// Rows expected: the lines after the header, when known.
     rows: AtomicU64,
-    /// Rows handled so far (imported, already there, erased or skipped).
+    /// Good rows handled so far (imported, already there or erased).
     saved: AtomicU64,
     /// Bytes of the input read so far.
     bytes: AtomicU64,
@@ -359,7 +359,7 @@ impl<R: Read + Send + 'static> ImportFile<R> {
                     break;
                 }
             };
-            imported += done.imported;
+            imported += done.inserted.len();
             for &(i, id) in &done.inserted {
                 if let Some(r) = rows.get(i) {
                     ours.push(id, r.line);

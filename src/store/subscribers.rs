@@ -42,8 +42,6 @@ pub enum RemoveOutcome {
 /// What one piece of an import did ([`Store::import_chunk`]).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ChunkReport {
-    /// New subscribers.
-    pub imported: usize,
     /// Positions of rows whose address was on the list already (an
     /// earlier row of the same import included), with the id of the row
     /// that has it: left as they were.
@@ -475,36 +473,25 @@ impl Store {
         Ok(counts)
     }
 
-    /// Add many subscribers in one transaction, each with a fresh token;
-    /// addresses already on the list (or repeated in `rows`) are left as they
-    /// are and counted. Addresses erased at the person's request are never
-    /// added back: their positions are in [`ImportReport::erased`]. All or
-    /// nothing: an error rolls every row back.
+    /// Add many subscribers, each with a fresh token, in pieces of
+    /// [`IMPORT_TRANSACTION`] rows ([`Store::import_chunk`]); addresses
+    /// already on the list (or repeated in `rows`) are left as they are and
+    /// counted. Addresses erased at the person's request are never added
+    /// back: their positions are in [`ImportReport::erased`]. An error keeps
+    /// the pieces saved before it.
     pub async fn import_subscribers(
         &self,
         rows: &[SubscriberRow],
         now: DateTime<Utc>,
     ) -> Result<ImportReport, StoreError> {
-        self.import_subscribers_with(rows, now, |_| {}).await
-    }
-
-    /// [`Store::import_subscribers`], calling `saved` with the number of
-    /// rows handled so far after each piece of [`IMPORT_TRANSACTION`] rows.
-    pub async fn import_subscribers_with(
-        &self,
-        rows: &[SubscriberRow],
-        now: DateTime<Utc>,
-        mut saved: impl FnMut(usize) + Send,
-    ) -> Result<ImportReport, StoreError> {
         let mut report = ImportReport::default();
         for (n, piece) in rows.chunks(IMPORT_TRANSACTION).enumerate() {
             let refs: Vec<&SubscriberRow> = piece.iter().collect();
             let done = self.import_chunk(&refs, now).await?;
-            report.imported += done.imported;
+            report.imported += done.inserted.len();
             report.already_subscribed += done.present.len();
             let base = n * IMPORT_TRANSACTION;
             report.erased.extend(done.erased.iter().map(|i| base + i));
-            saved(base + piece.len());
         }
         Ok(report)
     }
@@ -543,12 +530,14 @@ impl Store {
             .collect();
         let erased: HashSet<String> =
             super::suppression::suppressed_among(&mut tx, &hashes).await?;
-        let mut keep: Vec<(usize, &SubscriberRow, &Token)> = Vec::with_capacity(rows.len());
+        // Each kept row with its uniqueness key, computed once (Unicode
+        // lowercasing, then used to insert, match and look up).
+        let mut keep: Vec<(usize, &SubscriberRow, &Token, String)> = Vec::with_capacity(rows.len());
         for (i, ((row, hash), token)) in rows.iter().zip(&hashes).zip(&tokens).enumerate() {
             if erased.contains(hash) {
                 report.erased.push(i);
             } else {
-                keep.push((i, row, token));
+                keep.push((i, row, token, row.email.key()));
             }
         }
         // The piece as one JSON parameter, taken apart by SQLite itself:
@@ -556,13 +545,18 @@ impl Store {
         // the insert.
         let piece: Vec<_> = keep
             .iter()
-            .map(|(_, row, token)| {
+            .map(|(_, row, token, key)| {
+                // The time stamps by the one rule every insert follows.
+                let [confirmed, unsubscribed, bounced] = initial_times(row.status, &now);
                 (
                     row.email.as_str(),
-                    row.email.key(),
+                    key.as_str(),
                     row.name.as_ref().map(|n| n.as_str()),
                     row.status.as_str(),
                     token.as_str(),
+                    confirmed,
+                    unsubscribed,
+                    bounced,
                 )
             })
             .collect();
@@ -571,10 +565,7 @@ impl Store {
         let keys: Vec<(i64, String)> = sqlx::query_as(concat!(
             insert!(),
             "SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, $2,
-                    CASE WHEN value ->> 3 = 'active' THEN $2 END,
-                    CASE WHEN value ->> 3 = 'unsubscribed' THEN $2 END,
-                    CASE WHEN value ->> 3 = 'bounced' THEN $2 END,
-                    $2
+                    value ->> 5, value ->> 6, value ->> 7, $2
              FROM json_each($1) WHERE true
              ON CONFLICT (email_key) DO NOTHING RETURNING id, email_key"
         ))
@@ -584,16 +575,15 @@ impl Store {
         .await?;
         let mut inserted: HashMap<String, i64> = keys.into_iter().map(|(id, k)| (k, id)).collect();
         let mut present = Vec::new();
-        for (i, row, _) in &keep {
+        for (i, _, _, key) in keep {
             // A key inserted once: a second row with it in the same piece
             // was a duplicate, not a second insert.
-            match inserted.remove(&row.email.key()) {
-                Some(id) => report.inserted.push((*i, id)),
-                None => present.push((*i, row.email.key())),
+            match inserted.remove(&key) {
+                Some(id) => report.inserted.push((i, id)),
+                None => present.push((i, key)),
             }
         }
         report.inserted.sort_by_key(|&(_, id)| id);
-        report.imported = report.inserted.len();
         // Which row holds each address that was there: the caller tells a
         // row of its own file (a duplicate) from an older subscriber.
         if !present.is_empty() {
