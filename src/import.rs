@@ -154,9 +154,19 @@ pub async fn subscribers(
     data: &[u8],
     options: ImportOptions,
 ) -> Result<ImportOutcome, ImportError> {
-    check_encoding(data)?;
-    let file = open(std::io::Cursor::new(data.to_vec()), options.smtputf8)?;
-    file.import(store, options.now).await
+    open_bytes(data.to_vec(), options.smtputf8)?
+        .import(store, options.now)
+        .await
+}
+
+/// [`check_encoding`] then [`open`], for a file held in memory (the API's
+/// body, the console's upload).
+pub fn open_bytes(
+    data: Vec<u8>,
+    smtputf8: bool,
+) -> Result<ImportFile<std::io::Cursor<Vec<u8>>>, CsvError> {
+    check_encoding(&data[..])?;
+    open(std::io::Cursor::new(data), smtputf8)
 }
 
 /// Refuse an input that is not UTF-8 throughout, naming the line of the

@@ -226,9 +226,7 @@ async fn upload(
 async fn run(state: AppState, admin: Admin, job: Arc<Job>, data: Vec<u8>) {
     let _one_at_a_time = state.console.imports.running.lock().await;
     let smtputf8 = state.config.mail.smtputf8;
-    let result = match import::check_encoding(&data[..])
-        .and_then(|()| import::open(std::io::Cursor::new(data), smtputf8))
-    {
+    let result = match import::open_bytes(data, smtputf8) {
         Ok(file) => file
             .import_with(&state.store, Utc::now(), &job.progress)
             .await
