@@ -261,15 +261,14 @@ pub fn import(config: &Config, file: &Path, json: bool) -> Result<ExitCode> {
         anyhow::anyhow!("{shown}:{}: {e}; nothing was imported", e.line())
     };
     let open = || std::fs::File::open(file).with_context(|| format!("cannot read {shown}"));
-    let meta = open()?
-        .metadata()
-        .with_context(|| format!("cannot read {shown}"))?;
+    let meta = std::fs::metadata(file).with_context(|| format!("cannot read {shown}"))?;
     // A file that cannot be read does not create the database. A regular
     // file is read twice, from disk (the encoding check, then the rows), in
     // constant memory; a pipe can be read once only, so it is held.
     let (list, size) = if meta.is_file() {
         import::check_encoding(open()?).map_err(refuse)?;
-        let input: Box<dyn Read + Send> = Box::new(std::io::BufReader::new(open()?));
+        // Unbuffered: the CSV reader has its own buffer.
+        let input: Box<dyn Read + Send> = Box::new(open()?);
         let list = import::open(input, smtputf8).map_err(refuse)?;
         (list, meta.len())
     } else {
@@ -288,10 +287,12 @@ pub fn import(config: &Config, file: &Path, json: bool) -> Result<ExitCode> {
         .is_terminal()
         .then(|| progress_bar(progress.clone(), size));
     let outcome = with_store(config, async |store| {
-        let out = list.import_with(store, chrono::Utc::now(), &progress).await;
-        progress.finish();
-        Ok(out?)
+        Ok(list
+            .import_with(store, chrono::Utc::now(), &progress)
+            .await?)
     });
+    // Also when the store could not be opened: the bar waits for this.
+    progress.finish();
     if let Some(bar) = bar {
         let _ = bar.join();
     }
