@@ -184,13 +184,7 @@ pub async fn sign_out(
     if let Err(e) = state.store.end_admin_session(&admin.token_hash).await {
         return console.server_error(&admin, &e);
     }
-    if let Err(e) = state
-        .store
-        .audit(&admin.audit("admin.logout", None, None))
-        .await
-    {
-        tracing::warn!(error = %e, "cannot write the audit log");
-    }
+    super::audit::record(&state, &admin.audit("admin.logout", None, None)).await;
     let mut res = console.see_other(&admin, "login?signed_out=1");
     if let Ok(v) = HeaderValue::from_str(&console.expired_cookie()) {
         res.headers_mut().insert(header::SET_COOKIE, v);
