@@ -294,8 +294,12 @@ fn error_chain(e: &anyhow::Error) -> String {
 }
 
 fn init_tracing(format: LogFormat, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GAZETTE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // sqlx warns of every statement that took over a second: an import's
+    // pieces on a busy machine do, and the warning (the whole SQL) said
+    // nothing a user could act on. `GAZETTE_LOG=sqlx::query=warn` shows it.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GAZETTE_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{default_level},sqlx::query=error"))
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -3,7 +3,7 @@
 //! Every issue ingest records starts `unpublished`. Once it is released (not
 //! a draft, its publication moment passed; see [`crate::release`]) the cycle
 //! either publishes it (one ledger row per subscriber active at that moment,
-//! in one transaction) or, when the issue was already older than
+//! made in pieces: see [`Store::publish_issue`]) or, when the issue was already older than
 //! `mail.skip_older_than` when it was released (an archive being imported,
 //! say, or a draft left lying for months), skips it: it stays in the feeds
 //! but is mailed only if an admin runs `gazette issues send SLUG`. The age
@@ -58,7 +58,13 @@ pub async fn publish_pending(
     skip_older_than: Duration,
     now: DateTime<Utc>,
 ) -> Result<Vec<Decision>, StoreError> {
-    let mut decisions = Vec::new();
+    // A publish cut short between pieces (a crash, a stop) goes on first.
+    let mut decisions: Vec<Decision> = store
+        .finish_publishing(now)
+        .await?
+        .into_iter()
+        .map(|(slug, recipients)| Decision::Published { slug, recipients })
+        .collect();
     for issue in store.unpublished_issues().await? {
         let issue = match issue {
             Ok(issue) => issue,

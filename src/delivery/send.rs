@@ -1,9 +1,10 @@
 //! The send loop: claim due rows, compose, hand over, record. Repeats until
 //! nothing is due.
 //!
-//! Rows are claimed in small batches (a few per connection) and outcomes are
-//! recorded as soon as a handful are in, so that a crash at any moment leaves
-//! at most about one batch `sending`: those are sent again by the next run,
+//! Rows are claimed in small batches (a few per connection), the next batch
+//! while the last is still on the wire, and outcomes are recorded as soon as
+//! a handful are in, so that a crash at any moment leaves at most about two
+//! batches `sending`: those are sent again by the next run,
 //! and the only possible duplicates are messages the server had accepted
 //! before the crash but whose outcome was not yet recorded.
 //!
@@ -37,6 +38,10 @@ pub const STOP_CHECK: Duration = Duration::from_millis(50);
 /// How long messages already on the wire may take to finish after a stop.
 /// Well inside the 10 s a stop of `serve` is allowed (its grace is 8 s).
 pub const IN_FLIGHT_GRACE: Duration = Duration::from_secs(4);
+
+/// Outcomes wait at most this long to be recorded when they trickle in
+/// (a low `mail.rate_per_second`); a fast run records them in batches.
+const FLUSH_AFTER: Duration = Duration::from_secs(1);
 
 /// What a send task did with its row.
 enum Done {
@@ -148,146 +153,111 @@ pub async fn send_due(
     let (halt, halt_rx) = tokio::sync::watch::channel(false);
     let mut released = Vec::new();
     let mut abandoned = 0usize;
+    // One pipeline, not batch after batch: the next rows are claimed while
+    // fewer than `low_water` are waiting or on the wire, so the connections
+    // do not idle while the last messages of a batch finish and the next
+    // claim makes its round trip to SQLite. At most `low_water + batch`
+    // rows are claimed at any moment (a crash leaves those `sending`, to be
+    // sent by the next run), and the ones a crash can make arrive twice
+    // are as before: those on the wire and the `flush_every` outcomes not
+    // yet recorded.
+    let low_water = concurrency * 2;
+    let mut ledger = store.ledger().await?;
+    let mut tasks = JoinSet::new();
+    // False once no more rows are claimed: a stop came, or the server
+    // stopped answering.
+    let mut claiming = true;
+    // The last claim found nothing due. The next waits until the messages
+    // on the wire are done: a row deferred meanwhile may be due by then
+    // (a short `mail.retry_base`), and is sent in this run.
+    let mut dry = false;
+    let mut done = Vec::with_capacity(flush_every);
+    // When the oldest outcome not yet recorded came in.
+    let mut oldest_unrecorded: Option<Instant> = None;
+    let mut check = tokio::time::interval(STOP_CHECK);
     loop {
-        if stop.load(Ordering::SeqCst) {
+        if claiming && stop.load(Ordering::SeqCst) {
             report.interrupted = true;
-            break;
+            claiming = false;
         }
-        let claimed = store.claim_due(Utc::now(), batch).await?;
-        if claimed.is_empty() {
-            break;
+        if claiming && tasks.len() < low_water && (!dry || tasks.is_empty()) {
+            let claimed = ledger.claim_due(Utc::now(), batch).await?;
+            dry = claimed.is_empty();
+            if dry && tasks.is_empty() {
+                break;
+            }
+            // Rows whose subscriber values do not parse were failed by the claim.
+            report.failed += claimed.failed;
+            progress.advance(claimed.failed);
+            for row in claimed.rows {
+                tasks.spawn(send_one(
+                    row,
+                    composer.clone(),
+                    transport.clone(),
+                    limiter.clone(),
+                    permits.clone(),
+                    halt_rx.clone(),
+                ));
+            }
+            continue;
         }
-        // Rows whose subscriber values do not parse were failed by the claim.
-        report.failed += claimed.failed;
-        progress.advance(claimed.failed);
-        let mut tasks = JoinSet::new();
-        for row in claimed.rows {
-            let (composer, transport, limiter, permits, halt_rx) = (
-                composer.clone(),
-                transport.clone(),
-                limiter.clone(),
-                permits.clone(),
-                halt_rx.clone(),
-            );
-            tasks.spawn(async move {
-                // Waiting for a connection and for the rate limit ends at a
-                // stop; once past both, the message goes out.
-                let _permit = tokio::select! {
-                    biased;
-                    _ = halted(halt_rx.clone()) => return Done::Halted(row.delivery_id),
-                    p = permits.acquire_owned() => p,
-                };
-                let composed = match composer.compose(&row) {
-                    Ok(c) => c,
-                    Err(why) => {
-                        return Done::Tried(
-                            (
-                                row,
-                                String::new(),
-                                Attempt::Failed {
-                                    reply: format!("not sent: {why}"),
-                                },
-                            ),
-                            true,
-                        );
-                    }
-                };
-                tokio::select! {
-                    biased;
-                    _ = halted(halt_rx.clone()) => return Done::Halted(row.delivery_id),
-                    _ = limiter.acquire() => {}
-                }
-                let stem = format!("{}/{}", row.issue_slug, row.subscriber_id);
-                let wire = Wire {
-                    envelope_from: &composed.envelope_from,
-                    to: &row.email,
-                    bytes: &composed.bytes,
-                    file_stem: &stem,
-                };
-                let abandon = async {
-                    halted(halt_rx).await;
-                    tokio::time::sleep(IN_FLIGHT_GRACE).await;
-                };
-                let outcome = tokio::select! {
-                    outcome = transport.send(wire) => outcome,
-                    _ = abandon => return Done::Abandoned(row.delivery_id),
-                };
-                let answered = !matches!(
-                    outcome,
-                    Outcome::Retry {
-                        answered: false,
-                        ..
-                    }
-                );
-                let attempt = match outcome {
-                    Outcome::Sent { reply } => Attempt::Sent { reply },
-                    Outcome::Retry { reply, .. } => Attempt::Retry { reply },
-                    Outcome::Failed {
-                        reply,
-                        bounce: true,
-                    } => Attempt::Bounced { reply },
-                    Outcome::Failed {
-                        reply,
-                        bounce: false,
-                    } => Attempt::Failed { reply },
-                };
-                Done::Tried((row, composed.message_id, attempt), answered)
-            });
+        if tasks.is_empty() {
+            break;
         }
         // Record as outcomes come in. Even when a stop is requested, the
         // messages already on their way are finished and recorded.
-        let mut done = Vec::with_capacity(flush_every);
-        let mut check = tokio::time::interval(STOP_CHECK);
-        loop {
-            let joined = tokio::select! {
-                joined = tasks.join_next() => match joined {
-                    Some(j) => j,
-                    None => break,
-                },
-                _ = check.tick() => {
-                    if stop.load(Ordering::SeqCst) && !*halt.borrow() {
-                        let _ = halt.send(true);
-                    }
-                    continue;
+        let joined = tokio::select! {
+            joined = tasks.join_next() => joined,
+            _ = check.tick() => {
+                if stop.load(Ordering::SeqCst) && !*halt.borrow() {
+                    report.interrupted = true;
+                    claiming = false;
+                    let _ = halt.send(true);
                 }
-            };
-            match joined {
-                Ok(Done::Tried(result, answered)) => {
-                    if answered {
-                        unanswered_in_a_row = 0;
-                    } else {
-                        unanswered_in_a_row += 1;
-                        if let Attempt::Retry { reply } = &result.2 {
-                            last_silence = Some(reply.clone());
-                        }
-                    }
-                    report.unanswered += u64::from(!answered);
-                    done.push(result);
-                }
-                Ok(Done::Halted(id)) => released.push(id),
-                Ok(Done::Abandoned(id)) => {
-                    abandoned += 1;
-                    released.push(id);
-                }
-                Err(e) => tracing::error!("a send task failed: {e}"),
+                None
             }
-            if done.len() >= flush_every || tasks.is_empty() {
-                tally(&mut report, &done, opts.max_attempts);
-                store
-                    .record_attempts(&done, Utc::now(), opts.retry_base, opts.max_attempts)
-                    .await?;
-                progress.advance(done.len() as u64);
-                done.clear();
+        };
+        match joined {
+            Some(Ok(Done::Tried(result, answered))) => {
+                if answered {
+                    unanswered_in_a_row = 0;
+                } else {
+                    unanswered_in_a_row += 1;
+                    if let Attempt::Retry { reply } = &result.2 {
+                        last_silence = Some(reply.clone());
+                    }
+                }
+                report.unanswered += u64::from(!answered);
+                oldest_unrecorded.get_or_insert_with(Instant::now);
+                done.push(result);
             }
+            Some(Ok(Done::Halted(id))) => released.push(id),
+            Some(Ok(Done::Abandoned(id))) => {
+                abandoned += 1;
+                released.push(id);
+            }
+            Some(Err(e)) => tracing::error!("a send task failed: {e}"),
+            None => {}
         }
-        if unanswered_in_a_row >= give_up_after {
+        if claiming && unanswered_in_a_row >= give_up_after {
             // No answer for many attempts in a row: the server is down or
-            // unreachable. Stop here rather than spend an attempt of every
-            // queued row; they wait, untouched, for the next run.
+            // unreachable. Claim no more rather than spend an attempt of
+            // every queued row; they wait, untouched, for the next run.
             report.unreachable = true;
-            break;
+            claiming = false;
+        }
+        let trickle = oldest_unrecorded.is_some_and(|t| t.elapsed() >= FLUSH_AFTER);
+        if !done.is_empty() && (done.len() >= flush_every || tasks.is_empty() || trickle) {
+            tally(&mut report, &done, opts.max_attempts);
+            ledger
+                .record_attempts(&done, Utc::now(), opts.retry_base, opts.max_attempts)
+                .await?;
+            progress.advance(done.len() as u64);
+            done.clear();
+            oldest_unrecorded = None;
         }
     }
+    drop(ledger);
     if unanswered_in_a_row > 0 {
         report.no_answer = last_silence;
     }
@@ -310,6 +280,80 @@ pub async fn send_due(
     report.next_due = store.next_due().await?;
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// One claimed row: wait for a connection and the rate limit, compose,
+/// hand over, and say what happened.
+async fn send_one(
+    row: Claimed,
+    composer: Arc<dyn Composer>,
+    transport: Transport,
+    limiter: Arc<RateLimiter>,
+    permits: Arc<Semaphore>,
+    halt_rx: tokio::sync::watch::Receiver<bool>,
+) -> Done {
+    // Waiting for a connection and for the rate limit ends at a
+    // stop; once past both, the message goes out.
+    let _permit = tokio::select! {
+        biased;
+        _ = halted(halt_rx.clone()) => return Done::Halted(row.delivery_id),
+        p = permits.acquire_owned() => p,
+    };
+    let composed = match composer.compose(&row) {
+        Ok(c) => c,
+        Err(why) => {
+            return Done::Tried(
+                (
+                    row,
+                    String::new(),
+                    Attempt::Failed {
+                        reply: format!("not sent: {why}"),
+                    },
+                ),
+                true,
+            );
+        }
+    };
+    tokio::select! {
+        biased;
+        _ = halted(halt_rx.clone()) => return Done::Halted(row.delivery_id),
+        _ = limiter.acquire() => {}
+    }
+    let stem = format!("{}/{}", row.issue_slug, row.subscriber_id);
+    let wire = Wire {
+        envelope_from: &composed.envelope_from,
+        to: &row.email,
+        bytes: &composed.bytes,
+        file_stem: &stem,
+    };
+    let abandon = async {
+        halted(halt_rx).await;
+        tokio::time::sleep(IN_FLIGHT_GRACE).await;
+    };
+    let outcome = tokio::select! {
+        outcome = transport.send(wire) => outcome,
+        _ = abandon => return Done::Abandoned(row.delivery_id),
+    };
+    let answered = !matches!(
+        outcome,
+        Outcome::Retry {
+            answered: false,
+            ..
+        }
+    );
+    let attempt = match outcome {
+        Outcome::Sent { reply } => Attempt::Sent { reply },
+        Outcome::Retry { reply, .. } => Attempt::Retry { reply },
+        Outcome::Failed {
+            reply,
+            bounce: true,
+        } => Attempt::Bounced { reply },
+        Outcome::Failed {
+            reply,
+            bounce: false,
+        } => Attempt::Failed { reply },
+    };
+    Done::Tried((row, composed.message_id, attempt), answered)
 }
 
 fn tally(report: &mut SendReport, done: &[(Claimed, String, Attempt)], max_attempts: u32) {
