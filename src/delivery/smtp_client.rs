@@ -327,14 +327,9 @@ impl SmtpClient {
             self.write(s, b"DATA\r\n").await?;
             self.expect(s, |c| c == 354).await?;
         }
-        let body = dot_stuff(bytes);
-        self.write(s, &body).await?;
-        let end: &[u8] = if body.ends_with(b"\r\n") {
-            b".\r\n"
-        } else {
-            b"\r\n.\r\n"
-        };
-        self.write(s, end).await?;
+        // The body and its end in one write: written apart, the end went
+        // as a packet of its own, a second wakeup of the server per message.
+        self.write(s, &with_end(dot_stuff(bytes))).await?;
         let r = self.read_reply(s).await?;
         if r.code / 100 == 2 {
             Ok(r)
@@ -536,9 +531,28 @@ fn dot_stuff(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     std::borrow::Cow::Owned(out)
 }
 
+/// A (dot-stuffed) body followed by the end-of-data line.
+fn with_end(body: std::borrow::Cow<'_, [u8]>) -> Vec<u8> {
+    let end: &[u8] = if body.ends_with(b"\r\n") {
+        b".\r\n"
+    } else {
+        b"\r\n.\r\n"
+    };
+    let mut out = body.into_owned();
+    out.extend_from_slice(end);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_end_of_data_follows_the_body_on_a_line_of_its_own() {
+        assert_eq!(with_end(dot_stuff(b"a\r\n")), b"a\r\n.\r\n");
+        assert_eq!(with_end(dot_stuff(b"a")), b"a\r\n.\r\n");
+        assert_eq!(with_end(dot_stuff(b".a\r\n")), b"..a\r\n.\r\n");
+    }
 
     #[test]
     fn dot_stuffing() {
