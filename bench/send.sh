@@ -140,16 +140,21 @@ done
 python3 - "$work" "$N" "$src_rate" "$msg_bytes" "$MODES" <<'PY'
 import json, sys
 work, n, src_rate, msg_bytes, modes = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5].split()
-print(f"{'':44} {'msgs/s':>9} {'/source':>8} {'peak RSS':>9}  ledger")
+print(f"{'':44} {'msgs/s':>9} {'/source':>8} {'/plain':>7} {'peak RSS':>9}  ledger")
 print(f"{'smtp-source -s 10 -l 20480 (plain)':44} {src_rate:9.0f}")
+rates, ok = {}, True
 for mode in modes:
     run = json.load(open(f"{work}/run-{mode}.json"))
     send = run["mail"]["send"]
     secs = send["elapsed_ms"] / 1000
     rate = send["sent"] / secs if secs else 0
+    rates[mode] = rate
     rss_mb = int(open(f"{work}/rss-{mode}").read().split()[-1]) / 1024
     counts = json.load(open(f"{work}/ledger-{mode}.json"))
+    plain = f"{rate / rates['none']:7.2f}" if "none" in rates and mode != "none" else f"{'':7}"
     label = f"gazette security={mode} ({msg_bytes // 1024} KB, 10 conns)"
-    print(f"{label:44} {rate:9.0f} {rate / src_rate:8.2f} {rss_mb:6.0f} MB  {counts}")
-print(f"targets: none >= 0.5 x smtp-source (next goal 0.8); every mode sends all {n}; RSS < 150 MB")
+    print(f"{label:44} {rate:9.0f} {rate / src_rate:8.2f} {plain} {rss_mb:6.0f} MB  {counts}")
+    ok &= counts == {"sent": n} and rss_mb < 60
+    ok &= rate >= 0.8 * src_rate if mode == "none" else ("none" not in rates or rate >= 0.8 * rates["none"])
+print(f"targets: none >= 0.8 x smtp-source; tls and starttls >= 0.8 x none; peak RSS < 60 MB; all {n} sent: {'met' if ok else 'NOT met'}")
 PY
