@@ -10,6 +10,13 @@
 #    only feed construction + serialization (no interpreter start-up, no JSON
 #    loading), best of RUNS (default 3).
 # 3. One table: tool, time, ratio to gazette's three feeds.
+# 4. Whole processes over the same kind of archive as files (bench/gen_archive.py:
+#    10,000 articles, half Markdown, half clippings, 100 issues), every
+#    article in the feeds: `gazette feeds build` and `gazette run` (a fresh
+#    database: ingest, record, feeds), cold (nothing built before) and warm
+#    (run again, nothing changed), beside bench/peers/feedgen_pipeline.py
+#    (read, parse, Markdown, sanitize with nh3, RSS + Atom with feedgen),
+#    interpreter start-up included. Target: 10x, cold and warm.
 #
 # Installs what it needs when missing: feedgen into bench/.venv (or uses the
 # repository's .venv if it has feedgen), npm `feed` into bench/node_modules.
@@ -30,6 +37,11 @@ else
         python3 -m venv bench/.venv
         bench/.venv/bin/pip install --quiet --disable-pip-version-check 'feedgen==1.0.0'
     fi
+fi
+# The whole-process peer (part 4) also reads Markdown and sanitizes.
+if ! "$py" -c 'import markdown, nh3' 2>/dev/null; then
+    echo "installing markdown and nh3 beside feedgen ..." >&2
+    "$py" -m pip install --quiet --disable-pip-version-check 'markdown==3.7' 'nh3==0.2.18'
 fi
 if [ ! -f bench/node_modules/feed/package.json ]; then
     echo "installing npm feed into bench/node_modules ..." >&2
@@ -71,3 +83,58 @@ awk -v f="$feedgen_ms" -v n="$feed_ms" -v g="$total_ms" 'BEGIN {
     printf "gazette (all three feeds) is %.1fx faster than the faster peer (target 10x: %s)\n",
         r, (r >= 10 ? "met" : "NOT met")
 }'
+
+# --- 4. whole processes over files ---------------------------------------------
+cargo build --release --quiet
+bin="${CARGO_TARGET_DIR:-$PWD/target}/release/gazette"
+arch="$work/feeds-archive"
+rm -rf "$arch" && mkdir -p "$arch"
+python3 bench/gen_archive.py "$arch/content" 10000 100 >/dev/null
+cat > "$arch/config.toml" <<TOML
+[publication]
+title = "The Bench Ledger"
+base_url = "https://bench.example.org/"
+timezone = "Europe/London"
+[feeds]
+items = 10000
+TOML
+find "$arch/content" -type f -exec cat {} + >/dev/null   # the files in the page cache for everyone
+"$py" - "$bin" "$arch" "$py" "$runs" <<'PY'
+import os, shutil, statistics, subprocess, sys, time
+bin, arch, py, runs = sys.argv[1], sys.argv[2], sys.argv[3], max(int(sys.argv[4]), 3)
+cfg = os.path.join(arch, "config.toml")
+def timed(cmd, before=None):
+    if before:
+        before()
+    t = time.perf_counter()
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ms = (time.perf_counter() - t) * 1000
+    if r.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.decode()[-500:]}")
+    return ms
+def fresh_feeds():
+    shutil.rmtree(os.path.join(arch, "feeds"), ignore_errors=True)
+def fresh_db():
+    fresh_feeds()
+    for f in os.listdir(arch):
+        if f.startswith("gazette.db"):
+            os.remove(os.path.join(arch, f))
+feeds = [bin, "--config", cfg, "feeds", "build"]
+run = [bin, "--config", cfg, "run"]
+peer = [py, "bench/peers/feedgen_pipeline.py", os.path.join(arch, "content"), os.path.join(arch, "py-feeds"), "https://bench.example.org/"]
+rows = {
+    "gazette feeds build, cold": statistics.median(timed(feeds, fresh_feeds) for _ in range(runs)),
+    "gazette feeds build, warm": statistics.median(timed(feeds) for _ in range(runs)),
+    "gazette run, cold (new database)": statistics.median(timed(run, fresh_db) for _ in range(runs)),
+    "gazette run, warm (nothing changed)": statistics.median(timed(run) for _ in range(runs)),
+}
+peer_ms = statistics.median(timed(peer) for _ in range(runs))
+print()
+print(f"{'whole processes, 10,000 article files (median of %d)' % runs:52} {'ms':>9} {'peer / this':>12}")
+print(f"{'python + feedgen: read, Markdown, nh3, RSS + Atom':52} {peer_ms:9.0f}")
+ok = True
+for name, ms in rows.items():
+    ok &= peer_ms / ms >= 10
+    print(f"{name:52} {ms:9.0f} {peer_ms / ms:11.1f}x")
+print(f"target: each gazette row >= 10x the Python pipeline: {'met' if ok else 'NOT met'}")
+PY
