@@ -314,6 +314,39 @@ fn starttls_and_implicit_tls_deliver_with_a_private_ca_and_refuse_without_it() {
     }
 }
 
+/// AUTH over both TLS modes: a provider's submission port (STARTTLS on
+/// 587) or its SMTPS port (implicit TLS on 465), where the server offers
+/// AUTH only inside TLS. A wrong password loses nothing; the right one
+/// delivers each message once.
+#[test]
+fn auth_inside_starttls_and_implicit_tls() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = common::smtp::test_ca(certs.path());
+    for (flag, security) in [("--starttls", "starttls"), ("--tls", "tls")] {
+        let server =
+            SmtpServer::start(&[flag, &format!("{cert}:{key}"), "--auth", "ledger:s3cret"]);
+        let mail = format!(
+            "concurrency = 2\n{}ca_file = \"{ca}\"\nusername = \"ledger\"\npassword_env = \"LEDGER_SMTP_PASSWORD\"\n",
+            via(server.port, security)
+        );
+        let site = Site::mailing_now(&mail, &["a@example.org,,active", "b@example.org,,active"]);
+        site.remove("content/2026-autumn");
+        let out = site.gazette_env(&["--json", "run"], &[("LEDGER_SMTP_PASSWORD", "wrong")]);
+        expect_code(&out, 3);
+        let v = json(&out);
+        assert_eq!(
+            sent_and(&v, "failed"),
+            (Some(0), Some(0)),
+            "{security}: {v}"
+        );
+        assert!(server.received().is_empty(), "{security}");
+        let out = site.gazette_env(&["--json", "run"], &[("LEDGER_SMTP_PASSWORD", "s3cret")]);
+        assert_eq!(out.status.code(), Some(0), "{security}: {}", json(&out));
+        assert_eq!(json(&out)["mail"]["send"]["sent"], 2, "{security}");
+        assert_eq!(server.received().len(), 2, "{security}");
+    }
+}
+
 /// The last reply recorded for each row of 2026-winter not sent.
 fn last_replies(site: &Site) -> Vec<String> {
     let out = site.gazette(&["--json", "deliveries", "2026-winter"]);

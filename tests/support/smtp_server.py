@@ -53,7 +53,7 @@ ap.add_argument("--bounce-rcpt")
 ap.add_argument("--drop-data-every", type=int, default=0)
 ap.add_argument("--down", action="store_true")
 ap.add_argument("--smtputf8", action="store_true")
-ap.add_argument("--auth", help="USER:PASSWORD required (AUTH PLAIN/LOGIN, no TLS)")
+ap.add_argument("--auth", help="USER:PASSWORD required (AUTH PLAIN/LOGIN; after TLS when --starttls or --tls)")
 ap.add_argument("--starttls", help="CERT:KEY (PEM files): offer and require STARTTLS")
 ap.add_argument("--tls", help="CERT:KEY (PEM files): implicit TLS from the first byte")
 a = ap.parse_args()
@@ -135,7 +135,13 @@ async def main():
                 ok = auth_data.login.decode() == user and auth_data.password.decode() == password
                 return AuthResult(success=ok, handled=False)
 
-            kwargs.update(authenticator=check, auth_required=True, auth_require_tls=False)
+            # With STARTTLS, AUTH is offered only once the session is
+            # encrypted, as real submission servers do. With implicit TLS
+            # the whole session is encrypted from the first byte (aiosmtpd
+            # does not see that and would refuse AUTH); without TLS, it is
+            # offered in the clear, on 127.0.0.1.
+            kwargs.update(authenticator=check, auth_required=True,
+                          auth_require_tls=bool(a.starttls))
         import ssl
         def context(spec):
             cert, _, key = spec.partition(":")
