@@ -288,14 +288,7 @@ fn starttls_and_implicit_tls_deliver_with_a_private_ca_and_refuse_without_it() {
         // The server's certificate is not trusted: nothing goes out, nothing
         // is lost, and the run says so with exit code 3.
         let out = site.gazette(&["--json", "run"]);
-        expect_code(&out, 3);
-        let v = json(&out);
-        assert_eq!(
-            sent_and(&v, "failed"),
-            (Some(0), Some(0)),
-            "{security}: {v}"
-        );
-        assert!(server.received().is_empty());
+        nothing_went_out(&out, &server, security);
         // Recorded in words that name the host and what to check.
         for reply in last_replies(&site) {
             assert!(
@@ -332,19 +325,25 @@ fn auth_inside_starttls_and_implicit_tls() {
         let site = Site::mailing_now(&mail, &["a@example.org,,active", "b@example.org,,active"]);
         site.remove("content/2026-autumn");
         let out = site.gazette_env(&["--json", "run"], &[("LEDGER_SMTP_PASSWORD", "wrong")]);
-        expect_code(&out, 3);
-        let v = json(&out);
-        assert_eq!(
-            sent_and(&v, "failed"),
-            (Some(0), Some(0)),
-            "{security}: {v}"
-        );
-        assert!(server.received().is_empty(), "{security}");
+        nothing_went_out(&out, &server, security);
         let out = site.gazette_env(&["--json", "run"], &[("LEDGER_SMTP_PASSWORD", "s3cret")]);
         assert_eq!(out.status.code(), Some(0), "{security}: {}", json(&out));
         assert_eq!(json(&out)["mail"]["send"]["sent"], 2, "{security}");
         assert_eq!(server.received().len(), 2, "{security}");
     }
+}
+
+/// A run the server never let in (untrusted certificate, wrong password):
+/// exit code 3, nothing sent, nothing failed, nothing received.
+fn nothing_went_out(out: &std::process::Output, server: &SmtpServer, security: &str) {
+    expect_code(out, 3);
+    let v = json(out);
+    assert_eq!(
+        sent_and(&v, "failed"),
+        (Some(0), Some(0)),
+        "{security}: {v}"
+    );
+    assert!(server.received().is_empty(), "{security}");
 }
 
 /// The last reply recorded for each row of 2026-winter not sent.
