@@ -641,12 +641,15 @@ impl Store {
         })
     }
 
-    /// [`Ledger::claim_due`] on a connection of its own.
+    /// [`Ledger::claim_due`] on a connection of its own: for tests, which
+    /// claim once or twice; the send loop holds a [`Ledger`] for its run.
+    #[cfg(test)]
     pub async fn claim_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Claims, StoreError> {
         self.ledger().await?.claim_due(now, limit).await
     }
 
-    /// [`Ledger::record_attempts`] on a connection of its own.
+    /// [`Ledger::record_attempts`] on a connection of its own (for tests).
+    #[cfg(test)]
     pub async fn record_attempts(
         &self,
         results: &[(Claimed, String, Attempt)],
