@@ -28,7 +28,7 @@ use crate::delivery::publish::{self, Decision};
 use crate::delivery::send::{self, Progress, SendOptions, SendReport};
 use crate::delivery::transport::{Transport, TransportError};
 use crate::feeds::{self, FeedError};
-use crate::mail::verp::Verp;
+use crate::mail::verp::{Verp, VerpKey};
 use crate::mail::{Renderer, TemplateError};
 use crate::release;
 use crate::store::{RecordReport, Store, StoreError};
@@ -247,11 +247,9 @@ pub async fn send_mail(
         });
     }
     let renderer = Renderer::load(config)?;
-    let verp = match &config.mail.bounce_address {
-        Some(_) => Verp::from_config(config, store.verp_key().await?).map(Arc::new),
-        None => None,
-    };
-    let mut composer = DigestComposer::with_verp(verp);
+    let key = store.verp_key().await?;
+    let verp = Verp::from_config(config, key).map(Arc::new);
+    let mut composer = DigestComposer::new(VerpKey::new(key), verp);
     for slug in due {
         let digest = match ingest.issues.iter().find(|i| &i.slug == slug) {
             Some(issue) => {

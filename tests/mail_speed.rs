@@ -75,6 +75,7 @@ fn time(label: &str, renderer: &Renderer, issue: &Issue, n: usize) {
                 email: &emails[i],
                 name: name.as_ref(),
                 token: &tokens[i],
+                tag: None,
             })
             .unwrap();
         bytes += out.bytes.len();

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::mail::verp::{Tag, Verp};
+use crate::mail::verp::{Tag, Verp, VerpKey};
 use crate::mail::{Digest, Recipient, RenderError};
 use crate::store::Claimed;
 
@@ -54,15 +54,19 @@ pub enum ComposeError {
 #[derive(Default)]
 pub struct DigestComposer {
     digests: HashMap<String, Result<Digest, Unprepared>>,
+    /// The database's key: each Message-ID carries its row's TAG
+    /// ([`crate::mail::message::message_id`]). `None` only in unit tests.
+    key: Option<VerpKey>,
     /// With `mail.bounce_address`: each message's envelope sender names
     /// its delivery row (VERP).
     verp: Option<Arc<Verp>>,
 }
 
 impl DigestComposer {
-    pub fn with_verp(verp: Option<Arc<Verp>>) -> DigestComposer {
+    pub fn new(key: VerpKey, verp: Option<Arc<Verp>>) -> DigestComposer {
         DigestComposer {
             digests: HashMap::new(),
+            key: Some(key),
             verp,
         }
     }
@@ -83,10 +87,15 @@ impl Composer for DigestComposer {
                 });
             }
         };
+        let tag = self
+            .key
+            .as_ref()
+            .map(|k| k.tag(Tag::Delivery(row.delivery_id)));
         let recipient = Recipient {
             email: &row.email,
             name: row.name.as_ref(),
             token: &row.token,
+            tag: tag.as_deref(),
         };
         let out = digest.message_as(&recipient, row.format)?;
         let envelope_from = match &self.verp {

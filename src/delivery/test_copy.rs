@@ -84,6 +84,8 @@ pub async fn send_test_copy(
         email,
         name: known.as_ref().and_then(|s| s.name.as_ref()),
         token: known.as_ref().map_or(&placeholder, |s| &s.token),
+        // A test copy is no delivery row: nothing returned can name one.
+        tag: None,
     })?;
     let stem = format!("{}/test-copy", issue.slug);
     let notice = Notice {

@@ -25,7 +25,7 @@ use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
-use crate::mail::verp::{Owned, Tag, Verp};
+use crate::mail::verp::{Owned, Tag, Verp, VerpKey};
 use crate::store::{About, BounceRules, InboundKind, NewInbound, Recorded, Store, StoreError, Via};
 use crate::subscribers::Token;
 use report::{Report, ReportKind, Severity};
@@ -201,7 +201,7 @@ impl Processor {
             }
         });
         let (recipient, owned) = self.address(msg.recipients);
-        let d = decide(owned, &report);
+        let d = decide(owned, &report).with_message_tag(self.verp.key());
         let (done, outcome) = oneshot::channel();
         let job = Job {
             msg: OwnedInbound {
@@ -275,6 +275,19 @@ impl Decision {
             diagnostic: None,
             note: Some(note.into()),
         }
+    }
+}
+
+impl Decision {
+    /// A quoted Message-ID that carries its delivery's TAG (every digest
+    /// since migration 0012) names that row, as a TAG address would.
+    fn with_message_tag(mut self, key: &VerpKey) -> Decision {
+        if let About::MessageId(mid) = &self.about
+            && let Some(Tag::Delivery(id)) = key.message_tag(mid)
+        {
+            self.about = About::Delivery(id);
+        }
+        self
     }
 }
 

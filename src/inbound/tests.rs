@@ -125,3 +125,27 @@ fn a_mailto_unsubscribe_acts_only_with_a_token() {
         assert!(d.note.unwrap().contains("no valid token"));
     }
 }
+
+#[test]
+fn a_quoted_message_id_with_its_rows_tag_names_the_row() {
+    let key = VerpKey::new([3; 32]);
+    let tag = key.tag(Tag::Delivery(42));
+    let mut r = report(ReportKind::Bounce(vec![bounce(
+        Action::Failed,
+        "5.1.1",
+        "gone",
+    )]));
+    r.original_message_id = Some(format!("<2026-05-03.{tag}@news.example.org>"));
+    let d = decide(Address::Ours(Owned::Bounce), &r).with_message_tag(&key);
+    assert_eq!(d.about, About::Delivery(42));
+    // Another database's key: left to the ledger's lookup of older ids,
+    // which finds nothing of ours.
+    let d = decide(Address::Ours(Owned::Bounce), &r).with_message_tag(&VerpKey::new([4; 32]));
+    assert!(matches!(d.about, About::MessageId(_)));
+    // A TAG address decides, whatever Message-ID the report quotes.
+    let other = Address::Ours(Owned::Tagged(Tag::Delivery(7)));
+    assert_eq!(
+        decide(other, &r).with_message_tag(&key).about,
+        About::Delivery(7)
+    );
+}

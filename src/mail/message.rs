@@ -169,11 +169,24 @@ impl Sender {
     }
 }
 
-/// `<{issue slug}.{first 16 hex of blake3(token)}@{domain of mail.from}>`:
-/// the same for the same (issue, subscriber), and the token is not shown.
-pub fn message_id(issue_slug: &str, token: &str, domain: &str) -> String {
-    let h = blake3::hash(token.as_bytes()).to_hex();
-    format!("<{}.{}@{domain}>", dot_atom(issue_slug), &h[..16])
+/// The Message-ID of an issue's message, the same for the same (issue,
+/// subscriber) and never showing the token:
+/// - a delivery row's: `<{issue slug}.{its TAG}@{domain of mail.from}>`
+///   (`TAG` = `d42-<mac>`, [`super::verp`]). A report that quotes it names
+///   the row by id (`Verp::message_tag`), so the ledger needs no index over
+///   every Message-ID sent: with random ids, that index's inserts were the
+///   largest cost of recording outcomes at a million rows;
+/// - otherwise (a preview, a test copy):
+///   `<{issue slug}.{first 16 hex of blake3(token)}@{domain}>`, which is
+///   also the form of every row sent before migration 0012.
+pub fn message_id(issue_slug: &str, token: &str, tag: Option<&str>, domain: &str) -> String {
+    match tag {
+        Some(tag) => format!("<{}.{tag}@{domain}>", dot_atom(issue_slug)),
+        None => {
+            let h = blake3::hash(token.as_bytes()).to_hex();
+            format!("<{}.{}@{domain}>", dot_atom(issue_slug), &h[..16])
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -188,7 +201,7 @@ pub(crate) fn build_message(
     parts: EncodedParts,
 ) -> Result<Outgoing, RenderError> {
     let addr = wire_address(r.email)?;
-    let message_id = message_id(issue_slug, r.token.as_str(), sender.domain());
+    let message_id = message_id(issue_slug, r.token.as_str(), r.tag, sender.domain());
     let list_unsubscribe = format!(
         "<{unsubscribe_url}>, <mailto:{}?subject=unsubscribe%20{}>",
         sender.mailto, r.token
@@ -491,12 +504,21 @@ mod tests {
 
     #[test]
     fn message_id_hides_the_token() {
-        let id = message_id("2026-winter", "tok_123", "example.org");
+        let id = message_id("2026-winter", "tok_123", None, "example.org");
         assert!(id.starts_with("<2026-winter.") && id.ends_with("@example.org>"));
         assert!(!id.contains("tok_123"));
-        assert_eq!(id, message_id("2026-winter", "tok_123", "example.org"));
-        assert_ne!(id, message_id("2026-winter", "tok_124", "example.org"));
+        assert_eq!(
+            id,
+            message_id("2026-winter", "tok_123", None, "example.org")
+        );
+        assert_ne!(
+            id,
+            message_id("2026-winter", "tok_124", None, "example.org")
+        );
         assert_eq!(id.len(), "<2026-winter.@example.org>".len() + 16);
+        // A delivery row's carries its TAG instead, and still not the token.
+        let row = message_id("2026-winter", "tok_123", Some("d42-abcd"), "example.org");
+        assert_eq!(row, "<2026-winter.d42-abcd@example.org>");
     }
 
     #[test]

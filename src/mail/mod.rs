@@ -30,6 +30,11 @@ pub struct Recipient<'a> {
     pub name: Option<&'a SubscriberName>,
     /// URL-safe: the last segment of the unsubscribe and preferences URLs.
     pub token: &'a Token,
+    /// The delivery row's TAG (`d42-<mac>`, [`verp::VerpKey::tag`]) when
+    /// the message is one of the ledger's: the Message-ID carries it, so a
+    /// report quoting that Message-ID names its row by id. `None` for a
+    /// preview or a test copy (no row): the Message-ID hides the token.
+    pub tag: Option<&'a str>,
 }
 
 /// The sample reader of a preview (`gazette issues preview`, the admin
@@ -69,6 +74,7 @@ impl SampleReader {
             email: &self.email,
             name: self.name.as_ref(),
             token: &self.token,
+            tag: None,
         }
     }
 }

@@ -72,6 +72,7 @@ fn zoe() -> Recipient<'static> {
         email: &ZOE.0,
         name: ZOE.1.as_ref(),
         token: &ZOE.2,
+        tag: None,
     }
 }
 
@@ -363,6 +364,7 @@ fn html_in_a_name_is_escaped_and_newlines_cannot_inject_headers() {
         email: &eve,
         name: name.as_ref(),
         token: &t1,
+        tag: None,
     };
     let out = d.message(&evil).unwrap();
     let h = head(&out.bytes);
@@ -393,6 +395,7 @@ fn bad_recipients_are_errors_not_panics() {
             email: &e,
             name: None,
             token: &t,
+            tag: None,
         };
         let err = d.message(&r).unwrap_err().to_string();
         assert!(err.contains("cannot be mailed"), "{stored:?}: {err}");
@@ -407,6 +410,7 @@ fn an_idn_domain_is_written_as_idna_and_the_body_shows_it_as_given() {
         email: &reader,
         name: None,
         token: &t,
+        tag: None,
     };
     let out = d.message(&r).unwrap();
     assert_eq!(out.to.envelope().unwrap(), "reader@xn--bcher-kva.example");

@@ -105,6 +105,21 @@ impl VerpKey {
         let given = unbase32(mac)?;
         bool::from(given.ct_eq(&self.mac(tag))).then_some(tag)
     }
+
+    /// The delivery row a Message-ID of ours names: `<slug.TAG@domain>`
+    /// ([`crate::mail::message::message_id`]), the TAG after the last dot
+    /// of the local part, its MAC right. `None` for anything else, such as
+    /// the token-hash ids of rows sent before migration 0012 (the ledger
+    /// finds those by `legacy_message_id`).
+    pub fn message_tag(&self, message_id: &str) -> Option<Tag> {
+        let id = message_id.trim().strip_prefix('<')?.strip_suffix('>')?;
+        let (local, _domain) = id.rsplit_once('@')?;
+        let (_slug, tag) = local.rsplit_once('.')?;
+        match self.verify(tag)? {
+            tag @ Tag::Delivery(_) => Some(tag),
+            Tag::Signup(_) => None,
+        }
+    }
 }
 
 fn base32(bytes: &[u8; MAC_BYTES]) -> String {
@@ -184,6 +199,10 @@ impl Verp {
 
     pub fn bounce_address(&self) -> &BounceAddress {
         &self.bounce
+    }
+
+    pub fn key(&self) -> &VerpKey {
+        &self.key
     }
 
     /// The envelope sender (MAIL FROM) for a message `tag` names.
@@ -297,6 +316,35 @@ mod tests {
             assert_eq!(v.key.verify(bad), None, "{bad}");
         }
         assert!(v.is_tag_shaped(&format!("bounces+d43-{mac}@news.example.org")));
+    }
+
+    #[test]
+    fn a_message_id_of_ours_names_its_delivery_row() {
+        let v = verp();
+        let tag = v.key().tag(Tag::Delivery(42));
+        let mid = crate::mail::message::message_id("2026.winter", "tok", Some(&tag), "x.org");
+        assert_eq!(v.key().message_tag(&mid), Some(Tag::Delivery(42)));
+        assert_eq!(
+            v.key().message_tag(&format!(" {mid}\r\n")),
+            Some(Tag::Delivery(42))
+        );
+        // Another key's, a sign-up's TAG, a token-hash id, an altered row
+        // number, and shapes that are not ours.
+        let other = VerpKey::new([8; 32]).tag(Tag::Delivery(42));
+        let signup = v.key().tag(Tag::Signup(42));
+        let mac = tag.split_once('-').unwrap().1;
+        for not_ours in [
+            format!("<2026.winter.{other}@x.org>"),
+            format!("<2026.winter.{signup}@x.org>"),
+            format!("<2026.winter.d43-{mac}@x.org>"),
+            crate::mail::message::message_id("2026.winter", "tok", None, "x.org"),
+            mid.trim_matches(['<', '>']).to_string(),
+            format!("<{tag}@x.org>"),
+            "<>".to_string(),
+            String::new(),
+        ] {
+            assert_eq!(v.key().message_tag(&not_ours), None, "{not_ours}");
+        }
     }
 
     #[test]

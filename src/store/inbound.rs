@@ -101,12 +101,14 @@ impl Via {
 /// Whom a message is about, as its address or content names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum About {
-    /// A digest's delivery row (its TAG).
+    /// A digest's delivery row (its TAG: in the address, or in the
+    /// quoted Message-ID).
     Delivery(i64),
     /// A sign-up mail's subscriber (its TAG).
     Subscriber(i64),
-    /// The Message-ID of our message quoted in a report to the plain
-    /// bounce address.
+    /// A Message-ID quoted in a report to the plain bounce address that
+    /// carries no TAG: one of the token-hash ids sent before migration
+    /// 0012 (`legacy_message_id`), or none of ours.
     MessageId(String),
     /// The token of a mailto unsubscribe's subject.
     Token(Token),
@@ -468,7 +470,7 @@ async fn resolve(conn: &mut SqliteConnection, about: &About) -> Result<Target, S
             sqlx::query_as(
                 "SELECT d.id, d.issue_id, s.id, s.status, s.email_key, s.erased_at
                  FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
-                 WHERE d.message_id = $1 ORDER BY d.id DESC LIMIT 1",
+                 WHERE d.legacy_message_id = $1 ORDER BY d.id DESC LIMIT 1",
             )
             .bind(mid)
             .fetch_optional(&mut *conn)
@@ -957,7 +959,9 @@ mod tests {
                 .unwrap();
             assert_eq!(r.kind, InboundKind::Unmatched);
         }
-        // A report to the plain address finds the delivery by Message-ID.
+        // Since migration 0012 a Message-ID is found by the TAG in it
+        // (`inbound::Processor`), not by the ledger: the one a row records
+        // matches nothing here.
         let r = store
             .record_inbound(
                 &msg(
@@ -970,8 +974,82 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!((r.delivery_id, r.subscriber_id), (Some(32), Some(2)));
-        assert_eq!(status_of(&store, 2).await, "bounced");
+        assert_eq!(r.kind, InboundKind::Unmatched);
+        assert_eq!(status_of(&store, 2).await, "active");
+    }
+
+    #[tokio::test]
+    async fn a_report_about_a_row_sent_before_migration_12_still_finds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.db");
+        // A database as the release before left it: a row sent with a
+        // token-hash Message-ID, found then by `deliveries_by_message_id`.
+        let old = sqlx::SqlitePool::connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true),
+        )
+        .await
+        .unwrap();
+        super::super::MIGRATOR.run_to(11, &old).await.unwrap();
+        let mid = "<2026-winter.9f8e7d6c5b4a3f2e@news.example.org>";
+        sqlx::query(
+            "INSERT INTO issues (id, slug, title, issue_date, content_hash, article_count, first_seen_at, updated_at)
+             VALUES (1, '2026-winter', 'Issue', '2026-11-20', 'h', 1, 'now', 'now')",
+        )
+        .execute(&old)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO subscribers (id, email, email_key, status, token, created_at, updated_at)
+             VALUES (5, 'a@example.org', 'a@example.org', 'active', $1, 'now', 'now')",
+        )
+        .bind(Token::generate().unwrap().as_str().to_string())
+        .execute(&old)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO deliveries (id, issue_id, subscriber_id, status, next_attempt_at, message_id, created_at, updated_at)
+             VALUES (7, 1, 5, 'sent', 'now', $1, 'now', 'now')",
+        )
+        .bind(mid)
+        .execute(&old)
+        .await
+        .unwrap();
+        old.close().await;
+
+        let store = Store::open(&path).await.unwrap();
+        let r = store
+            .record_inbound(
+                &msg(b"late", InboundKind::Hard, About::MessageId(mid.into())),
+                &RULES,
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.kind, r.delivery_id, r.subscriber_id),
+            (InboundKind::Hard, Some(7), Some(5))
+        );
+        assert_eq!(status_of(&store, 5).await, "bounced");
+        // What was sent stays recorded; the lookup's index holds only the
+        // older rows, and the random one over every Message-ID is gone.
+        let (sent, legacy): (String, String) =
+            sqlx::query_as("SELECT message_id, legacy_message_id FROM deliveries WHERE id = 7")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!((sent.as_str(), legacy.as_str()), (mid, mid));
+        let indexes: Vec<(String,)> = sqlx::query_as(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'deliveries' AND sql LIKE '%message_id%'",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            indexes,
+            vec![("deliveries_by_legacy_message_id".to_string(),)]
+        );
     }
 
     #[tokio::test]
