@@ -409,34 +409,48 @@ const FILES_PER_WORKER: usize = 64;
 /// [`read_file`] for every path, in order. The time goes into system calls
 /// (open, stat, read, close), so the files are read on all cores.
 fn read_files(paths: &[PathBuf], root: &Path, max: u64) -> Vec<FileContent> {
+    map_in_order(paths, FILES_PER_WORKER, |path| read_file(path, root, max))
+}
+
+/// `f` of every item, in the items' order, on all cores when there are at
+/// least `per_worker` items for each; the items are taken one at a time
+/// by whichever worker is free, so a slow one holds up no other.
+fn map_in_order<T: Sync, R: Send>(
+    items: &[T],
+    per_worker: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
     let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
-    let workers = cores.min(paths.len() / FILES_PER_WORKER);
+    let workers = cores.min(items.len() / per_worker.max(1));
     if workers <= 1 {
-        return paths
-            .iter()
-            .map(|path| read_file(path, root, max))
-            .collect();
+        return items.iter().map(&f).collect();
     }
     let next = AtomicUsize::new(0);
     let work = || {
         let mut done = Vec::new();
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(path) = paths.get(i) else {
+            let Some(item) = items.get(i) else {
                 return done;
             };
-            done.push((i, read_file(path, root, max)));
+            done.push((i, f(item)));
         }
     };
-    let mut slots: Vec<Option<FileContent>> = (0..paths.len()).map(|_| None).collect();
+    let mut slots: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
     thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers).map(|_| scope.spawn(work)).collect();
-        for handle in handles {
-            let done = handle
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            for (i, content) in done {
-                slots[i] = Some(content);
+        let handles: Vec<_> = (1..workers).map(|_| scope.spawn(work)).collect();
+        // The calling thread is one of the workers.
+        let mine = work();
+        for done in handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .chain([mine])
+        {
+            for (i, r) in done {
+                slots[i] = Some(r);
             }
         }
     });
@@ -495,6 +509,10 @@ fn read_file(path: &Path, root: &Path, max: u64) -> FileContent {
     Ok((bytes, hash))
 }
 
+/// Below this many issue folders per core, parsing stays on one thread (a
+/// folder of a few articles parses in well under a millisecond).
+const FOLDERS_PER_WORKER: usize = 4;
+
 /// Parses every issue folder of the tree. A bad file is a problem and is
 /// skipped; the rest of its issue is still ingested.
 pub fn parse_tree(tree: &SourceTree, opts: &ScanOptions) -> Ingest {
@@ -502,10 +520,15 @@ pub fn parse_tree(tree: &SourceTree, opts: &ScanOptions) -> Ingest {
         issues: Vec::new(),
         problems: tree.problems.clone(),
     };
-    for folder in &tree.folders {
-        if let Some(issue) = parse_folder(folder, opts, &mut ingest.problems) {
-            ingest.issues.push(issue);
-        }
+    // Folders are parsed on all cores (Markdown, sanitizing and the text
+    // of every article are CPU work); problems keep the folders' order.
+    let parsed = map_in_order(&tree.folders, FOLDERS_PER_WORKER, |folder| {
+        let mut problems = Vec::new();
+        (parse_folder(folder, opts, &mut problems), problems)
+    });
+    for (issue, mut problems) in parsed {
+        ingest.problems.append(&mut problems);
+        ingest.issues.extend(issue);
     }
     ingest
         .issues

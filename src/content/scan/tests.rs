@@ -834,3 +834,55 @@ fn control_characters_and_deep_nesting_are_problems_and_the_articles_stay() {
     assert_eq!(b.html.matches("<p>").count(), nesting::MAX_ELEMENTS);
     assert_eq!(b.html.matches("para").count(), nesting::MAX_ELEMENTS + 5);
 }
+
+#[test]
+fn many_folders_parse_on_all_cores_in_the_same_order() {
+    // Enough folders for every core, each with a good article and every
+    // third with a bad one too: the issues come newest first and the
+    // problems in the folders' (sorted) order, however the work was split.
+    let tmp = TempDir::new().unwrap();
+    let n = FOLDERS_PER_WORKER * 8 + 3;
+    for i in 0..n {
+        let slug = format!("issue-{i:03}");
+        write(
+            tmp.path(),
+            &format!("{slug}/issue.toml"),
+            format!("title = \"Issue {i}\"\ndate = 2024-01-01\n"),
+        );
+        write(
+            tmp.path(),
+            &format!("{slug}/good.md"),
+            md("title = \"Good\""),
+        );
+        if i % 3 == 0 {
+            write(
+                tmp.path(),
+                &format!("{slug}/bad.md"),
+                "+++\ntitle = \n+++\n",
+            );
+        }
+    }
+    let ingest = ingest(tmp.path());
+    let slugs: Vec<String> = ingest.issues.iter().map(|i| i.slug.clone()).collect();
+    let expected: Vec<String> = (0..n).map(|i| format!("issue-{i:03}")).collect();
+    assert_eq!(slugs, expected, "same date: by slug");
+    let bad: Vec<PathBuf> = ingest.problems.iter().map(|p| p.path.clone()).collect();
+    let expected: Vec<PathBuf> = (0..n)
+        .filter(|i| i % 3 == 0)
+        .map(|i| tmp.path().join(format!("issue-{i:03}/bad.md")))
+        .collect();
+    assert_eq!(bad, expected);
+}
+
+#[test]
+fn map_in_order_keeps_the_order_whoever_is_slow() {
+    let items: Vec<u64> = (0..200).collect();
+    let out = map_in_order(&items, 2, |&i| {
+        if i % 17 == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        i * 3
+    });
+    assert_eq!(out, items.iter().map(|i| i * 3).collect::<Vec<_>>());
+    assert!(map_in_order(&[] as &[u64], 2, |&i| i).is_empty());
+}
