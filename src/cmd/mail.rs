@@ -268,11 +268,15 @@ pub fn deliveries(config: &Config, slug: Option<&str>, json: bool) -> Result<Exi
     let (counts, problems) = super::with_store(config, async |store| {
         let counts = store.delivery_counts(slug).await?;
         let problems = match slug {
-            Some(s) => store.delivery_problems(s).await?,
-            None => Vec::new(),
+            Some(s) => (
+                store.delivery_problems(s).await?,
+                store.delivery_problem_count(s).await?,
+            ),
+            None => (Vec::new(), 0),
         };
         Ok((counts, problems))
     })?;
+    let (problems, problems_total) = problems;
     if let Some(s) = slug
         && counts.is_empty()
     {
@@ -281,7 +285,7 @@ pub fn deliveries(config: &Config, slug: Option<&str>, json: bool) -> Result<Exi
     if json {
         println!(
             "{}",
-            serde_json::json!({"issues": counts, "problems": problems})
+            serde_json::json!({"issues": counts, "problems": problems, "problems_total": problems_total})
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -319,6 +323,13 @@ pub fn deliveries(config: &Config, slug: Option<&str>, json: bool) -> Result<Exi
                     p.status,
                     p.attempts,
                     p.last_reply.as_deref().unwrap_or("-")
+                );
+            }
+            let more = problems_total.saturating_sub(problems.len() as u64);
+            if more > 0 {
+                println!(
+                    "... and {more} more (the first {} by status and address are shown)",
+                    problems.len()
                 );
             }
         }

@@ -728,15 +728,22 @@ impl Store {
             .collect()
     }
 
-    /// Deliveries of one issue that are not `sent`, with the last reply.
+    /// Deliveries of one issue that did not go out, with the last reply:
+    /// failed, bounced, cancelled, waiting for a retry, or being sent (or
+    /// left so by a crash). Rows waiting for their first try are no
+    /// problem and not listed (the counts have them). At most
+    /// [`PROBLEMS_SHOWN`], by status then address; [`Store::delivery_problem_count`]
+    /// says how many there are: a million rows failed by a dead server are
+    /// not read into memory.
     pub async fn delivery_problems(&self, slug: &str) -> Result<Vec<DeliveryProblem>, StoreError> {
         let rows = sqlx::query(
             "SELECT d.id, s.email, d.status, d.attempts, d.last_reply, d.next_attempt_at, d.updated_at
              FROM deliveries d JOIN issues i ON i.id = d.issue_id JOIN subscribers s ON s.id = d.subscriber_id
-             WHERE i.slug = $1 AND d.status != 'sent'
-             ORDER BY d.status, s.email",
+             WHERE i.slug = $1 AND d.status != 'sent' AND NOT (d.status = 'queued' AND d.attempts = 0)
+             ORDER BY d.status, s.email LIMIT $2",
         )
         .bind(slug)
+        .bind(PROBLEMS_SHOWN)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -753,6 +760,24 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+/// How many rows [`Store::delivery_problems`] lists at most.
+pub const PROBLEMS_SHOWN: u32 = 1000;
+
+impl Store {
+    /// How many deliveries of one issue [`Store::delivery_problems`] would
+    /// list without its limit.
+    pub async fn delivery_problem_count(&self, slug: &str) -> Result<u64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM deliveries d JOIN issues i ON i.id = d.issue_id
+             WHERE i.slug = $1 AND d.status != 'sent' AND NOT (d.status = 'queued' AND d.attempts = 0)",
+        )
+        .bind(slug)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 }
 
@@ -1320,6 +1345,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn problems_leave_out_first_tries_and_stop_at_the_limit_with_the_total() {
+        let (_d, store) = store_with(&[]).await;
+        let n = i64::from(PROBLEMS_SHOWN) + 5;
+        // n + 3 subscribers: n failed, one waiting for a retry, one never
+        // tried yet, one sent.
+        sqlx::query(
+            "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < $1 + 3)
+             INSERT INTO subscribers (id, email, email_key, status, token, created_at, updated_at)
+             SELECT i, 'r' || i || '@x.org', 'r' || i || '@x.org', 'active', printf('t%042d', i), 'now', 'now' FROM k",
+        )
+        .bind(n)
+        .execute(store.pool())
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO deliveries (issue_id, subscriber_id, status, attempts, next_attempt_at, last_reply, created_at, updated_at)
+             SELECT 1, id,
+                    CASE WHEN id <= $1 THEN 'failed' WHEN id = $1 + 3 THEN 'sent' ELSE 'queued' END,
+                    CASE WHEN id = $1 + 2 THEN 0 ELSE 1 END,
+                    'now', '550 no', 'now', 'now'
+             FROM subscribers",
+        )
+        .bind(n)
+        .execute(store.pool())
+        .await
+        .unwrap();
+        let problems = store.delivery_problems("i1").await.unwrap();
+        assert_eq!(problems.len(), PROBLEMS_SHOWN as usize);
+        assert_eq!(
+            store.delivery_problem_count("i1").await.unwrap(),
+            n as u64 + 1
+        );
+        // By status then address: the retry (queued) sorts after "failed"
+        // and is cut.
+        assert!(problems.windows(2).all(|w| w[0].email <= w[1].email));
+        assert!(problems.iter().all(|p| p.status == DeliveryStatus::Failed));
+        assert!(
+            !problems
+                .iter()
+                .any(|p| p.email == format!("r{}@x.org", n + 2))
+        );
+    }
+
+    #[tokio::test]
     async fn rows_come_back_typed_and_a_bad_stored_value_names_table_row_and_column() {
         let (_d, store) = store_with(&[("a@x.org", "active")]).await;
         sqlx::query("UPDATE issues SET released_at = '2026-11-27T12:00:00Z'")
@@ -1336,6 +1405,11 @@ mod tests {
             }
         );
         store.publish_issue("i1", t(0)).await.unwrap();
+        // Tried once and waiting for a retry: a problem to list.
+        sqlx::query("UPDATE deliveries SET attempts = 1")
+            .execute(store.pool())
+            .await
+            .unwrap();
         let counts = store.delivery_counts(None).await.unwrap();
         let states: Vec<_> = counts
             .iter()

@@ -627,8 +627,9 @@ async fn list_issues(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
     Ok(Json(json!({ "items": items })))
 }
 
-/// Like `gazette deliveries SLUG --json`: the counts, and every delivery
-/// that did not go out with its last reply.
+/// Like `gazette deliveries SLUG --json`: the counts, and the deliveries
+/// that did not go out with their last reply (at most
+/// [`crate::store::PROBLEMS_SHOWN`], and how many there are).
 async fn issue_deliveries(
     State(state): State<AppState>,
     slug: Result<Path<String>, PathRejection>,
@@ -644,7 +645,10 @@ async fn issue_deliveries(
         return Err(ApiError::not_found(format!("no issue {slug:?} recorded")));
     };
     let problems = state.store.delivery_problems(&slug).await?;
-    Ok(Json(json!({ "issue": issue, "problems": problems })))
+    let problems_total = state.store.delivery_problem_count(&slug).await?;
+    Ok(Json(
+        json!({ "issue": issue, "problems": problems, "problems_total": problems_total }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
