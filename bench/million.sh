@@ -16,6 +16,7 @@
 #
 #   bash bench/million.sh [SUBSCRIBERS]              (default 1000000)
 #   GAZETTE_BIN=/path/to/gazette bash bench/million.sh 100000
+#   PROBES=none bash bench/million.sh 100000        (no client: serve alone)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
@@ -138,6 +139,12 @@ probes = [
         {"Content-Type": "application/x-www-form-urlencoded"})),
     ("feed: GET /feeds/rss.xml", lambda i: ("GET", "/feeds/rss.xml", None, None)),
 ]
+
+# PROBES="console,sign-up" keeps only the requests whose names contain one
+# of these words (to see what one of them costs); "none" sends none.
+only = [w.strip() for w in os.environ.get("PROBES", "").split(",") if w.strip()]
+if only:
+    probes = [p for p in probes if any(w in p[0] for w in only)]
 
 def cycle_done():
     _, _, body, _ = request("GET", "/metrics")

@@ -367,12 +367,12 @@ impl Store {
     #[tracing::instrument(skip(self))]
     pub async fn attention(&self, now: DateTime<Utc>) -> Result<Attention, StoreError> {
         let mut out = Attention::default();
-        // Only the failed rows: `deliveries_due` starts with the status.
+        // The counts triggers keep (migration 0013), not the failed rows.
         let rows = sqlx::query(
-            "SELECT i.slug, i.title, COUNT(*) AS n
-             FROM deliveries d JOIN issues i ON i.id = d.issue_id
-             WHERE d.status = 'failed'
-             GROUP BY i.id ORDER BY i.issue_date DESC, i.slug",
+            "SELECT i.slug, i.title, c.n AS n
+             FROM delivery_counts c JOIN issues i ON i.id = c.issue_id
+             WHERE c.status = 'failed' AND c.n > 0
+             ORDER BY i.issue_date DESC, i.slug",
         )
         .fetch_all(&self.pool)
         .await?;

@@ -686,20 +686,22 @@ impl Store {
         Ok(r.and_then(|(t,)| t))
     }
 
-    /// Counts per status for every issue (newest first), or for one.
+    /// Counts per status for every issue (newest first), or for one: from
+    /// `delivery_counts` (migration 0013), which triggers keep, not by
+    /// counting the ledger.
     pub async fn delivery_counts(
         &self,
         slug: Option<&str>,
     ) -> Result<Vec<IssueDeliveries>, StoreError> {
         let rows = sqlx::query(
             "SELECT i.slug, i.title, i.mail_state, i.published_at, i.mail_note,
-                    COUNT(d.id) FILTER (WHERE d.status = 'queued')    AS queued,
-                    COUNT(d.id) FILTER (WHERE d.status = 'sending')   AS sending,
-                    COUNT(d.id) FILTER (WHERE d.status = 'sent')      AS sent,
-                    COUNT(d.id) FILTER (WHERE d.status = 'failed')    AS failed,
-                    COUNT(d.id) FILTER (WHERE d.status = 'bounced')   AS bounced,
-                    COUNT(d.id) FILTER (WHERE d.status = 'cancelled') AS cancelled
-             FROM issues i LEFT JOIN deliveries d ON d.issue_id = i.id
+                    COALESCE(SUM(c.n) FILTER (WHERE c.status = 'queued'), 0)    AS queued,
+                    COALESCE(SUM(c.n) FILTER (WHERE c.status = 'sending'), 0)   AS sending,
+                    COALESCE(SUM(c.n) FILTER (WHERE c.status = 'sent'), 0)      AS sent,
+                    COALESCE(SUM(c.n) FILTER (WHERE c.status = 'failed'), 0)    AS failed,
+                    COALESCE(SUM(c.n) FILTER (WHERE c.status = 'bounced'), 0)   AS bounced,
+                    COALESCE(SUM(c.n) FILTER (WHERE c.status = 'cancelled'), 0) AS cancelled
+             FROM issues i LEFT JOIN delivery_counts c ON c.issue_id = i.id
              WHERE $1 IS NULL OR i.slug = $1
              GROUP BY i.id ORDER BY i.issue_date DESC, i.slug",
         )
@@ -942,6 +944,23 @@ mod tests {
 
     use super::*;
 
+    /// The counts the triggers keep (migration 0013) are the rows' own.
+    async fn counts_match_the_rows(store: &Store) {
+        let kept: Vec<(i64, String, i64)> = sqlx::query_as(
+            "SELECT issue_id, status, n FROM delivery_counts WHERE n != 0 ORDER BY 1, 2",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let counted: Vec<(i64, String, i64)> = sqlx::query_as(
+            "SELECT issue_id, status, COUNT(*) FROM deliveries GROUP BY 1, 2 ORDER BY 1, 2",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(kept, counted);
+    }
+
     async fn store_with(subscribers: &[(&str, &str)]) -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("g.db")).await.unwrap();
@@ -1118,6 +1137,7 @@ mod tests {
             store.publish_issue_in("i1", t(1), 4).await.unwrap(),
             Published::Already
         );
+        counts_match_the_rows(&store).await;
     }
 
     /// A publish stopped between pieces (a crash): the issue is published,
@@ -1279,6 +1299,7 @@ mod tests {
                 .iter()
                 .any(|p| p.last_reply.as_deref() == Some("421 busy"))
         );
+        counts_match_the_rows(&store).await;
     }
 
     #[tokio::test]
@@ -1323,6 +1344,7 @@ mod tests {
                 Some("not sent: the subscriber is unsubscribed")
             )
         );
+        counts_match_the_rows(&store).await;
     }
 
     #[tokio::test]

@@ -1050,6 +1050,17 @@ mod tests {
             indexes,
             vec![("deliveries_by_legacy_message_id".to_string(),)]
         );
+        // Migration 0013 counted the row already there (sent: 1), and the
+        // bounce moved it (sent: 0 left, bounced: 1).
+        let counts: Vec<(i64, String, i64)> =
+            sqlx::query_as("SELECT issue_id, status, n FROM delivery_counts ORDER BY status")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(
+            counts,
+            vec![(1, "bounced".to_string(), 1), (1, "sent".to_string(), 0)]
+        );
     }
 
     #[tokio::test]
