@@ -31,19 +31,7 @@ else
   bin="${CARGO_TARGET_DIR:-$PWD/target}/release/gazette"
 fi
 
-python3 - "$work" "$N" <<'PY'
-import os, sys, datetime
-work, n = sys.argv[1], int(sys.argv[2])
-d = os.path.join(work, "content", "bench-issue")
-os.makedirs(d, exist_ok=True)
-today = datetime.date.today().isoformat()
-open(os.path.join(d, "issue.toml"), "w").write(f'title = "Bench issue"\ndate = {today}\n')
-open(os.path.join(d, "a.md"), "w").write(f'+++\ntitle = "The quay"\ndate = {today}\n+++\n\nThe ferry ran late again.\n')
-with open(os.path.join(work, "subscribers.csv"), "w") as f:
-    f.write("email,name\n")
-    for i in range(n):
-        f.write(f"reader{i}@bench.example.net,Reader {i}\n")
-PY
+python3 bench/gen_issue.py "$work" "$N" --small --domain bench.example.net
 cat > "$work/config.toml" <<TOML
 [publication]
 title = "The Bench Ledger"

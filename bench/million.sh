@@ -38,23 +38,7 @@ http_port=$(free_port)
 smtp_port=$(free_port)
 
 # One issue of about 20 KB of text, as bench/send.sh has it, and N readers.
-python3 - "$work" "$N" <<'PY'
-import os, sys, datetime
-work, n = sys.argv[1], int(sys.argv[2])
-d = os.path.join(work, "content", "bench-issue")
-os.makedirs(d, exist_ok=True)
-today = datetime.date.today().isoformat()
-open(os.path.join(d, "issue.toml"), "w").write(f'title = "Bench issue"\ndate = {today}\n')
-para = ("The harbour trust met on Tuesday and the ferry timetable was, once again, the first item. " * 6).strip()
-for a in range(4):
-    with open(os.path.join(d, f"article-{a}.md"), "w") as f:
-        f.write(f'+++\ntitle = "Article {a}"\nauthor = "Writer {a}"\ndate = {today}\n+++\n\n')
-        f.write("\n\n".join([para] * 3) + "\n")
-with open(os.path.join(work, "subscribers.csv"), "w") as f:
-    f.write("email,name\n")
-    for i in range(n):
-        f.write(f"reader{i}@bench.example.org,Reader {i}\n")
-PY
+python3 bench/gen_issue.py "$work" "$N"
 cat > "$work/config.toml" <<TOML
 [publication]
 title = "The Bench Ledger"

@@ -37,23 +37,7 @@ else
 fi
 
 # A content folder with one issue of about 20 KB of text, and N subscribers.
-python3 - "$work" "$N" <<'PY'
-import os, sys, datetime
-work, n = sys.argv[1], int(sys.argv[2])
-d = os.path.join(work, "content", "bench-issue")
-os.makedirs(d, exist_ok=True)
-today = datetime.date.today().isoformat()
-open(os.path.join(d, "issue.toml"), "w").write(f'title = "Bench issue"\ndate = {today}\n')
-para = ("The harbour trust met on Tuesday and the ferry timetable was, once again, the first item. " * 6).strip()
-for a in range(4):
-    with open(os.path.join(d, f"article-{a}.md"), "w") as f:
-        f.write(f'+++\ntitle = "Article {a}"\nauthor = "Writer {a}"\ndate = {today}\n+++\n\n')
-        f.write("\n\n".join([para] * 3) + "\n")
-with open(os.path.join(work, "subscribers.csv"), "w") as f:
-    f.write("email,name\n")
-    for i in range(n):
-        f.write(f"reader{i}@bench.example.org,Reader {i}\n")
-PY
+python3 bench/gen_issue.py "$work" "$N"
 # A private CA and a certificate for 127.0.0.1 signed by it, for stunnel.
 ossl() { openssl "$@" >/dev/null 2>&1; }
 ossl req -x509 -newkey rsa:2048 -nodes -keyout "$work/ca.key" -out "$work/ca.pem" -days 2 -subj "/CN=gazette bench CA"
