@@ -7,7 +7,7 @@
 //! half of one. The temporary file is removed when anything fails.
 
 use std::fs::{self, File};
-use std::io::Write as _;
+use std::io::{Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -114,12 +114,30 @@ fn stage(dir: &Path, name: &str, bytes: &[u8]) -> Result<Option<PathBuf>, FeedEr
 
 /// True when `path` is a regular file with exactly `bytes` (any error reading
 /// it means "no": the file is then rewritten, or the write reports why not).
+/// Compared a block at a time, not read whole: the three feeds of a big
+/// archive are compared at once, ~30 MB each, beside the new ones in memory.
 fn holds(path: &Path, bytes: &[u8]) -> bool {
     match fs::metadata(path) {
         Ok(meta) if meta.is_file() && meta.len() == bytes.len() as u64 => {
-            fs::read(path).is_ok_and(|existing| existing == bytes)
+            File::open(path).is_ok_and(|file| same_bytes(file, bytes))
         }
         _ => false,
+    }
+}
+
+/// Whether `reader` yields exactly `bytes`, then ends.
+fn same_bytes(mut reader: impl Read, mut bytes: &[u8]) -> bool {
+    let mut block = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut block) {
+            Ok(0) => return bytes.is_empty(),
+            Ok(n) => match bytes.strip_prefix(&block[..n]) {
+                Some(rest) => bytes = rest,
+                None => return false,
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
     }
 }
 
@@ -334,6 +352,18 @@ mod tests {
             fs::read_to_string(dir.join("feed.json")).unwrap(),
             "{\"v\": \"old\"}\n"
         );
+    }
+
+    #[test]
+    fn same_bytes_compares_block_by_block_to_the_end() {
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        assert!(same_bytes(&big[..], &big));
+        let mut other = big.clone();
+        other[150_000] ^= 1;
+        assert!(!same_bytes(&other[..], &big));
+        assert!(!same_bytes(&big[..199_999], &big), "shorter");
+        assert!(!same_bytes(&big[..], &big[..199_999]), "longer");
+        assert!(same_bytes(&b""[..], b""));
     }
 
     #[test]
