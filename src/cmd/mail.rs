@@ -265,7 +265,7 @@ pub fn deliveries(config: &Config, slug: Option<&str>, json: bool) -> Result<Exi
             config.database.path.display()
         );
     }
-    let (counts, problems) = super::with_store(config, async |store| {
+    let (counts, (problems, problems_total)) = super::with_store(config, async |store| {
         let counts = store.delivery_counts(slug).await?;
         let problems = match slug {
             Some(s) => (
@@ -276,7 +276,6 @@ pub fn deliveries(config: &Config, slug: Option<&str>, json: bool) -> Result<Exi
         };
         Ok((counts, problems))
     })?;
-    let (problems, problems_total) = problems;
     if let Some(s) = slug
         && counts.is_empty()
     {

@@ -758,6 +758,25 @@ impl Store {
             })
             .collect()
     }
+
+    /// How many deliveries of one issue [`Store::delivery_problems`] would
+    /// list without its limit.
+    pub async fn delivery_problem_count(&self, slug: &str) -> Result<u64, StoreError> {
+        // The list's rule (every status but `queued` and `sent`, and the
+        // queued rows already tried), from the counts the triggers keep and
+        // the retries' own index.
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT (SELECT COALESCE(SUM(c.n), 0) FROM delivery_counts c
+                     WHERE c.issue_id = i.id AND c.status NOT IN ('queued', 'sent'))
+                  + (SELECT COUNT(*) FROM deliveries d
+                     WHERE d.status = 'queued' AND d.attempts > 0 AND d.issue_id = i.id)
+             FROM issues i WHERE i.slug = $1",
+        )
+        .bind(slug)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
 }
 
 /// Two branches, each on its own index (`deliveries_due` by status,
@@ -785,26 +804,6 @@ const PROBLEMS_SQL: &str =
 
 /// How many rows [`Store::delivery_problems`] lists at most.
 pub const PROBLEMS_SHOWN: u32 = 1000;
-
-impl Store {
-    /// How many deliveries of one issue [`Store::delivery_problems`] would
-    /// list without its limit.
-    pub async fn delivery_problem_count(&self, slug: &str) -> Result<u64, StoreError> {
-        // The problem statuses from the counts the triggers keep, the
-        // retries from their own index.
-        let (n,): (i64,) = sqlx::query_as(
-            "SELECT (SELECT COALESCE(SUM(c.n), 0) FROM delivery_counts c
-                     WHERE c.issue_id = i.id AND c.status IN ('bounced', 'cancelled', 'failed', 'sending'))
-                  + (SELECT COUNT(*) FROM deliveries d
-                     WHERE d.status = 'queued' AND d.attempts > 0 AND d.issue_id = i.id)
-             FROM issues i WHERE i.slug = $1",
-        )
-        .bind(slug)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(u64::try_from(n).unwrap_or(0))
-    }
-}
 
 /// The send loop's own connection to the ledger. Its claims and outcomes
 /// all go through one connection, so that connection's page cache stays
