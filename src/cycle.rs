@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
-use crate::content::{self, Ingest, Issue, Problem, ScanError, ScanOptions, SourceTree};
+use crate::content::{
+    self, Ingest, Issue, ParseCache, ParseCounts, Problem, ScanError, ScanOptions, SourceTree,
+};
 use crate::delivery::compose::{DigestComposer, Unprepared};
 use crate::delivery::publish::{self, Decision};
 use crate::delivery::send::{self, Progress, SendOptions, SendReport};
@@ -104,6 +106,10 @@ pub struct CycleReport {
     pub next_release: Option<DateTime<Utc>>,
     /// False when the fingerprint matched the last cycle's.
     pub content_changed: bool,
+    /// Article files parsed in this cycle, and those whose parse was
+    /// taken from the last one (same path, same bytes).
+    pub parsed: usize,
+    pub reused: usize,
     pub recorded: RecordReport,
     pub problems: Vec<Problem>,
     pub feeds: FeedsOutcome,
@@ -119,7 +125,16 @@ pub fn scan_options(config: &Config) -> ScanOptions {
     }
 }
 
-/// Read and parse the whole content folder.
+/// Read and parse the whole content folder, taking unchanged files'
+/// parses from the cache (see [`parse_kept`]): `feeds build`.
+pub fn ingest_kept(config: &Config) -> Result<(Ingest, KeptParse), ScanError> {
+    let opts = scan_options(config);
+    let tree = content::read_tree(&config.content.dir, &opts)?;
+    Ok(parse_kept(config, &tree, &opts))
+}
+
+/// Read and parse the whole content folder, writing nothing (no cache):
+/// `check` and the `issues` commands.
 pub fn ingest(config: &Config) -> Result<(SourceTree, Ingest), ScanError> {
     let opts = scan_options(config);
     let tree = content::read_tree(&config.content.dir, &opts)?;
@@ -219,7 +234,11 @@ pub async fn run(
     if !due.is_empty() {
         let ingest = match parsed {
             Some(i) => i,
-            None => content::parse_tree(&tree, &scan_options(config)),
+            None => {
+                let (ingest, kept) = parse_kept(config, &tree, &scan_options(config));
+                kept.save();
+                ingest
+            }
         };
         report.mail.send = Some(send_mail(config, store, &ingest, &due, control).await?);
     }
@@ -311,6 +330,8 @@ async fn ingest_and_build_feeds(
         drafts: 0,
         next_release: None,
         content_changed: true,
+        parsed: 0,
+        reused: 0,
         recorded: RecordReport::default(),
         problems: Vec::new(),
         feeds: FeedsOutcome::UpToDate,
@@ -340,7 +361,10 @@ async fn ingest_and_build_feeds(
         return Ok((report, tree, None));
     }
 
-    let ingest = content::parse_tree(&tree, &opts);
+    let (ingest, kept) = parse_kept(config, &tree, &opts);
+    let counts = kept.counts();
+    report.parsed = counts.parsed;
+    report.reused = counts.reused;
     let tz = config.publication.timezone;
     let (released, next_release) = release::split(&ingest.issues, tz, now);
     report.issues = ingest.issues.len();
@@ -366,7 +390,47 @@ async fn ingest_and_build_feeds(
         .await?;
     store.set_meta_time(META_NEXT_RELEASE, next_release).await?;
     store.set_meta(META_FINGERPRINT, &key).await?;
+    kept.save();
     Ok((report, tree, Some(ingest)))
+}
+
+/// Parses `tree`, taking each unchanged article file's parse from the
+/// cache file beside the database (`gazette.db.parsed`, kept by the last
+/// parse): after one new issue, the rest of a large archive is not parsed
+/// again. The new parses are kept by [`KeptParse::save`].
+pub fn parse_kept(config: &Config, tree: &SourceTree, opts: &ScanOptions) -> (Ingest, KeptParse) {
+    let path = ParseCache::path_for(&config.database.path);
+    let cache = ParseCache::load(opts, &path);
+    let ingest = content::parse_tree_with(tree, opts, Some(&cache));
+    let counts = cache.counts();
+    tracing::debug!(
+        parsed = counts.parsed,
+        reused = counts.reused,
+        "article files"
+    );
+    (ingest, KeptParse { cache, path })
+}
+
+/// A parse through the cache whose new entries are not saved yet. Saved
+/// last, after the feed files, so that ~30 MB of cache (a cold run over
+/// 10,000 articles) is not being written back while their fsyncs wait.
+pub struct KeptParse {
+    cache: ParseCache,
+    path: PathBuf,
+}
+
+impl KeptParse {
+    pub fn counts(&self) -> ParseCounts {
+        self.cache.counts()
+    }
+
+    /// Writes the cache file; one that cannot be written is a warning
+    /// (the next run parses the files parsed now again).
+    pub fn save(self) {
+        if let Err(err) = self.cache.save(&self.path) {
+            tracing::warn!(path = %self.path.display(), %err, "parse cache not written; the files parsed now will be parsed again next time");
+        }
+    }
 }
 
 fn encode_problems(problems: &[Problem]) -> String {
@@ -410,6 +474,13 @@ impl CycleReport {
             );
             if !self.recorded.new.is_empty() {
                 s += &format!(" (new: {})", self.recorded.new.join(", "));
+            }
+            if self.reused > 0 {
+                s += &format!(
+                    " ({} parsed, {} unchanged since the last parse)",
+                    plural(self.parsed, "article file", "article files"),
+                    self.reused
+                );
             }
             s += ".";
             if !self.recorded.released.is_empty() {
@@ -555,6 +626,7 @@ impl CycleReport {
             "issues": self.issues,
             "articles": self.articles,
             "content_changed": self.content_changed,
+            "article_files": {"parsed": self.parsed, "reused": self.reused},
             "new_issues": self.recorded.new,
             "changed_issues": self.recorded.changed,
             "released_issues": self.recorded.released,

@@ -110,6 +110,66 @@ fn a_new_issue_is_noticed_by_the_next_run() {
 }
 
 #[test]
+fn only_changed_article_files_are_parsed_again_through_the_cache_beside_the_database() {
+    let site = Site::new();
+    let out = site.gazette(&["--json", "run"]);
+    expect_code(&out, 0);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        v["article_files"],
+        serde_json::json!({"parsed": 3, "reused": 0})
+    );
+    assert!(site.path("gazette.db.parsed").is_file());
+
+    // One article edited: it alone is parsed, and the feeds say what it says now.
+    let rss = site.read("feeds/rss.xml");
+    let rel = "content/2026-winter/harbour-cranes.txt";
+    let old = common::HARBOUR_TXT;
+    assert!(rss.contains("Harbour cranes return"), "{rss}");
+    site.write(
+        rel,
+        &old.replace("Harbour cranes return", "Harbour cranes are back"),
+    );
+    let out = site.gazette(&["--json", "run"]);
+    expect_code(&out, 0);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        v["article_files"],
+        serde_json::json!({"parsed": 1, "reused": 2})
+    );
+    assert_eq!(v["changed_issues"].as_array().map(Vec::len), Some(1));
+    let rss = site.read("feeds/rss.xml");
+    assert!(
+        rss.contains("Harbour cranes are back") && !rss.contains("Harbour cranes return"),
+        "{rss}"
+    );
+
+    // feeds build, which has no database, shares the cache.
+    std::fs::remove_dir_all(site.path("feeds")).unwrap();
+    let out = site.gazette(&["--json", "feeds", "build"]);
+    expect_code(&out, 0);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        v["article_files"],
+        serde_json::json!({"parsed": 0, "reused": 3})
+    );
+    assert_eq!(site.read("feeds/rss.xml"), rss);
+
+    // A cache that cannot be written is a warning; the run is whole.
+    std::fs::remove_file(site.path("gazette.db.parsed")).unwrap();
+    std::fs::create_dir(site.path("gazette.db.parsed")).unwrap();
+    site.write(rel, old);
+    let out = site.gazette(&["run"]);
+    expect_code(&out, 0);
+    assert!(
+        stderr(&out).contains("parse cache not written"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(site.read("feeds/rss.xml").contains("Harbour cranes return"));
+}
+
+#[test]
 fn issues_list_and_show() {
     let site = Site::new();
     let out = site.gazette(&["issues", "list"]);

@@ -108,7 +108,7 @@ impl fmt::Display for ContentHash {
 }
 
 /// A problem with one content file: reported, and the rest is still ingested.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Problem {
     pub path: PathBuf,
     /// 1-based line, where the problem has one.

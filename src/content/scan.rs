@@ -14,6 +14,7 @@ use toml::Spanned;
 use toml::value::Datetime;
 use url::Url;
 
+use super::cache::{ArticleFields, ArticleParse, ParseCache};
 use super::text::{self, TomlSource, strip_bom};
 use super::{Article, ContentHash, Issue, Problem, PublishAt, SourceFormat, clipping, markdown};
 
@@ -516,6 +517,17 @@ const FOLDERS_PER_WORKER: usize = 4;
 /// Parses every issue folder of the tree. A bad file is a problem and is
 /// skipped; the rest of its issue is still ingested.
 pub fn parse_tree(tree: &SourceTree, opts: &ScanOptions) -> Ingest {
+    parse_tree_with(tree, opts, None)
+}
+
+/// [`parse_tree`], taking each article file's parse from `cache` when it
+/// holds one for the same path and bytes (and putting the others in it).
+/// The outcome is the same as without a cache, problems included.
+pub fn parse_tree_with(
+    tree: &SourceTree,
+    opts: &ScanOptions,
+    cache: Option<&ParseCache>,
+) -> Ingest {
     let mut ingest = Ingest {
         issues: Vec::new(),
         problems: tree.problems.clone(),
@@ -524,7 +536,7 @@ pub fn parse_tree(tree: &SourceTree, opts: &ScanOptions) -> Ingest {
     // of every article are CPU work); problems keep the folders' order.
     let parsed = map_in_order(&tree.folders, FOLDERS_PER_WORKER, |folder| {
         let mut problems = Vec::new();
-        (parse_folder(folder, opts, &mut problems), problems)
+        (parse_folder(folder, opts, cache, &mut problems), problems)
     });
     for (issue, mut problems) in parsed {
         ingest.problems.append(&mut problems);
@@ -678,36 +690,23 @@ struct Parsed<'a> {
     file: &'a SourceFile,
     slug: &'a str,
     format: SourceFormat,
-    title: String,
-    authors: Vec<String>,
-    /// None for Markdown without a date: the issue's date applies.
-    date: Option<NaiveDate>,
-    section: Option<String>,
-    dateline: Option<String>,
-    summary: String,
-    html: String,
-    /// (issue name, publication, line) of a clipping's "From the … issue of …".
-    from: Option<(String, String, usize)>,
+    fields: ArticleFields,
 }
 
 /// Problems that do not stop the article (it is published as changed)
 /// go to `warnings`.
-fn parse_article<'a>(
-    file: &'a SourceFile,
-    slug: &'a str,
+fn parse_article(
+    file: &SourceFile,
     format: SourceFormat,
     opts: &ScanOptions,
     warnings: &mut Vec<Problem>,
-) -> Result<Parsed<'a>, Problem> {
+) -> Result<ArticleFields, Problem> {
     let text = text::utf8(&file.path, &file.bytes)?;
     Ok(match format {
         SourceFormat::Clipping => {
             let mut c = clipping::parse(&file.path, text)?;
             warnings.append(&mut c.warnings);
-            Parsed {
-                file,
-                slug,
-                format,
+            ArticleFields {
                 title: c.title,
                 authors: c.authors,
                 date: Some(c.date),
@@ -721,10 +720,7 @@ fn parse_article<'a>(
         SourceFormat::Markdown => {
             let mut m = markdown::parse(&file.path, text, &opts.base_url)?;
             warnings.append(&mut m.warnings);
-            Parsed {
-                file,
-                slug,
-                format,
+            ArticleFields {
                 title: m.title,
                 authors: m.authors,
                 date: m.date,
@@ -738,9 +734,29 @@ fn parse_article<'a>(
     })
 }
 
+/// [`parse_article`], or its kept result when `cache` has one for these
+/// bytes at this path.
+fn parse_or_reuse(
+    file: &SourceFile,
+    format: SourceFormat,
+    opts: &ScanOptions,
+    cache: Option<&ParseCache>,
+) -> ArticleParse {
+    let parse = || {
+        let mut warnings = Vec::new();
+        let outcome = parse_article(file, format, opts, &mut warnings);
+        ArticleParse { outcome, warnings }
+    };
+    match cache {
+        Some(cache) => cache.get_or_parse(file, parse),
+        None => parse(),
+    }
+}
+
 fn parse_folder(
     folder: &SourceFolder,
     opts: &ScanOptions,
+    cache: Option<&ParseCache>,
     problems: &mut Vec<Problem>,
 ) -> Option<Issue> {
     let mut meta = None;
@@ -783,8 +799,18 @@ fn parse_folder(
             continue;
         }
         slugs.insert(slug.to_ascii_lowercase(), &file.path);
-        match parse_article(file, slug, format, opts, problems) {
-            Ok(article) => parsed.push(article),
+        let ArticleParse {
+            outcome,
+            mut warnings,
+        } = parse_or_reuse(file, format, opts, cache);
+        problems.append(&mut warnings);
+        match outcome {
+            Ok(fields) => parsed.push(Parsed {
+                file,
+                slug,
+                format,
+                fields,
+            }),
             Err(problem) => problems.push(problem),
         }
     }
@@ -803,7 +829,7 @@ fn parse_folder(
     let clippings: Vec<(&Path, &str, &str, usize)> = parsed
         .iter()
         .filter_map(|a| {
-            a.from.as_ref().map(|(issue, publ, line)| {
+            a.fields.from.as_ref().map(|(issue, publ, line)| {
                 (a.file.path.as_path(), issue.as_str(), publ.as_str(), *line)
             })
         })
@@ -855,7 +881,7 @@ fn parse_folder(
             IssueMeta {
                 title: first_issue.to_string(),
                 // Clippings always have a date.
-                date: parsed.iter().filter_map(|a| a.date).max()?,
+                date: parsed.iter().filter_map(|a| a.fields.date).max()?,
                 number: None,
                 volume: None,
                 summary: None,
@@ -870,13 +896,13 @@ fn parse_folder(
         .into_iter()
         .map(|p| Article {
             slug: p.slug.to_string(),
-            title: p.title,
-            authors: p.authors,
-            date: p.date.unwrap_or(meta.date),
-            section: p.section,
-            dateline: p.dateline,
-            summary: p.summary,
-            html: p.html,
+            title: p.fields.title,
+            authors: p.fields.authors,
+            date: p.fields.date.unwrap_or(meta.date),
+            section: p.fields.section,
+            dateline: p.fields.dateline,
+            summary: p.fields.summary,
+            html: p.fields.html,
             source: p.file.path.clone(),
             format: p.format,
             hash: p.file.hash,
