@@ -445,3 +445,44 @@ fn gazette_behind_postfix_learns_from_postfixs_own_dsns() {
         "{deliveries}"
     );
 }
+
+#[test]
+fn digests_go_to_a_real_postfix_as_bdat_chunks_and_arrive_whole() {
+    let relay = SmtpServer::start(&[]);
+    let bounces = SmtpServer::start(&[]);
+    let postfix = Postfix::start(relay.port, bounces.port);
+    let site = common::Site::mailing_to_readers(3, &common::smtp::via(postfix.smtpd_port, "none"));
+    // A line of the plain-text part that starts with ".": DATA would
+    // double it and the server take one off; BDAT carries it as it is.
+    site.write(
+        "content/2026-winter/dots.txt",
+        "Dots ahead\r\n\r\nNovember 18, 2026\r\n\r\nFrom the Winter 2026 issue of The Test Ledger\r\n\r\n\
+         .NET and .io walked into a bar.\r\n",
+    );
+    let out = site.gazette(&["--json", "run"]);
+    common::expect_code(&out, 0);
+    let report = common::json(&out);
+    assert_eq!(report["mail"]["send"]["sent"], 3, "{report}");
+
+    let got = wait_for(&relay, 3, &postfix);
+    // smtpd's side of the log (debug_peer_list): what gazette sent.
+    let log = postfix.log();
+    let smtpd: Vec<&str> = log.lines().filter(|l| l.contains("/smtpd[")).collect();
+    assert!(
+        smtpd.iter().filter(|l| l.contains("]: BDAT ")).count() == 3
+            && !smtpd.iter().any(|l| l.ends_with("]: DATA")),
+        "gazette did not use BDAT\n--- maillog\n{log}"
+    );
+    for m in &got {
+        let text = String::from_utf8_lossy(&m.raw);
+        assert!(
+            text.contains("\r\n.NET and .io walked into a bar.") && !text.contains("..NET"),
+            "{text}"
+        );
+    }
+    // smtp_server.py saves the Nth message as msg/N.eml.
+    let files: Vec<PathBuf> = (1..=got.len())
+        .map(|i| relay.messages_dir().join(format!("{i}.eml")))
+        .collect();
+    common::mail::mimecheck(&files, common::mail::Kind::Bulk);
+}

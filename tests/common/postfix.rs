@@ -315,6 +315,9 @@ recipient_delimiter = +
 smtpd_tls_security_level = none
 # Fast queue: retries every second, the delay warning (an `Action:
 # delayed` DSN) at the first deferral after a second.
+# smtpd logs each command of a loopback client (a test can tell BDAT
+# from DATA).
+debug_peer_list = 127.0.0.1
 queue_run_delay = 1s
 minimal_backoff_time = 1s
 maximal_backoff_time = 1s
