@@ -408,15 +408,16 @@ pub fn parse_kept(config: &Config, tree: &SourceTree, opts: &ScanOptions) -> (In
         reused = counts.reused,
         "article files"
     );
-    (ingest, KeptParse { cache, path })
+    (ingest, KeptParse { cache })
 }
 
-/// A parse through the cache whose new entries are not saved yet. Saved
-/// last, after the feed files, so that ~30 MB of cache (a cold run over
-/// 10,000 articles) is not being written back while their fsyncs wait.
+/// A parse through the cache whose new cache file is not in place yet:
+/// the entries parsed now are in its temporary file, and
+/// [`KeptParse::save`] adds the reused ones and renames it. Dropped
+/// unsaved (a failed cycle), the temporary file goes and the old cache
+/// stays.
 pub struct KeptParse {
     cache: ParseCache,
-    path: PathBuf,
 }
 
 impl KeptParse {
@@ -427,8 +428,9 @@ impl KeptParse {
     /// Writes the cache file; one that cannot be written is a warning
     /// (the next run parses the files parsed now again).
     pub fn save(self) {
-        if let Err(err) = self.cache.save(&self.path) {
-            tracing::warn!(path = %self.path.display(), %err, "parse cache not written; the files parsed now will be parsed again next time");
+        let path = self.cache.path().to_path_buf();
+        if let Err(err) = self.cache.save() {
+            tracing::warn!(path = %path.display(), %err, "parse cache not written; the files parsed now will be parsed again next time");
         }
     }
 }

@@ -23,7 +23,7 @@ pub fn build(config: &Config, json: bool) -> Result<ExitCode> {
         chrono::Utc::now(),
     );
     let outcome = cycle::build_feeds(config, &released)?;
-    // After the feed files, whose fsyncs it would slow down.
+    // Only once the feeds are built: a failed build keeps the old cache.
     kept.save();
     let cycle::FeedsOutcome::Built {
         written,

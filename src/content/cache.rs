@@ -9,12 +9,14 @@
 //!
 //! The entries live in one file beside the database (`gazette.db.parsed`,
 //! as the run lock is `gazette.db.lock`), not in it: a cold run over
-//! 10,000 articles parses ~40 MB of HTML, which SQLite took 1.5 s to store
-//! row by row against ~30 ms for a plain file. It is a cache: written to a
-//! temporary file and renamed, never fsynced; every entry carries a BLAKE3
-//! of its key and bytes, checked when it is used, so a torn or damaged file
-//! only means those files are parsed again. A file that cannot be read or
-//! written is a warning, never a failed run.
+//! 10,000 articles parses ~30 MB of HTML, which SQLite took 1.5 s to store
+//! row by row against ~30 ms for a plain file. It is a cache: each new
+//! entry goes to a temporary file as soon as it is parsed (so no copy of
+//! them all is held in memory), the entries reused are copied after them,
+//! and the file is renamed over the old one; never fsynced. Every entry
+//! carries a BLAKE3 of its key and bytes, checked when it is used, so a
+//! torn or damaged file only means those files are parsed again. A file
+//! that cannot be read or written is a warning, never a failed run.
 //!
 //! An entry holds a failed parse too (its problem), and the warnings of a
 //! good one, so a file served from the cache reports exactly what a fresh
@@ -80,15 +82,50 @@ struct Kept {
 /// Shared by the parsing threads (the maps sit behind locks taken once
 /// per file, next to a parse that costs tens of microseconds).
 pub struct ParseCache {
+    path: PathBuf,
     /// Over the program's version and the base URL.
     salt: blake3::Hasher,
     bytes: Vec<u8>,
     known: Mutex<HashMap<ContentHash, Kept>>,
     /// Entries of `bytes` this ingest used.
     reused: Mutex<Vec<Range<usize>>>,
-    /// Entries parsed now, ready to write.
-    fresh: Mutex<Vec<u8>>,
+    /// The new file, opened at the first entry parsed now.
+    out: Mutex<Option<io::Result<Draft>>>,
     parsed: AtomicUsize,
+}
+
+/// The temporary file the new cache is written to; removed unless it
+/// was renamed into place.
+struct Draft {
+    tmp: PathBuf,
+    file: io::BufWriter<fs::File>,
+    renamed: bool,
+}
+
+impl Draft {
+    fn create(path: &Path) -> io::Result<Draft> {
+        let mut tmp_name = path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        tmp_name.push(format!(".tmp.{}", std::process::id()));
+        let tmp = path.with_file_name(tmp_name);
+        let mut file = io::BufWriter::with_capacity(1 << 20, fs::File::create(&tmp)?);
+        file.write_all(MAGIC)?;
+        Ok(Draft {
+            tmp,
+            file,
+            renamed: false,
+        })
+    }
+}
+
+impl Drop for Draft {
+    fn drop(&mut self) {
+        if !self.renamed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// How an ingest went through the cache.
@@ -108,28 +145,22 @@ impl ParseCache {
         db.with_file_name(name)
     }
 
-    /// A cache with no entries: every file is parsed (and kept).
-    pub fn empty(opts: &ScanOptions) -> Self {
-        Self::from_bytes(opts, Vec::new())
-    }
-
-    /// The entries of the file at `path`; a missing file is an empty
-    /// cache, and so, with a warning, is one that cannot be read.
+    /// The entries of the file at `path`, which [`ParseCache::save`]
+    /// replaces; a missing file is an empty cache, and so, with a
+    /// warning, is one that cannot be read.
     pub fn load(opts: &ScanOptions, path: &Path) -> Self {
-        match fs::read(path) {
-            Ok(bytes) => Self::from_bytes(opts, bytes),
-            Err(err) => {
-                if err.kind() != io::ErrorKind::NotFound {
-                    tracing::warn!(path = %path.display(), %err, "parse cache not read; parsing every file");
-                }
-                Self::empty(opts)
+        let bytes = fs::read(path).unwrap_or_else(|err| {
+            if err.kind() != io::ErrorKind::NotFound {
+                tracing::warn!(path = %path.display(), %err, "parse cache not read; parsing every file");
             }
-        }
+            Vec::new()
+        });
+        Self::from_bytes(opts, path, bytes)
     }
 
     /// Entries up to the first that does not fit in `bytes` (a file cut
     /// short keeps those before the cut); none if the magic is wrong.
-    fn from_bytes(opts: &ScanOptions, bytes: Vec<u8>) -> Self {
+    fn from_bytes(opts: &ScanOptions, path: &Path, bytes: Vec<u8>) -> Self {
         let mut salt = blake3::Hasher::new();
         for part in [env!("CARGO_PKG_VERSION"), opts.base_url.as_str()] {
             salt.update(&(part.len() as u64).to_le_bytes());
@@ -159,13 +190,19 @@ impl ParseCache {
             }
         }
         ParseCache {
+            path: path.to_path_buf(),
             salt,
             bytes,
             known: Mutex::new(known),
             reused: Mutex::new(Vec::new()),
-            fresh: Mutex::new(Vec::new()),
+            out: Mutex::new(None),
             parsed: AtomicUsize::new(0),
         }
+    }
+
+    /// The cache file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The key of a file's parse: path, bytes (by their hash) and the salt.
@@ -207,11 +244,16 @@ impl ParseCache {
         if let Ok(json) = serde_json::to_vec(&entry)
             && let Ok(len) = u32::try_from(json.len())
         {
-            let mut fresh = lock(&self.fresh);
-            fresh.extend_from_slice(&key.0);
-            fresh.extend_from_slice(&len.to_le_bytes());
-            fresh.extend_from_slice(&check(&key, &json));
-            fresh.extend_from_slice(&json);
+            let sum = check(&key, &json);
+            let mut out = lock(&self.out);
+            if let Ok(draft) = out.get_or_insert_with(|| Draft::create(&self.path)) {
+                let written = [&key.0[..], &len.to_le_bytes(), &sum, &json]
+                    .iter()
+                    .try_for_each(|part| draft.file.write_all(part));
+                if let Err(err) = written {
+                    *out = Some(Err(err));
+                }
+            }
         }
         entry
     }
@@ -224,43 +266,33 @@ impl ParseCache {
         }
     }
 
-    /// Writes the entries this ingest used and parsed to `path`, so that
-    /// the file holds the files there are (a deleted draft's text does not
-    /// linger), unless nothing changed.
+    /// Puts the new cache file in place: the entries parsed now (already
+    /// written) and those reused, so that it holds the files there are (a
+    /// deleted draft's text does not linger). Nothing is written when
+    /// nothing changed.
     ///
-    /// A temporary file beside it, renamed over it: a reader sees the old
-    /// file or the new one. The folder must exist (a cache makes none).
-    pub fn save(self, path: &Path) -> io::Result<()> {
+    /// The file is renamed over the old one: a reader sees the old file or
+    /// the new one. Its folder must exist (a cache makes none).
+    pub fn save(self) -> io::Result<()> {
         let known = self.known.into_inner().unwrap_or_else(|e| e.into_inner());
         let reused = self.reused.into_inner().unwrap_or_else(|e| e.into_inner());
-        let fresh = self.fresh.into_inner().unwrap_or_else(|e| e.into_inner());
+        let out = self.out.into_inner().unwrap_or_else(|e| e.into_inner());
         // Every entry used was taken out of `known`: what is left belongs
         // to files changed or gone.
         let whole = self.bytes.starts_with(MAGIC)
             && reused.iter().map(|r| r.len()).sum::<usize>() + MAGIC.len() == self.bytes.len();
-        if fresh.is_empty() && known.is_empty() && whole {
-            return Ok(());
+        let mut draft = match out {
+            None if known.is_empty() && whole => return Ok(()),
+            None => Draft::create(&self.path)?,
+            Some(draft) => draft?,
+        };
+        for range in reused {
+            draft.file.write_all(&self.bytes[range])?;
         }
-        let mut tmp_name = path
-            .file_name()
-            .map(|n| n.to_os_string())
-            .unwrap_or_default();
-        tmp_name.push(format!(".tmp.{}", std::process::id()));
-        let tmp = path.with_file_name(tmp_name);
-        let written = (|| {
-            let mut out = io::BufWriter::with_capacity(1 << 20, fs::File::create(&tmp)?);
-            out.write_all(MAGIC)?;
-            for range in reused {
-                out.write_all(&self.bytes[range])?;
-            }
-            out.write_all(&fresh)?;
-            out.into_inner().map_err(io::IntoInnerError::into_error)?;
-            fs::rename(&tmp, path)
-        })();
-        if written.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        written
+        draft.file.flush()?;
+        fs::rename(&draft.tmp, &self.path)?;
+        draft.renamed = true;
+        Ok(())
     }
 }
 

@@ -71,7 +71,7 @@ fn cached(root: &Path, opts: &ScanOptions, path: &Path) -> (Ingest, ParseCounts)
     let cache = ParseCache::load(opts, path);
     let ingest = parse_tree_with(&tree(root, opts), opts, Some(&cache));
     let counts = cache.counts();
-    cache.save(path).unwrap();
+    cache.save().unwrap();
     (ingest, counts)
 }
 
@@ -280,7 +280,7 @@ fn a_cache_that_cannot_be_written_is_an_error_and_the_parse_is_whole() {
     let path = dir.path().join("missing-folder/gazette.db.parsed");
     let cache = ParseCache::load(&opts(), &path);
     let ingest = parse_tree_with(&tree(content.path(), &opts()), &opts(), Some(&cache));
-    assert!(cache.save(&path).is_err());
+    assert!(cache.save().is_err());
     assert_same(
         &parse_tree(&tree(content.path(), &opts()), &opts()),
         &ingest,
