@@ -9,7 +9,8 @@
 # The TLS modes trust a private CA made here with openssl (mail.smtp.ca_file);
 # stunnel sets TCP_NODELAY on both of its sockets, so it adds no Nagle delay
 # of its own. Prints messages/s per mode, the ratio to smtp-source, gazette's
-# peak RSS and the ledger's final counts.
+# peak RSS, the ledger's final counts, and the CPU each process used per message
+# (gazette from GNU time, smtp-sink and stunnel from /proc/PID/stat).
 #
 #   bash bench/send.sh [SUBSCRIBERS]                 (default 100000)
 #   MODES="none tls" bash bench/send.sh 20000        (some modes only)
@@ -75,6 +76,8 @@ start_sink() {
   smtp-sink -u nobody 127.0.0.1:$PORT 1000 >/dev/null 2>&1 & sink_pid=$!
   sleep 0.3
 }
+# CPU seconds (user + system) a running process has used so far.
+cpu_of() { awk '{ print ($14 + $15) / 100 }' "/proc/$1/stat"; }
 stop_all() {
   cleanup; wait 2>/dev/null || true; sink_pid= tunnel_pid=
 }
@@ -116,7 +119,9 @@ for mode in $MODES; do
   "$bin" --config "$work/config.toml" subscribers import "$work/subscribers.csv" >/dev/null
   start_sink
   [ "$mode" = none ] || start_tunnel "$mode"
-  /usr/bin/time -f "%M" -o "$work/rss-$mode" "$bin" --config "$work/config.toml" --json run > "$work/run-$mode.json"
+  /usr/bin/time -f "%M %U %S" -o "$work/rss-$mode" "$bin" --config "$work/config.toml" --json run > "$work/run-$mode.json"
+  # Where the CPU went: each process's seconds for the whole run.
+  echo "$(cpu_of "$sink_pid") $([ -n "$tunnel_pid" ] && cpu_of "$tunnel_pid" || echo 0)" > "$work/cpu-$mode"
   python3 -c "import sqlite3,sys,json; db=sqlite3.connect(sys.argv[1]); print(json.dumps(dict(db.execute('SELECT status, COUNT(*) FROM deliveries GROUP BY status').fetchall())))" "$work/gazette.db" > "$work/ledger-$mode.json"
   stop_all
 done
@@ -125,6 +130,7 @@ python3 - "$work" "$N" "$src_rate" "$msg_bytes" "$MODES" <<'PY'
 import json, sys
 work, n, src_rate, msg_bytes, modes = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5].split()
 print(f"{'':44} {'msgs/s':>9} {'/source':>8} {'/plain':>7} {'peak RSS':>9}  ledger")
+cpu_rows = []
 print(f"{'smtp-source -s 10 -l 20480 (plain)':44} {src_rate:9.0f}")
 rates, ok = {}, True
 for mode in modes:
@@ -133,12 +139,21 @@ for mode in modes:
     secs = send["elapsed_ms"] / 1000
     rate = send["sent"] / secs if secs else 0
     rates[mode] = rate
-    rss_mb = int(open(f"{work}/rss-{mode}").read().split()[-1]) / 1024
+    rss_kb, user, system = open(f"{work}/rss-{mode}").read().split()[-3:]
+    rss_mb = int(rss_kb) / 1024
+    sink, tunnel = map(float, open(f"{work}/cpu-{mode}").read().split())
+    cpu_rows.append((mode, float(user) + float(system), sink, tunnel))
     counts = json.load(open(f"{work}/ledger-{mode}.json"))
     plain = f"{rate / rates['none']:7.2f}" if "none" in rates and mode != "none" else f"{'':7}"
     label = f"gazette security={mode} ({msg_bytes // 1024} KB, 10 conns)"
     print(f"{label:44} {rate:9.0f} {rate / src_rate:8.2f} {plain} {rss_mb:6.0f} MB  {counts}")
     ok &= counts == {"sent": n} and rss_mb < 60
     ok &= rate >= 0.8 * src_rate if mode == "none" else ("none" not in rates or rate >= 0.8 * rates["none"])
+print()
+print(f"{'CPU per message (us), whole run':44} {'gazette':>9} {'smtp-sink':>10} {'stunnel':>8} {'total':>7}")
+for mode, gz, sink, tunnel in cpu_rows:
+    per = lambda s: s / n * 1e6
+    print(f"{'security=' + mode:44} {per(gz):9.0f} {per(sink):10.0f} {per(tunnel):8.0f} {per(gz + sink + tunnel):7.0f}")
+print(f"{'(2 cores: a total of T us per message caps the rate at 2e6 / T)':44}")
 print(f"targets: none >= 0.8 x smtp-source; tls and starttls >= 0.8 x none; peak RSS < 60 MB; all {n} sent: {'met' if ok else 'NOT met'}")
 PY
