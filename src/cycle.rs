@@ -108,8 +108,7 @@ pub struct CycleReport {
     pub content_changed: bool,
     /// Article files parsed in this cycle, and those whose parse was
     /// taken from the last one (same path, same bytes).
-    pub parsed: usize,
-    pub reused: usize,
+    pub article_files: ParseCounts,
     pub recorded: RecordReport,
     pub problems: Vec<Problem>,
     pub feeds: FeedsOutcome,
@@ -127,7 +126,7 @@ pub fn scan_options(config: &Config) -> ScanOptions {
 
 /// Read and parse the whole content folder, taking unchanged files'
 /// parses from the cache (see [`parse_kept`]): `feeds build`.
-pub fn ingest_kept(config: &Config) -> Result<(Ingest, KeptParse), ScanError> {
+pub fn ingest_kept(config: &Config) -> Result<(Ingest, ParseCache), ScanError> {
     let opts = scan_options(config);
     let tree = content::read_tree(&config.content.dir, &opts)?;
     Ok(parse_kept(config, &tree, &opts))
@@ -235,8 +234,8 @@ pub async fn run(
         let ingest = match parsed {
             Some(i) => i,
             None => {
-                let (ingest, kept) = parse_kept(config, &tree, &scan_options(config));
-                kept.save();
+                let (ingest, cache) = parse_kept(config, &tree, &scan_options(config));
+                cache.keep();
                 ingest
             }
         };
@@ -330,8 +329,7 @@ async fn ingest_and_build_feeds(
         drafts: 0,
         next_release: None,
         content_changed: true,
-        parsed: 0,
-        reused: 0,
+        article_files: ParseCounts::default(),
         recorded: RecordReport::default(),
         problems: Vec::new(),
         feeds: FeedsOutcome::UpToDate,
@@ -361,10 +359,8 @@ async fn ingest_and_build_feeds(
         return Ok((report, tree, None));
     }
 
-    let (ingest, kept) = parse_kept(config, &tree, &opts);
-    let counts = kept.counts();
-    report.parsed = counts.parsed;
-    report.reused = counts.reused;
+    let (ingest, cache) = parse_kept(config, &tree, &opts);
+    report.article_files = cache.counts();
     let tz = config.publication.timezone;
     let (released, next_release) = release::split(&ingest.issues, tz, now);
     report.issues = ingest.issues.len();
@@ -390,17 +386,19 @@ async fn ingest_and_build_feeds(
         .await?;
     store.set_meta_time(META_NEXT_RELEASE, next_release).await?;
     store.set_meta(META_FINGERPRINT, &key).await?;
-    kept.save();
+    cache.keep();
     Ok((report, tree, Some(ingest)))
 }
 
 /// Parses `tree`, taking each unchanged article file's parse from the
 /// cache file beside the database (`gazette.db.parsed`, kept by the last
 /// parse): after one new issue, the rest of a large archive is not parsed
-/// again. The new parses are kept by [`KeptParse::save`].
-pub fn parse_kept(config: &Config, tree: &SourceTree, opts: &ScanOptions) -> (Ingest, KeptParse) {
-    let path = ParseCache::path_for(&config.database.path);
-    let cache = ParseCache::load(opts, &path);
+/// again. The cache's new file is not in place yet: the entries parsed
+/// now are in its temporary file, and [`ParseCache::keep`] adds the reused
+/// ones and renames it. Dropped unkept (a failed cycle), the temporary
+/// file goes and the old cache stays.
+pub fn parse_kept(config: &Config, tree: &SourceTree, opts: &ScanOptions) -> (Ingest, ParseCache) {
+    let cache = ParseCache::load(opts, &ParseCache::path_for(&config.database.path));
     let ingest = content::parse_tree_with(tree, opts, Some(&cache));
     let counts = cache.counts();
     tracing::debug!(
@@ -408,31 +406,7 @@ pub fn parse_kept(config: &Config, tree: &SourceTree, opts: &ScanOptions) -> (In
         reused = counts.reused,
         "article files"
     );
-    (ingest, KeptParse { cache })
-}
-
-/// A parse through the cache whose new cache file is not in place yet:
-/// the entries parsed now are in its temporary file, and
-/// [`KeptParse::save`] adds the reused ones and renames it. Dropped
-/// unsaved (a failed cycle), the temporary file goes and the old cache
-/// stays.
-pub struct KeptParse {
-    cache: ParseCache,
-}
-
-impl KeptParse {
-    pub fn counts(&self) -> ParseCounts {
-        self.cache.counts()
-    }
-
-    /// Writes the cache file; one that cannot be written is a warning
-    /// (the next run parses the files parsed now again).
-    pub fn save(self) {
-        let path = self.cache.path().to_path_buf();
-        if let Err(err) = self.cache.save() {
-            tracing::warn!(path = %path.display(), %err, "parse cache not written; the files parsed now will be parsed again next time");
-        }
-    }
+    (ingest, cache)
 }
 
 fn encode_problems(problems: &[Problem]) -> String {
@@ -477,11 +451,11 @@ impl CycleReport {
             if !self.recorded.new.is_empty() {
                 s += &format!(" (new: {})", self.recorded.new.join(", "));
             }
-            if self.reused > 0 {
+            let ParseCounts { parsed, reused } = self.article_files;
+            if reused > 0 {
                 s += &format!(
-                    " ({} parsed, {} unchanged since the last parse)",
-                    plural(self.parsed, "article file", "article files"),
-                    self.reused
+                    " ({} parsed, {reused} unchanged since the last parse)",
+                    plural(parsed, "article file", "article files"),
                 );
             }
             s += ".";
@@ -628,7 +602,7 @@ impl CycleReport {
             "issues": self.issues,
             "articles": self.articles,
             "content_changed": self.content_changed,
-            "article_files": {"parsed": self.parsed, "reused": self.reused},
+            "article_files": self.article_files,
             "new_issues": self.recorded.new,
             "changed_issues": self.recorded.changed,
             "released_issues": self.recorded.released,

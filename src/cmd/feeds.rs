@@ -10,8 +10,8 @@ use gazette::cycle;
 use gazette::release;
 
 pub fn build(config: &Config, json: bool) -> Result<ExitCode> {
-    let (ingest, kept) = cycle::ingest_kept(config)?;
-    let parse = kept.counts();
+    let (ingest, cache) = cycle::ingest_kept(config)?;
+    let parse = cache.counts();
     for p in &ingest.problems {
         eprintln!("warning: {p}");
     }
@@ -24,7 +24,7 @@ pub fn build(config: &Config, json: bool) -> Result<ExitCode> {
     );
     let outcome = cycle::build_feeds(config, &released)?;
     // Only once the feeds are built: a failed build keeps the old cache.
-    kept.save();
+    cache.keep();
     let cycle::FeedsOutcome::Built {
         written,
         unchanged,
@@ -37,7 +37,7 @@ pub fn build(config: &Config, json: bool) -> Result<ExitCode> {
         println!(
             "{}",
             serde_json::json!({"dir": config.feeds.dir, "items": items, "written": written, "unchanged": unchanged,
-                "article_files": {"parsed": parse.parsed, "reused": parse.reused}})
+                "article_files": parse})
         );
     } else {
         println!(

@@ -129,7 +129,7 @@ impl Drop for Draft {
 }
 
 /// How an ingest went through the cache.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ParseCounts {
     /// Article files parsed, and those whose kept parse was used.
     pub parsed: usize,
@@ -200,11 +200,6 @@ impl ParseCache {
         }
     }
 
-    /// The cache file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The key of a file's parse: path, bytes (by their hash) and the salt.
     /// None for a path that is not UTF-8 (such a file is always parsed).
     fn key(&self, file: &SourceFile) -> Option<ContentHash> {
@@ -263,6 +258,16 @@ impl ParseCache {
         ParseCounts {
             parsed: self.parsed.load(Ordering::Relaxed),
             reused: lock(&self.reused).len(),
+        }
+    }
+
+    /// [`ParseCache::save`], a failure to write being a warning, as one
+    /// to read is in [`ParseCache::load`]: the files parsed now are parsed
+    /// again next time.
+    pub fn keep(self) {
+        let path = self.path.clone();
+        if let Err(err) = self.save() {
+            tracing::warn!(path = %path.display(), %err, "parse cache not written; the files parsed now will be parsed again next time");
         }
     }
 

@@ -380,21 +380,16 @@ impl SmtpClient {
         let m = self.read_reply(s).await?;
         let r = self.read_reply(s).await?;
         let b = self.read_reply(s).await?;
-        if [&m, &r, &b].iter().all(|x| x.code / 100 == 2) {
-            return Ok(b);
-        }
         // The server reads the chunk whatever it said to MAIL and RCPT (its
         // length was given) and then refuses it: report the first refusal.
         // A refused BDAT leaves the transaction undefined (RFC 3030 4.2):
         // RSET, and should that fail, the refusal still stands (a broken
         // connection is found when it is next used, and replaced).
-        let refused = [m, r, b]
-            .into_iter()
-            .find(|x| x.code / 100 != 2)
-            .unwrap_or_else(|| Reply {
-                code: 554,
-                text: "refused".into(),
-            });
+        let refused = match [m, r].into_iter().find(|x| x.code / 100 != 2) {
+            Some(refused) => refused,
+            None if b.code / 100 == 2 => return Ok(b),
+            None => b,
+        };
         if refused.code != 421 && self.write(s, b"RSET\r\n").await.is_ok() {
             let _ = self.read_reply(s).await;
         }
